@@ -1,0 +1,85 @@
+"""The document: a photo, its ordered mask layers and the latest engine result.
+
+Plain Python + numpy, no Qt: the canvas widget, the project file and the tests all
+work on this model. Masks are uint8 HxW with 255 = painted, 0 = not painted.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+from app.engine.settings import InpaintSettings
+from app.io.images import ImageMeta
+
+_layer_ids = itertools.count(1)
+
+#: overlay colours handed to new layers in turn
+LAYER_COLOURS = ((255, 48, 48), (48, 140, 255), (60, 200, 90), (255, 170, 0), (200, 70, 255), (0, 200, 200))
+
+
+class LayerKind(str, Enum):
+    FILL = "fill"  # area the engine fills
+    PROTECT = "protect"  # area the engine never copies from
+
+
+@dataclass(eq=False)
+class MaskLayer:
+    name: str
+    mask: np.ndarray  # uint8 HxW, 255 = painted
+    kind: LayerKind = LayerKind.FILL
+    visible: bool = True
+    locked: bool = False
+    color: tuple[int, int, int] = LAYER_COLOURS[0]
+    opacity: float = 0.5
+    uid: int = field(default_factory=lambda: next(_layer_ids))
+
+
+@dataclass(eq=False)
+class InpaintOutcome:
+    """A result waiting to be applied or discarded."""
+
+    image: np.ndarray  # RGB uint8, same size as the photo
+    method: str  # which coarse method ran, e.g. "model: inpaint-studio-default"
+    backend: str  # which backend ran, e.g. "cpu (onnxruntime)"
+
+
+@dataclass(eq=False)
+class Document:
+    photo: np.ndarray  # RGB uint8 HxWx3
+    layers: list[MaskLayer] = field(default_factory=list)
+    result: InpaintOutcome | None = None
+    meta: ImageMeta = field(default_factory=ImageMeta)
+    settings: InpaintSettings = field(default_factory=InpaintSettings)
+    source_path: str | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the photo."""
+        return self.photo.shape[1], self.photo.shape[0]
+
+    def new_layer(self, name: str, kind: LayerKind = LayerKind.FILL, mask: np.ndarray | None = None) -> MaskLayer:
+        """Make (but do not insert) a layer that fits this photo."""
+        h, w = self.photo.shape[:2]
+        if mask is None:
+            mask = np.zeros((h, w), np.uint8)
+        colour = LAYER_COLOURS[len(self.layers) % len(LAYER_COLOURS)]
+        return MaskLayer(name=name, mask=mask, kind=kind, color=colour)
+
+    def layer_by_uid(self, uid: int) -> MaskLayer:
+        for layer in self.layers:
+            if layer.uid == uid:
+                return layer
+        raise KeyError(uid)
+
+    def combined_mask(self, kind: LayerKind) -> np.ndarray:
+        """Union of the visible layers of one kind (what a run uses)."""
+        h, w = self.photo.shape[:2]
+        out = np.zeros((h, w), np.uint8)
+        for layer in self.layers:
+            if layer.visible and layer.kind == kind:
+                np.maximum(out, layer.mask, out=out)
+        return out

@@ -1,0 +1,42 @@
+"""Engine settings: one frozen dataclass, snapshotted into every job."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+#: coarse-stage methods; "model" runs the ONNX/OM generator, the others OpenCV at 512 px
+METHODS = ("auto", "model", "telea", "ns")
+BACKENDS = ("auto", "cpu", "npu")
+
+
+@dataclass(frozen=True)
+class InpaintSettings:
+    method: str = "auto"  # auto = the bundled/selected model when present, else OpenCV Telea
+    model_path: str | None = None  # None = models/default.onnx
+    backend: str = "auto"
+    # context box around each hole region: margin = max(min, fraction * hole box side)
+    context_fraction: float = 0.75
+    context_min_px: int = 48
+    # the coarse stage for OpenCV methods runs at this square size
+    coarse_size: int = 512
+    # contextual residual aggregation
+    cra: bool = True
+    attention_grid: int = 32  # patches per box side, as HiFill
+    attention_scale: float = 60.0  # softmax scale on cosine similarity: high = peaked
+    chunk_columns: int = 3072  # residual columns per aggregation chunk (the NPU matmul width)
+    # a box side above this is worked at reduced scale (bounded memory on huge holes)
+    max_work_side: int = 4096
+    feather_px: int = 3  # seam width inside the hole edge
+    max_megapixels: float = 100.0  # refuse photos above this (decode alone would exhaust memory)
+
+    def with_(self, **changes) -> InpaintSettings:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> InpaintSettings:
+        """Build from a dict, ignoring unknown keys (files written by newer versions)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

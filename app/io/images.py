@@ -1,0 +1,188 @@
+"""Reading and writing photos: RGB uint8 in, RGB uint8 out, metadata kept.
+
+Every photo becomes RGB uint8 HxWx3 with its EXIF orientation applied; what was
+converted (16-bit, alpha, grayscale, CMYK) is reported in `ImageMeta.notes` so the
+command line and the editor can tell the user. EXIF and the ICC profile are written
+back on export, and an alpha channel is re-attached where the format keeps it.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from app.io.atomic import atomic_write
+
+# formats the product reads and writes, by extension
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
+READ_EXTENSIONS = tuple(SAVE_FORMATS) + (".bmp",)
+DEFAULT_MAX_MEGAPIXELS = 100.0
+
+
+class ImageReadError(Exception):
+    """The file cannot be read as a photo; the message says why."""
+
+
+@dataclass(eq=False)
+class ImageMeta:
+    exif: bytes | None = None
+    icc_profile: bytes | None = None
+    alpha: np.ndarray | None = None  # uint8 HxW, re-attached on save when the format allows
+    source_format: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class LoadedImage:
+    rgb: np.ndarray
+    meta: ImageMeta
+
+
+def read_image(path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> LoadedImage:
+    """Decode a photo file into RGB uint8 with orientation applied."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise ImageReadError(f"Cannot read {path.name}: {exc.strerror or exc}") from exc
+    return decode_image(data, path.name, max_megapixels)
+
+
+def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> LoadedImage:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            megapixels = img.width * img.height / 1e6
+            if megapixels > max_megapixels:
+                raise ImageReadError(
+                    f"{label} is {img.width}x{img.height} ({megapixels:.0f} MP); the limit is "
+                    f"{max_megapixels:.0f} MP so that editing stays within memory."
+                )
+            img.load()
+    except ImageReadError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageReadError(f"{label} is not an image this program can read ({exc}).") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"{label} is damaged or truncated and cannot be decoded ({exc}).") from exc
+    meta = ImageMeta(source_format=img.format or "", icc_profile=img.info.get("icc_profile"))
+    exif = img.getexif()
+    if exif.get(0x0112, 1) != 1:
+        meta.notes.append("rotated upright from its EXIF orientation")
+    img = ImageOps.exif_transpose(img)
+    if 0x0112 in exif:
+        exif[0x0112] = 1  # the pixels are upright now; saying so keeps viewers from rotating twice
+    meta.exif = exif.tobytes() if len(exif) else None
+    rgb, alpha = _to_rgb8(img, meta)
+    meta.alpha = alpha
+    return LoadedImage(rgb=rgb, meta=meta)
+
+
+def _to_rgb8(img: Image.Image, meta: ImageMeta) -> tuple[np.ndarray, np.ndarray | None]:
+    mode = img.mode
+    alpha = None
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img).astype(np.float64)
+        peak = 65535.0 if arr.max(initial=0) > 255 or mode.startswith("I;16") else 255.0
+        gray = np.clip(np.round(arr / peak * 255.0), 0, 255).astype(np.uint8)
+        meta.notes.append("16-bit grayscale reduced to 8-bit RGB")
+        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2)), None
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        top = arr.max(initial=1.0) or 1.0
+        gray = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
+        meta.notes.append("floating-point image scaled to 8-bit RGB")
+        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2)), None
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        alpha = np.asarray(rgba)[:, :, 3].copy()
+        if alpha.min() == 255:
+            alpha = None
+        else:
+            meta.notes.append("alpha channel kept aside (the fill works on colour; alpha is restored on export)")
+        return np.ascontiguousarray(np.asarray(rgba)[:, :, :3]), alpha
+    if mode == "CMYK":
+        meta.notes.append("CMYK converted to RGB")
+        meta.icc_profile = None  # a CMYK profile does not describe the RGB pixels
+    elif mode in ("L", "1", "P"):
+        if mode != "P":
+            meta.notes.append("grayscale shown as RGB")
+    elif mode not in ("RGB",):
+        if mode.startswith("RGB") or mode.startswith("I;16"):
+            meta.notes.append(f"{mode} reduced to 8-bit RGB")
+    if mode not in ("RGB", "L", "1", "P", "CMYK", "YCbCr", "LAB", "HSV"):
+        # e.g. 16-bit RGB TIFF: Pillow has no RGB;16 conversion, go through numpy
+        arr = np.asarray(img)
+        if arr.dtype == np.uint16 and arr.ndim == 3:
+            rgb = (arr[:, :, :3].astype(np.uint32) * 255 + 32767) // 65535
+            if arr.shape[2] == 4:
+                alpha = ((arr[:, :, 3].astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+            return np.ascontiguousarray(rgb.astype(np.uint8)), alpha
+    return np.ascontiguousarray(np.asarray(img.convert("RGB"))), alpha
+
+
+def format_for(path: str | Path) -> str:
+    ext = Path(path).suffix.lower()
+    if ext not in SAVE_FORMATS:
+        raise ValueError(
+            f"Cannot write {Path(path).name}: choose a file name ending in "
+            + ", ".join(sorted(set(SAVE_FORMATS)))
+        )
+    return SAVE_FORMATS[ext]
+
+
+def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quality: int = 95) -> bytes:
+    """Encode RGB uint8 to bytes in `fmt` (PNG, JPEG, TIFF, WEBP), keeping EXIF and ICC."""
+    meta = meta or ImageMeta()
+    img = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+    if meta.alpha is not None and fmt in ("PNG", "TIFF", "WEBP") and meta.alpha.shape == rgb.shape[:2]:
+        img.putalpha(Image.fromarray(meta.alpha, "L"))
+    options: dict = {}
+    if meta.icc_profile:
+        options["icc_profile"] = meta.icc_profile
+    if meta.exif:
+        options["exif"] = meta.exif
+    if fmt == "JPEG":
+        options |= {"quality": int(quality), "subsampling": 0 if quality >= 90 else 2, "optimize": True}
+    elif fmt == "WEBP":
+        options |= {"quality": int(quality), "lossless": quality >= 100}
+    elif fmt == "TIFF":
+        options["compression"] = "tiff_deflate"
+    elif fmt == "PNG":
+        options["compress_level"] = 6
+    buf = io.BytesIO()
+    img.save(buf, fmt, **options)
+    return buf.getvalue()
+
+
+def write_image(path: str | Path, rgb: np.ndarray, meta: ImageMeta | None = None, quality: int = 95) -> None:
+    """Write atomically; the format comes from the extension."""
+    data = encode_image(rgb, format_for(path), meta, quality)
+    with atomic_write(path) as handle:
+        handle.write(data)
+
+
+def read_mask(path: str | Path, size: tuple[int, int] | None = None, invert: bool = False) -> np.ndarray:
+    """Read a mask image as uint8 0/255 (255 = fill). Any channel layout; > 127 is painted.
+
+    With `size` (width, height) a mask of another size is scaled to it (nearest
+    neighbour, so it stays binary) — callers say so to the user.
+    """
+    loaded = read_image(path)
+    gray = loaded.rgb.max(axis=2)
+    if loaded.meta.alpha is not None:
+        gray = np.where(loaded.meta.alpha > 127, gray, 0).astype(np.uint8)
+    mask = np.where(gray > 127, 255, 0).astype(np.uint8)
+    if invert:
+        mask = 255 - mask
+    if size is not None and (mask.shape[1], mask.shape[0]) != tuple(size):
+        pil = Image.fromarray(mask).resize(tuple(size), Image.NEAREST)
+        mask = np.asarray(pil).copy()
+    return mask
