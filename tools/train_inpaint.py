@@ -331,6 +331,8 @@ def train(args) -> dict:
         model.load_state_dict(ck["model"])
         opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
         opt.load_state_dict(ck["opt"])
+        for g in opt.param_groups:  # --lr on resume wins over the saved one
+            g["lr"] = args.lr
         step = ck["step"]
         sampler.rng.setstate(ck["rng"])
         torch.set_rng_state(ck["torch_rng"])

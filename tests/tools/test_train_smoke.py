@@ -1,0 +1,100 @@
+"""Smoke test of the training + export code: a few steps on a few synthetic crops."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is a training extra (pip install .[train])")
+cv2 = pytest.importorskip("cv2")
+
+TOOLS = Path(__file__).resolve().parents[2] / "tools"
+
+
+def _load(name):
+    sys.path.insert(0, str(TOOLS))
+    try:
+        spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+        return mod
+    finally:
+        sys.path.remove(str(TOOLS))
+
+
+@pytest.fixture(scope="module")
+def tools():
+    return _load("train_inpaint"), _load("export_onnx")
+
+
+@pytest.fixture()
+def data(tmp_path):
+    """A tiny data root laid out like shared/data: smooth synthetic photos + masks."""
+    rng = np.random.default_rng(0)
+    photos = tmp_path / "data" / "photos" / "bsds500" / "train"
+    photos.mkdir(parents=True)
+    yy, xx = np.mgrid[0:96, 0:96].astype(np.float32) / 96
+    for i in range(4):
+        a, b, c = rng.random(3)
+        im = np.stack([xx * a, yy * b, (xx + yy) * c / 2], -1) * 255
+        cv2.imwrite(str(photos / f"p{i}.png"), im.astype(np.uint8))
+    masks = tmp_path / "data" / "masks" / "nvidia_irregular_test"
+    masks.mkdir(parents=True)
+    for i in range(3):
+        m = np.zeros((64, 64), np.uint8)
+        m[10 + i * 5:40, 20:50] = 255
+        cv2.imwrite(str(masks / f"{i * 10:05d}.png"), m)
+    return tmp_path / "data"
+
+
+def test_loss_decreases_and_checkpoint_resumes(tools, data, tmp_path):
+    train, _ = tools
+    run = tmp_path / "run"
+    common = ["--run", str(run), "--data", str(data), "--width", "8", "--crop", "32",
+              "--batch", "4", "--threads", "1", "--lr", "3e-3", "--log-every", "5",
+              "--snapshot-every", "0"]
+    res = train.train(train.parse_args(common + ["--steps", "40"]))
+    h = res["history"]
+    assert res["step"] == 40
+    assert np.mean(h[-10:]) < np.mean(h[:5])
+    assert (run / "latest.pt").exists() and (run / "log.csv").exists()
+
+    model, ck = train.load_model(run / "latest.pt")
+    assert ck["step"] == 40
+    res2 = train.train(train.parse_args(common + ["--steps", "43"]))
+    assert res2["step"] == 43 and len(res2["history"]) == 3
+
+
+def test_model_keeps_known_pixels(tools):
+    train, _ = tools
+    net = train.InpaintNet(width=8).eval()
+    img = torch.rand(1, 3, 64, 64)
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 16:40, 8:30] = 1
+    with torch.no_grad():
+        out = net.inpaint(img, mask)
+        out2 = net.inpaint(img * (1 - mask), mask)  # hole contents must not matter
+    keep = (mask == 0).expand_as(img)
+    assert torch.equal(out[keep], img[keep])
+    assert torch.allclose(out[~keep], out2[~keep])
+
+
+def test_export_onnx_runs_in_onnxruntime(tools, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    train, export = tools
+    net = train.InpaintNet(width=8).eval()
+    out = tmp_path / "m.onnx"
+    side = export.export(net, out, size=64, meta={"steps_trained": 0})
+    assert side["input_size"] == 64 and side["contract"] == "image-only"
+    assert out.with_suffix(".json").exists()
+    err = export.check_onnx(out, net, size=64)
+    assert err < 1e-4
+    import onnx
+    m = onnx.load(str(out))
+    assert max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")) <= 17
