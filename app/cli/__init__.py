@@ -1,0 +1,1 @@
+"""The command line: `inpaint-studio [PHOTO]` opens the editor; subcommands run headless."""

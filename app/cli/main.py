@@ -1,0 +1,51 @@
+"""Argument parsing and dispatch. Each subcommand lives in its own module that exposes
+`register(subparsers)`; the parser it adds carries a `run(args) -> int` default."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from app import __version__
+
+# subcommand modules, in the order `--help` lists them
+COMMANDS = ("app.cli.inpaint_cmd", "app.cli.batch_cmd", "app.cli.restore_cmd", "app.cli.project_cmd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inpaint-studio",
+        description="Remove objects from photos and repair old photos. "
+        "Without a subcommand, opens the editor (optionally on PHOTO).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # a subcommand not written yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    known = set(parser._subparsers._group_actions[0].choices) if parser._subparsers else set()  # noqa: SLF001
+    if not argv or (argv[0] not in known and not argv[0].startswith("-")):
+        from app.ui.launch import launch_editor  # Qt only when the editor is wanted
+
+        return launch_editor(argv)
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
