@@ -45,6 +45,8 @@ class InpaintOutcome:
     image: np.ndarray  # RGB uint8, same size as the photo
     method: str  # which coarse method ran, e.g. "model: inpaint-studio-default"
     backend: str  # which backend ran, e.g. "cpu (onnxruntime)"
+    mask: np.ndarray | None = None  # the fill mask the run used (uint8 HxW); Apply clears it from the layers
+    notes: list[str] = field(default_factory=list)  # what the engine wants the user to know
 
 
 @dataclass(eq=False)
@@ -73,6 +75,12 @@ class Document:
         for layer in self.layers:
             if layer.uid == uid:
                 return layer
+        raise KeyError(uid)
+
+    def layer_index(self, uid: int) -> int:
+        for index, layer in enumerate(self.layers):
+            if layer.uid == uid:
+                return index
         raise KeyError(uid)
 
     def combined_mask(self, kind: LayerKind) -> np.ndarray:

@@ -1,0 +1,127 @@
+"""Undo commands. Each holds only what it needs to go back and forth: a patch (bounding-box
+diff) for raster edits, the layer object and its index for layer operations, old/new
+values for property changes. They call the session's low-level mutators, which emit the
+signals the views listen to."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QUndoCommand
+
+from app.canvas.patch import Patch
+
+if TYPE_CHECKING:
+    from app.canvas.document import InpaintOutcome, MaskLayer
+    from app.canvas.session import EditSession
+
+_MERGE_PROPS_ID = 1001
+
+
+class MaskEditCommand(QUndoCommand):
+    """A stroke or a one-shot tool on one layer. The edit is already on the canvas when the
+    command is pushed, so the first redo() does nothing."""
+
+    def __init__(self, session: EditSession, uid: int, patch: Patch, text: str) -> None:
+        super().__init__(text)
+        self._session, self._uid, self._patch = session, uid, patch
+        self._applied = True
+
+    @property
+    def nbytes(self) -> int:
+        return self._patch.nbytes
+
+    def redo(self) -> None:
+        if self._applied:
+            return
+        self._session.swap_mask_patch(self._uid, self._patch)
+        self._applied = True
+
+    def undo(self) -> None:
+        self._session.swap_mask_patch(self._uid, self._patch)
+        self._applied = False
+
+
+class AddLayerCommand(QUndoCommand):
+    def __init__(self, session: EditSession, layer: MaskLayer, index: int, text: str = "Add layer") -> None:
+        super().__init__(text)
+        self._session, self._layer, self._index = session, layer, index
+
+    def redo(self) -> None:
+        self._session.insert_layer(self._layer, self._index)
+
+    def undo(self) -> None:
+        self._session.remove_layer(self._layer.uid)
+
+
+class DeleteLayerCommand(QUndoCommand):
+    def __init__(self, session: EditSession, layer: MaskLayer, index: int) -> None:
+        super().__init__(f"Delete layer “{layer.name}”")
+        self._session, self._layer, self._index = session, layer, index
+
+    def redo(self) -> None:
+        self._session.remove_layer(self._layer.uid)
+
+    def undo(self) -> None:
+        self._session.insert_layer(self._layer, self._index)
+
+
+class MoveLayerCommand(QUndoCommand):
+    def __init__(self, session: EditSession, uid: int, old_index: int, new_index: int) -> None:
+        super().__init__("Reorder layers")
+        self._session, self._uid, self._old, self._new = session, uid, old_index, new_index
+
+    def redo(self) -> None:
+        self._session.place_layer(self._uid, self._new)
+
+    def undo(self) -> None:
+        self._session.place_layer(self._uid, self._old)
+
+
+class LayerPropsCommand(QUndoCommand):
+    """Rename, hide/show, lock, kind, colour, opacity. Consecutive opacity changes of one
+    layer (a slider drag) merge into one step."""
+
+    def __init__(self, session: EditSession, uid: int, old: dict, new: dict, text: str) -> None:
+        super().__init__(text)
+        self._session, self._uid, self._old, self._new = session, uid, old, new
+
+    def id(self) -> int:  # noqa: A003 - Qt's name
+        return _MERGE_PROPS_ID if set(self._new) == {"opacity"} else -1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 - Qt's name
+        if not isinstance(other, LayerPropsCommand) or other._uid != self._uid or set(other._new) != set(self._new):
+            return False
+        self._new = dict(other._new)
+        return True
+
+    def redo(self) -> None:
+        self._session.set_props(self._uid, self._new)
+
+    def undo(self) -> None:
+        self._session.set_props(self._uid, self._old)
+
+
+class ApplyResultCommand(QUndoCommand):
+    """The pending result becomes the working photo and the pixels the run filled are
+    cleared from the fill layers, so the next removal starts clean. Undo brings back the
+    photo, the masks and the pending result."""
+
+    def __init__(
+        self, session: EditSession, outcome: InpaintOutcome, photo_patch: Patch, mask_patches: dict[int, Patch]
+    ) -> None:
+        super().__init__("Apply result")
+        self._session, self._outcome = session, outcome
+        self._photo_patch, self._mask_patches = photo_patch, mask_patches
+
+    def redo(self) -> None:
+        self._session.swap_photo_patch(self._photo_patch)
+        for uid, patch in self._mask_patches.items():
+            self._session.swap_mask_patch(uid, patch)
+        self._session.set_result(None)
+
+    def undo(self) -> None:
+        self._session.swap_photo_patch(self._photo_patch)
+        for uid, patch in self._mask_patches.items():
+            self._session.swap_mask_patch(uid, patch)
+        self._session.set_result(self._outcome)

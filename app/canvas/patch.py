@@ -1,0 +1,143 @@
+"""Rectangles and undo payloads for raster edits. No Qt.
+
+A `Patch` is the undo payload of one edit: for each changed tile, the tile's position, a
+bit-packed map of the changed pixels and their values. `swap(array)` exchanges the stored
+values with the array's: right after an edit the patch holds the old values, so the first
+swap undoes the edit and the next one redoes it. Memory is one bit per pixel of each changed
+tile plus one value per changed pixel, never a copy of the whole layer or photo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Rect:
+    """Pixel rectangle: columns x..x+w-1, rows y..y+h-1."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @classmethod
+    def from_corners(cls, x0: int, y0: int, x1: int, y1: int) -> Rect:
+        x0, x1 = sorted((int(x0), int(x1)))
+        y0, y1 = sorted((int(y0), int(y1)))
+        return cls(x0, y0, x1 - x0, y1 - y0)
+
+    @property
+    def x1(self) -> int:
+        return self.x + self.w
+
+    @property
+    def y1(self) -> int:
+        return self.y + self.h
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.y, self.y1), slice(self.x, self.x1)
+
+    @property
+    def area(self) -> int:
+        return self.w * self.h
+
+    def clipped(self, width: int, height: int) -> Rect | None:
+        """Intersection with the image [0, width) x [0, height); None if empty."""
+        x0, y0 = max(self.x, 0), max(self.y, 0)
+        x1, y1 = min(self.x1, width), min(self.y1, height)
+        if x1 <= x0 or y1 <= y0:
+            return None
+        return Rect(x0, y0, x1 - x0, y1 - y0)
+
+    def united(self, other: Rect | None) -> Rect:
+        if other is None:
+            return self
+        return Rect.from_corners(
+            min(self.x, other.x), min(self.y, other.y), max(self.x1, other.x1), max(self.y1, other.y1)
+        )
+
+
+@dataclass
+class _Piece:
+    x: int
+    y: int
+    w: int
+    h: int
+    bits: np.ndarray  # np.packbits of the changed-pixel map (h*w bits)
+    values: np.ndarray  # the values at the changed pixels: (n,) or (n, channels)
+
+    def selector(self) -> np.ndarray:
+        return np.unpackbits(self.bits, count=self.w * self.h).view(bool).reshape(self.h, self.w)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.bits.nbytes + self.values.nbytes)
+
+
+class Patch:
+    """Sparse diff of a 2D (mask) or 3D (photo) array, tile by tile."""
+
+    def __init__(self, pieces: list[_Piece] | None = None) -> None:
+        self.pieces: list[_Piece] = list(pieces or [])
+
+    def __bool__(self) -> bool:
+        return bool(self.pieces)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.nbytes for p in self.pieces)
+
+    @property
+    def rect(self) -> Rect | None:
+        out: Rect | None = None
+        for p in self.pieces:
+            r = Rect(p.x, p.y, p.w, p.h)
+            out = r if out is None else out.united(r)
+        return out
+
+    @classmethod
+    def from_diff(cls, old: np.ndarray, new: np.ndarray, x: int = 0, y: int = 0, tile: int = 256) -> Patch:
+        """Patch holding `old`'s values where `new` differs; (x, y) is where the region sits."""
+        if old.shape != new.shape:
+            raise ValueError(f"patch regions differ in shape: {old.shape} vs {new.shape}")
+        changed = old != new
+        if changed.ndim == 3:
+            changed = changed.any(axis=2)
+        pieces = []
+        h, w = changed.shape
+        row_any = changed.any(axis=1)
+        for ty in range(0, h, tile):
+            if not row_any[ty : ty + tile].any():
+                continue
+            band = changed[ty : ty + tile]
+            col_any = band.any(axis=0)
+            for tx in range(0, w, tile):
+                if not col_any[tx : tx + tile].any():
+                    continue
+                sel = band[:, tx : tx + tile]
+                rows = np.flatnonzero(sel.any(axis=1))
+                cols = np.flatnonzero(sel.any(axis=0))
+                r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+                sel = sel[r0:r1, c0:c1]
+                src = old[ty + r0 : ty + r1, tx + c0 : tx + c1]
+                pieces.append(
+                    _Piece(
+                        x=int(x + tx + c0), y=int(y + ty + r0), w=int(c1 - c0), h=int(r1 - r0),
+                        bits=np.packbits(sel, axis=None), values=src[sel].copy(),
+                    )
+                )
+        return cls(pieces)
+
+    def swap(self, array: np.ndarray) -> Rect | None:
+        """Exchange stored values with `array`'s (undo, then redo, then undo...). Returns the dirty rect."""
+        for p in self.pieces:
+            sub = array[p.y : p.y + p.h, p.x : p.x + p.w]
+            sel = p.selector()
+            current = sub[sel]
+            sub[sel] = p.values
+            p.values = current
+        return self.rect

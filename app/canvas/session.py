@@ -1,0 +1,220 @@
+"""The editing session: one Document, its undo stack, the active layer, and the signals views
+listen to. Widgets never mutate the document directly: they call the high-level methods
+here (which push undo commands) and repaint on the signals.
+
+Low-level mutators (insert_layer, remove_layer, place_layer, set_props, swap_mask_patch,
+swap_photo_patch, set_result) are for the commands only: they change the model and emit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from app.canvas import commands
+from app.canvas.document import Document, InpaintOutcome, LayerKind, MaskLayer
+from app.canvas.patch import Patch, Rect
+
+_LAYER_PROPS = ("name", "visible", "locked", "kind", "color", "opacity")
+MaskTool = Callable[[np.ndarray], "tuple[Rect | None, Patch | None]"]
+
+
+class EditSession(QObject):
+    document_replaced = Signal()  # a new document (open, project load): views rebuild everything
+    layers_changed = Signal()  # list order, membership or a layer property changed
+    layer_pixels_changed = Signal(int, object)  # uid, Rect of changed pixels (None = all)
+    photo_changed = Signal(object)  # Rect of changed photo pixels (None = all)
+    result_changed = Signal()  # a result arrived, was applied or discarded
+    active_layer_changed = Signal(int)  # uid, 0 = none
+
+    def __init__(self, document: Document | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.undo_stack = QUndoStack(self)
+        self._document = document or Document(photo=np.zeros((1, 1, 3), np.uint8))
+        self._active_uid = self._document.layers[0].uid if self._document.layers else 0
+        self.photo_generation = 0  # bumped whenever photo pixels change (stale run results are dropped)
+
+    # ---------------------------------------------------------------- access
+    @property
+    def document(self) -> Document:
+        return self._document
+
+    @property
+    def active_uid(self) -> int:
+        return self._active_uid
+
+    def active_layer(self) -> MaskLayer | None:
+        try:
+            return self._document.layer_by_uid(self._active_uid)
+        except KeyError:
+            return None
+
+    def set_active(self, uid: int) -> None:
+        if uid != self._active_uid:
+            self._active_uid = uid
+            self.active_layer_changed.emit(uid)
+
+    def set_document(self, document: Document) -> None:
+        """Replace the document (a freshly opened photo or project); history starts over."""
+        self.undo_stack.clear()
+        self._document = document
+        self.photo_generation += 1
+        self._active_uid = document.layers[0].uid if document.layers else 0
+        self.document_replaced.emit()
+        self.active_layer_changed.emit(self._active_uid)
+
+    # ---------------------------------------------------------------- high level (undoable)
+    def add_layer(
+        self, name: str | None = None, kind: LayerKind = LayerKind.FILL, mask: np.ndarray | None = None,
+        index: int | None = None,
+    ) -> MaskLayer:
+        doc = self._document
+        name = name or self._free_name("Protect" if kind == LayerKind.PROTECT else "Mask")
+        layer = doc.new_layer(name, kind, mask)
+        index = len(doc.layers) if index is None else index
+        self.undo_stack.push(commands.AddLayerCommand(self, layer, index, f"Add layer “{name}”"))
+        self.set_active(layer.uid)
+        return layer
+
+    def delete_layer(self, uid: int) -> None:
+        doc = self._document
+        index = doc.layer_index(uid)
+        self.undo_stack.push(commands.DeleteLayerCommand(self, doc.layers[index], index))
+
+    def move_layer(self, uid: int, new_index: int) -> None:
+        doc = self._document
+        old = doc.layer_index(uid)
+        new_index = max(0, min(new_index, len(doc.layers) - 1))
+        if new_index != old:
+            self.undo_stack.push(commands.MoveLayerCommand(self, uid, old, new_index))
+
+    def set_layer_props(self, uid: int, **props) -> None:
+        unknown = set(props) - set(_LAYER_PROPS)
+        if unknown:
+            raise TypeError(f"not a layer property: {', '.join(sorted(unknown))}")
+        layer = self._document.layer_by_uid(uid)
+        if "kind" in props:
+            props["kind"] = LayerKind(props["kind"])
+        if "color" in props:
+            props["color"] = tuple(int(c) for c in props["color"])
+        old = {k: getattr(layer, k) for k in props}
+        if old == props:
+            return
+        text = _props_text(layer.name, props)
+        self.undo_stack.push(commands.LayerPropsCommand(self, uid, old, dict(props), text))
+
+    def commit_mask_edit(self, uid: int, patch: Patch | None, text: str) -> None:
+        """Record an edit already made to a layer's mask (a brush stroke) as one undo step."""
+        if patch:
+            self.undo_stack.push(commands.MaskEditCommand(self, uid, patch, text))
+
+    def notify_mask_painted(self, uid: int, rect: Rect | None) -> None:
+        """A live stroke changed pixels (its undo step comes at release via commit_mask_edit)."""
+        if rect is not None:
+            self.layer_pixels_changed.emit(uid, rect)
+
+    def edit_mask(self, uid: int, tool: MaskTool, text: str) -> bool:
+        """Run a one-shot tool (rect, lasso, grow, invert, clear...) on a layer; undoable.
+        Returns False when nothing changed."""
+        layer = self._document.layer_by_uid(uid)
+        rect, patch = tool(layer.mask)
+        if not patch:
+            return False
+        self.layer_pixels_changed.emit(uid, rect)
+        self.commit_mask_edit(uid, patch, text)
+        return True
+
+    def replace_layer_mask(self, uid: int, new_mask: np.ndarray, text: str) -> bool:
+        from app.canvas.tools import replace_mask
+
+        return self.edit_mask(uid, lambda mask: replace_mask(mask, new_mask), text)
+
+    def set_result(self, outcome: InpaintOutcome | None) -> None:
+        """A run's result arrives (or is discarded). Not an undo step: Apply is."""
+        self._document.result = outcome
+        self.result_changed.emit()
+
+    def discard_result(self) -> None:
+        self.set_result(None)
+
+    def apply_result(self) -> bool:
+        """The pending result becomes the photo (one undo step, which brings the result back)."""
+        doc = self._document
+        outcome = doc.result
+        if outcome is None:
+            return False
+        if outcome.image.shape != doc.photo.shape:
+            raise ValueError("the result does not match the photo's size")
+        photo_patch = Patch.from_diff(outcome.image, doc.photo)  # holds the result's values
+        mask_patches: dict[int, Patch] = {}
+        if outcome.mask is not None:
+            ran = outcome.mask > 0
+            for layer in doc.layers:
+                if layer.kind == LayerKind.FILL and layer.visible:
+                    cleared = np.where(ran, np.uint8(0), layer.mask)
+                    patch = Patch.from_diff(cleared, layer.mask)
+                    if patch:
+                        mask_patches[layer.uid] = patch
+        self.undo_stack.push(commands.ApplyResultCommand(self, outcome, photo_patch, mask_patches))
+        return True
+
+    # ---------------------------------------------------------------- low level (commands only)
+    def insert_layer(self, layer: MaskLayer, index: int) -> None:
+        self._document.layers.insert(index, layer)
+        self.layers_changed.emit()
+        self.layer_pixels_changed.emit(layer.uid, None)
+
+    def remove_layer(self, uid: int) -> None:
+        doc = self._document
+        index = doc.layer_index(uid)
+        doc.layers.pop(index)
+        if self._active_uid == uid:
+            fallback = doc.layers[min(index, len(doc.layers) - 1)].uid if doc.layers else 0
+            self.set_active(fallback)
+        self.layers_changed.emit()
+        self.layer_pixels_changed.emit(uid, None)
+
+    def place_layer(self, uid: int, index: int) -> None:
+        doc = self._document
+        layer = doc.layers.pop(doc.layer_index(uid))
+        doc.layers.insert(index, layer)
+        self.layers_changed.emit()
+        self.layer_pixels_changed.emit(uid, None)
+
+    def set_props(self, uid: int, props: dict) -> None:
+        layer = self._document.layer_by_uid(uid)
+        for key, value in props.items():
+            setattr(layer, key, value)
+        self.layers_changed.emit()
+        self.layer_pixels_changed.emit(uid, None)
+
+    def swap_mask_patch(self, uid: int, patch: Patch) -> None:
+        layer = self._document.layer_by_uid(uid)
+        rect = patch.swap(layer.mask)
+        self.layer_pixels_changed.emit(uid, rect)
+
+    def swap_photo_patch(self, patch: Patch) -> None:
+        rect = patch.swap(self._document.photo)
+        self.photo_generation += 1
+        self.photo_changed.emit(rect)
+
+    # ---------------------------------------------------------------- helpers
+    def _free_name(self, stem: str) -> str:
+        names = {layer.name for layer in self._document.layers}
+        n = 1
+        while f"{stem} {n}" in names:
+            n += 1
+        return f"{stem} {n}"
+
+
+def _props_text(name: str, props: dict) -> str:
+    if set(props) == {"name"}:
+        return f"Rename layer “{name}”"
+    if set(props) == {"visible"}:
+        return f"{'Show' if props['visible'] else 'Hide'} layer “{name}”"
+    if set(props) == {"locked"}:
+        return f"{'Lock' if props['locked'] else 'Unlock'} layer “{name}”"
+    return f"Change layer “{name}”"

@@ -1,0 +1,119 @@
+"""Pure numpy tools: exact pixels, gap filling, undo patches bit for bit."""
+
+import numpy as np
+import pytest
+
+from app.canvas import tools
+from app.canvas.patch import Patch, Rect
+
+
+def capsule_pixels(shape, points, radius):
+    """Independent reference: pixels whose centre lies within radius of the polyline."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
+    best = np.full(shape, np.inf)
+    pts = list(points) if len(points) > 1 else [points[0], points[0]]
+    for (ax, ay), (bx, by) in zip(pts[:-1], pts[1:]):
+        dx, dy = bx - ax, by - ay
+        l2 = dx * dx + dy * dy
+        t = np.zeros(shape) if l2 == 0 else np.clip(((xx - ax) * dx + (yy - ay) * dy) / l2, 0, 1)
+        best = np.minimum(best, (xx - ax - t * dx) ** 2 + (yy - ay - t * dy) ** 2)
+    return best <= radius * radius
+
+
+def test_segment_paints_exactly_the_capsule_and_reports_its_box():
+    mask = np.zeros((80, 120), np.uint8)
+    rect = tools.stamp_segment(mask, (10.3, 20.7), (90.2, 60.1), 6.45)
+    expected = capsule_pixels(mask.shape, [(10.3, 20.7), (90.2, 60.1)], 6.45)
+    assert np.array_equal(mask == 255, expected)
+    assert set(np.unique(mask)) == {0, 255}
+    ys, xs = np.nonzero(mask)
+    assert rect.x <= xs.min() and rect.x1 > xs.max() and rect.y <= ys.min() and rect.y1 > ys.max()
+    assert rect == Rect(3, 14, 95, 54)  # the capsule's box, not the whole mask
+
+
+def test_far_apart_samples_leave_no_gap():
+    mask = np.zeros((50, 300), np.uint8)
+    rec = tools.StrokeRecorder(mask)
+    rec.segment((5, 25), (5, 25), 2)
+    rec.segment((5, 25), (295, 25), 2)  # one mouse sample 290 px further
+    assert (mask[24:26, 5:295] == 255).all()
+
+
+def test_soft_brush_fades_and_eraser_removes():
+    mask = np.zeros((60, 60), np.uint8)
+    tools.stamp_segment(mask, (30, 30), (30, 30), 20, hardness=0.5)
+    assert mask[30, 30] == 255
+    edge = mask[30, 30 + 16]
+    assert 0 < edge < 255
+    assert mask[30, 55] == 0
+    tools.stamp_segment(mask, (30, 30), (30, 30), 5, erase=True)
+    assert mask[30, 30] == 0 and mask[30, 30 + 16] == edge
+
+
+def test_stroke_patch_undoes_and_redoes_bit_for_bit():
+    rng = np.random.default_rng(1)
+    mask = (rng.random((700, 900)) > 0.7).astype(np.uint8) * 255
+    before = mask.copy()
+    rec = tools.StrokeRecorder(mask)
+    pts = [(50, 50), (400, 90), (620, 600), (880, 650)]
+    for a, b in zip(pts[:-1], pts[1:]):
+        rec.segment(a, b, 30, hardness=0.3)
+    after = mask.copy()
+    patch = rec.finish()
+    assert patch.nbytes < before.nbytes / 4  # only the changed tiles, sparsely
+    patch.swap(mask)
+    assert np.array_equal(mask, before)
+    patch.swap(mask)
+    assert np.array_equal(mask, after)
+
+
+def test_rect_and_lasso_fill_and_erase():
+    mask = np.zeros((40, 40), np.uint8)
+    rect, patch = tools.fill_rect(mask, Rect(5, 6, 10, 4))
+    assert rect == Rect(5, 6, 10, 4)
+    assert (mask[6:10, 5:15] == 255).all() and mask.sum() == 40 * 255
+    rect, patch = tools.fill_rect(mask, Rect(5, 6, 10, 4))
+    assert rect is None and patch is None  # nothing changed, no undo step
+    mask[:] = 0
+    rect, patch = tools.fill_polygon(mask, [(0, 0), (40, 0), (40, 40), (0, 40)])
+    assert (mask == 255).all()
+    tools.fill_polygon(mask, [(10, 10), (30, 10), (30, 30), (10, 30)], erase=True)
+    assert mask[20, 20] == 0 and mask[5, 5] == 255
+    assert mask[9, 20] == 255 and mask[31, 20] == 255
+
+
+def test_grow_shrink_invert_clear():
+    mask = np.zeros((50, 50), np.uint8)
+    mask[20:30, 20:30] = 255
+    original = mask.copy()
+    rect, patch = tools.grow(mask, 3)
+    assert (mask[17:33, 20:30] == 255).all() and mask[16, 25] == 0 and mask[25, 16] == 0
+    assert mask[17, 17] == 0  # corner at distance 3*sqrt(2) stays out
+    patch.swap(mask)
+    assert np.array_equal(mask, original)
+    tools.grow(mask, -2)
+    assert mask[22:28, 22:28].min() == 255 and mask[21, 25] == 0 and mask.sum() == 36 * 255
+    rect, patch = tools.invert(mask)
+    assert mask[0, 0] == 255 and mask[25, 25] == 0
+    rect, patch = tools.clear(mask)
+    assert not mask.any()
+    patch.swap(mask)
+    assert mask[0, 0] == 255
+
+
+def test_photo_patch_swaps_rgb():
+    old = np.zeros((300, 300, 3), np.uint8)
+    new = old.copy()
+    new[100:120, 200:210, 1] = 7
+    patch = Patch.from_diff(new, old)  # holds new's values
+    assert patch.rect == Rect(200, 100, 10, 20)
+    patch.swap(old)
+    assert np.array_equal(old, new)
+
+
+@pytest.mark.parametrize("radius", [0.5, 1, 3.7])
+def test_single_click_matches_reference(radius):
+    mask = np.zeros((20, 20), np.uint8)
+    tools.stamp_segment(mask, (9.5, 9.5), (9.5, 9.5), radius)
+    assert np.array_equal(mask == 255, capsule_pixels(mask.shape, [(9.5, 9.5)], radius))
