@@ -1,0 +1,117 @@
+"""Every layer operation through the session, each undoable; Apply of a result."""
+
+import numpy as np
+
+from app.canvas import tools
+from app.canvas.document import Document, InpaintOutcome, LayerKind
+from app.canvas.session import EditSession
+
+
+def make_session():
+    photo = np.random.default_rng(3).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    return EditSession(Document(photo=photo))
+
+
+def names(session):
+    return [layer.name for layer in session.document.layers]
+
+
+def test_add_rename_reorder_delete_with_undo(qtbot):
+    s = make_session()
+    a = s.add_layer()
+    b = s.add_layer(kind=LayerKind.PROTECT)
+    c = s.add_layer("Wires")
+    assert names(s) == ["Mask 1", "Protect 1", "Wires"] and s.active_uid == c.uid
+    assert b.kind == LayerKind.PROTECT and a.color != b.color
+    s.set_layer_props(a.uid, name="Tourists")
+    s.move_layer(c.uid, 0)
+    assert names(s) == ["Wires", "Tourists", "Protect 1"]
+    s.delete_layer(a.uid)
+    assert names(s) == ["Wires", "Protect 1"]
+    s.undo_stack.undo()
+    assert names(s) == ["Wires", "Tourists", "Protect 1"]
+    assert s.document.layers[1] is a  # the same layer object with its mask comes back
+    s.undo_stack.undo()
+    s.undo_stack.undo()
+    assert names(s) == ["Mask 1", "Protect 1", "Wires"]
+    for _ in range(3):
+        s.undo_stack.undo()
+    assert names(s) == [] and s.active_layer() is None
+    for _ in range(6):
+        s.undo_stack.redo()
+    assert names(s) == ["Wires", "Protect 1"]
+
+
+def test_visibility_lock_kind_colour_opacity_and_signals(qtbot):
+    s = make_session()
+    layer = s.add_layer()
+    changed = []
+    s.layers_changed.connect(lambda: changed.append(1))
+    s.set_layer_props(layer.uid, visible=False)
+    s.set_layer_props(layer.uid, locked=True)
+    s.set_layer_props(layer.uid, kind="protect")
+    s.set_layer_props(layer.uid, color=(1, 2, 3))
+    for opacity in (0.4, 0.3, 0.2):  # a slider drag: one undo step
+        s.set_layer_props(layer.uid, opacity=opacity)
+    assert (layer.visible, layer.locked, layer.kind, layer.color, layer.opacity) == (False, True, LayerKind.PROTECT, (1, 2, 3), 0.2)
+    assert len(changed) == 7
+    assert s.undo_stack.count() == 1 + 5
+    s.undo_stack.undo()
+    assert layer.opacity == 0.5
+    for _ in range(4):
+        s.undo_stack.undo()
+    assert (layer.visible, layer.locked, layer.kind) == (True, False, LayerKind.FILL)
+
+
+def test_one_shot_mask_tools_are_undoable(qtbot):
+    s = make_session()
+    layer = s.add_layer()
+    layer.mask[20:30, 20:40] = 255
+    start = layer.mask.copy()
+    assert s.edit_mask(layer.uid, lambda m: tools.grow(m, 2), "Grow")
+    grown = layer.mask.copy()
+    assert grown.sum() > start.sum()
+    assert s.edit_mask(layer.uid, tools.invert, "Invert")
+    assert s.edit_mask(layer.uid, tools.clear, "Clear")
+    assert not s.edit_mask(layer.uid, tools.clear, "Clear")  # nothing to clear: no undo step
+    assert not layer.mask.any()
+    s.undo_stack.undo()
+    assert np.array_equal(layer.mask, 255 - grown)
+    s.undo_stack.undo()
+    s.undo_stack.undo()
+    assert np.array_equal(layer.mask, start)
+
+
+def test_combined_masks_use_visible_layers_by_kind(qtbot):
+    s = make_session()
+    a, b, p = s.add_layer(), s.add_layer(), s.add_layer(kind=LayerKind.PROTECT)
+    a.mask[0:5] = 255
+    b.mask[10:15] = 255
+    p.mask[20:25] = 255
+    s.set_layer_props(b.uid, visible=False)
+    fill = s.document.combined_mask(LayerKind.FILL)
+    assert fill[0:5].all() and not fill[5:].any()
+    assert s.document.combined_mask(LayerKind.PROTECT)[20:25].all()
+
+
+def test_apply_result_is_one_undoable_step(qtbot):
+    s = make_session()
+    doc = s.document
+    layer = s.add_layer()
+    layer.mask[10:20, 10:30] = 255
+    layer.mask[40:45, 40:45] = 255  # painted during the run: not part of the result
+    run_mask = np.zeros_like(layer.mask)
+    run_mask[10:20, 10:30] = 255
+    photo_before = doc.photo.copy()
+    result = doc.photo.copy()
+    result[10:20, 10:30] = 7
+    outcome = InpaintOutcome(image=result, method="opencv telea", backend="cpu", mask=run_mask)
+    s.set_result(outcome)
+    assert s.apply_result()
+    assert np.array_equal(doc.photo, result) and doc.result is None
+    assert not layer.mask[10:20, 10:30].any() and layer.mask[40:45, 40:45].all()
+    s.undo_stack.undo()
+    assert np.array_equal(doc.photo, photo_before) and doc.result is outcome
+    assert layer.mask[10:20, 10:30].all()
+    s.undo_stack.redo()
+    assert np.array_equal(doc.photo, result)
