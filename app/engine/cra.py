@@ -1,0 +1,136 @@
+"""Contextual residual aggregation (CRA), hole-aware.
+
+The box around a hole is cut into grid x grid square patches. Only patches that touch
+the hole need detail (the rows of the product) and only patches wholly outside it carry
+usable detail (the columns), so instead of HiFill's full (grid^2 x grid^2) x (grid^2 x D)
+product the engine computes attention[rows, cols] @ residual[cols] — in column chunks so
+that a fixed-shape NPU matmul still applies and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from app.engine.errors import Cancelled
+
+MatMul = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def to_patches(image: np.ndarray, grid: int) -> np.ndarray:
+    """(H, W, C) with H = W = grid * p  ->  (grid*grid, p*p*C), patches in row-major order."""
+    side, _, channels = image.shape
+    p = side // grid
+    blocks = image.reshape(grid, p, grid, p, channels).transpose(0, 2, 1, 3, 4)
+    return blocks.reshape(grid * grid, p * p * channels)
+
+
+def from_patches(patches: np.ndarray, grid: int, channels: int = 3) -> np.ndarray:
+    """Inverse of to_patches."""
+    p = int(round((patches.shape[1] // channels) ** 0.5))
+    blocks = patches.reshape(grid, grid, p, p, channels).transpose(0, 2, 1, 3, 4)
+    return blocks.reshape(grid * p, grid * p, channels)
+
+
+def patch_any(mask: np.ndarray, grid: int) -> np.ndarray:
+    """For a boolean (side, side) map: which patches hold at least one True pixel (grid*grid,)."""
+    side = mask.shape[0]
+    p = side // grid
+    return mask.reshape(grid, p, grid, p).any(axis=(1, 3)).reshape(-1)
+
+
+def aggregate(
+    attention: np.ndarray,
+    residual: np.ndarray,
+    matmul: MatMul = np.matmul,
+    chunk_columns: int = 3072,
+    on_chunk: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """attention (R x C) @ residual (C x D), computed over column chunks of the residual.
+
+    on_chunk(k, n) is called after chunk k of n; cancel() is polled before each chunk.
+    """
+    rows, inner = attention.shape
+    if residual.shape[0] != inner:
+        raise ValueError(f"attention has {inner} columns but residual has {residual.shape[0]} rows")
+    width = residual.shape[1]
+    chunk_columns = max(1, int(chunk_columns))
+    n_chunks = max(1, -(-width // chunk_columns))
+    out = np.empty((rows, width), np.float32)
+    attention = np.ascontiguousarray(attention, np.float32)
+    for k in range(n_chunks):
+        if cancel is not None and cancel():
+            raise Cancelled("Cancelled during aggregation.")
+        lo, hi = k * chunk_columns, min(width, (k + 1) * chunk_columns)
+        out[:, lo:hi] = matmul(attention, np.ascontiguousarray(residual[:, lo:hi], np.float32))
+        if on_chunk is not None:
+            on_chunk(k + 1, n_chunks)
+    return out
+
+
+def softmax_rows(scores: np.ndarray, scale: float) -> np.ndarray:
+    z = scores * np.float32(scale)
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+def patch_descriptors(coarse: np.ndarray, grid: int) -> np.ndarray:
+    """Features for matching patches of the coarse fill: each patch's own 4x4 layout of
+    colour plus the mean colours of its 3x3 patch neighbourhood (context, as HiFill's
+    3x3 feature patches), all centred so the cosine compares structure, not brightness."""
+    fine = cv2.resize(coarse, (grid * 4, grid * 4), interpolation=cv2.INTER_AREA).astype(np.float32)
+    own = to_patches(fine, grid)  # grid^2 x 48
+    means = cv2.resize(coarse, (grid, grid), interpolation=cv2.INTER_AREA).astype(np.float32)
+    padded = cv2.copyMakeBorder(means, 1, 1, 1, 1, cv2.BORDER_REFLECT)
+    neigh = [padded[dy : dy + grid, dx : dx + grid].reshape(grid * grid, -1) for dy in range(3) for dx in range(3)]
+    feats = np.concatenate([own, *neigh], axis=1)
+    return feats
+
+
+def compute_attention(coarse: np.ndarray, grid: int, rows: np.ndarray, cols: np.ndarray, scale: float) -> np.ndarray:
+    """Attention of hole patches (rows) over valid patches (cols): a softmax over the
+    cosine similarity of patch descriptors, restricted to the valid columns."""
+    feats = patch_descriptors(coarse, grid)
+    feats = feats - feats[cols].mean(axis=0, keepdims=True)
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True) + 1e-6
+    scores = feats[rows] @ feats[cols].T
+    return softmax_rows(scores.astype(np.float32), scale)
+
+
+def attention_from_model(raw: np.ndarray, layout: str) -> np.ndarray:
+    """HiFill attention output -> (grid^2 queries x grid^2 sources).
+
+    NHWC exports give [1, g, g, g*g] (query at (i, j), weights last); NCHW exports give
+    [1, g*g, g, g] (weights first)."""
+    arr = np.asarray(raw, np.float32)
+    if arr.ndim != 4:
+        raise ValueError(f"attention output has shape {arr.shape}; expected 4 dimensions")
+    if layout == "NHWC" and arr.shape[1] == arr.shape[2] and arr.shape[3] == arr.shape[1] ** 2:
+        g = arr.shape[1]
+        return arr.reshape(g * g, g * g)
+    if arr.shape[2] == arr.shape[3] and arr.shape[1] == arr.shape[2] ** 2:
+        g = arr.shape[2]
+        return arr.reshape(g * g, g * g).T.copy()
+    if arr.shape[1] == arr.shape[2] and arr.shape[3] == arr.shape[1] ** 2:
+        g = arr.shape[1]
+        return arr.reshape(g * g, g * g)
+    raise ValueError(f"attention output has shape {arr.shape}; expected [1,g,g,g*g] or [1,g*g,g,g]")
+
+
+def renormalise(attention: np.ndarray, rows: np.ndarray, cols: np.ndarray, scale: float | None = None) -> np.ndarray:
+    """Take a full attention matrix to the (rows x cols) block and make each row sum to 1.
+    With `scale`, the weights are sharpened first (a model's own attention may be too flat)."""
+    block = attention[np.ix_(rows, cols)].astype(np.float32)
+    if scale is not None:
+        return softmax_rows(np.log(np.maximum(block, 1e-12)), scale)
+    block = np.maximum(block, 0)
+    sums = block.sum(axis=1, keepdims=True)
+    empty = sums[:, 0] <= 1e-12
+    block[empty] = 1.0
+    sums[empty] = block.shape[1]
+    return block / sums

@@ -1,0 +1,265 @@
+"""The inpainting pipeline: regions -> coarse fill -> residual aggregation -> paste.
+
+For each hole region (regions.py) the engine takes a square box at the photo's own
+resolution, fills a small copy of it with the coarse stage, and rebuilds full-resolution
+detail by contextual residual aggregation (cra.py): the residual (box minus its blurred
+copy) of patches outside the hole is carried into the hole patches, weighted by their
+attention. Only hole pixels are written back, so every pixel outside the mask comes back
+bit-identical; a thin seam inside the hole edge matches the fill to its surroundings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.engine import cra
+from app.engine.backends import Backend, select_backend
+from app.engine.coarse import ModelCoarse, OpenCVCoarse
+from app.engine.errors import Cancelled, InputError
+from app.engine.model_spec import DEFAULT_MODEL, load_spec
+from app.engine.regions import Region, find_regions
+from app.engine.settings import METHODS, InpaintSettings
+
+Progress = Callable[[str, int, int, float], None]
+Cancel = Callable[[], bool]
+
+STAGES = ("prepare", "model", "aggregate", "paste")
+
+
+@dataclass(eq=False)
+class InpaintResult:
+    image: np.ndarray  # RGB uint8, the whole photo
+    method: str  # e.g. "model: inpaint-studio-default" or "opencv telea"
+    backend: str
+    regions: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def validate_inputs(image: np.ndarray, mask: np.ndarray, protect: np.ndarray | None = None) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        shape = getattr(image, "shape", None)
+        dtype = getattr(image, "dtype", None)
+        raise InputError(f"The photo must be RGB uint8 HxWx3; got {dtype} {shape}.")
+    if not isinstance(mask, np.ndarray) or mask.ndim != 2:
+        raise InputError(f"The mask must be a 2-D uint8 array; got shape {getattr(mask, 'shape', None)}.")
+    if mask.shape != image.shape[:2]:
+        raise InputError(
+            f"The mask is {mask.shape[1]}x{mask.shape[0]} but the photo is {image.shape[1]}x{image.shape[0]}."
+        )
+    if protect is not None and protect.shape != mask.shape:
+        raise InputError("The protect mask must have the photo's size.")
+
+
+def resolve_coarse(settings: InpaintSettings, backend: Backend | None):
+    """Pick the coarse stage. Returns (stage, backend, backend_note, owns_backend)."""
+    if settings.method not in METHODS:
+        raise InputError(f"Unknown method {settings.method!r}; choose one of {', '.join(METHODS)}.")
+    method = settings.method
+    model_path = Path(settings.model_path) if settings.model_path else DEFAULT_MODEL
+    if method == "auto":
+        method = "model" if model_path.is_file() else "telea"
+    if method in ("telea", "ns"):
+        stage = OpenCVCoarse(method, settings.coarse_size)
+        if backend is None:
+            backend, note = select_backend("cpu" if settings.backend == "auto" else settings.backend)
+            return stage, backend, note, True
+        return stage, backend, "", False
+    spec = load_spec(model_path)
+    owns = backend is None
+    note = ""
+    if backend is None:
+        backend, note = select_backend(settings.backend)
+    try:
+        stage = ModelCoarse(backend, spec)
+    except BaseException:
+        if owns:
+            backend.close()
+        raise
+    return stage, backend, note, owns
+
+
+def inpaint(
+    image: np.ndarray,
+    mask: np.ndarray,
+    settings: InpaintSettings | None = None,
+    *,
+    protect: np.ndarray | None = None,
+    backend: Backend | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> InpaintResult:
+    """Fill the pixels where mask > 0. `protect` > 0 marks pixels never used as a source.
+
+    With no `backend`, one is chosen from settings.backend and closed afterwards."""
+    settings = settings or InpaintSettings()
+    validate_inputs(image, mask, protect)
+    report = progress or (lambda *a: None)
+    if cancel is not None and cancel():
+        raise Cancelled("Cancelled before start.")
+    hole = mask > 0
+    n_hole = int(np.count_nonzero(hole))
+    if n_hole == 0:
+        return InpaintResult(image.copy(), "none", "none", 0, ["The mask is empty: the photo is returned unchanged."])
+    source = ~hole if protect is None else ~hole & ~(protect > 0)
+    if not source.any():
+        if n_hole == hole.size:
+            raise InputError("The mask covers the whole photo: there is nothing left to fill from.")
+        raise InputError("The protected area and the mask together cover the whole photo: nothing is left to copy from.")
+    stage, backend, backend_note, owns = resolve_coarse(settings, backend)
+    try:
+        return _run(image, hole, source, settings, stage, backend, backend_note, report, cancel)
+    finally:
+        if owns:
+            backend.close()
+
+
+def _run(image, hole, source, settings, stage, backend, backend_note, report, cancel) -> InpaintResult:
+    report("prepare", 0, 1, 0.0)
+    regions = find_regions(hole, settings.context_fraction, settings.context_min_px, settings.attention_grid)
+    notes = [backend_note] if backend_note else []
+    out = image.copy()
+    n = len(regions)
+    for index, region in enumerate(regions):
+        base = index / n
+
+        def sub(stage_name: str, k: int, total: int, within: float, _base=base) -> None:
+            report(stage_name, k, total, _base + within / n)
+
+        if cancel is not None and cancel():
+            raise Cancelled("Cancelled.")
+        _fill_region(image, hole, source, region, settings, stage, backend, out, sub, cancel)
+    report("paste", n, n, 1.0)
+    return InpaintResult(out, stage.label, backend.name, n, notes)
+
+
+def _crop_padded(arr: np.ndarray, region: Region, fill_reflect: bool) -> np.ndarray:
+    """The region's box out of `arr`; parts past the photo are reflected (images) or 0."""
+    h, w = arr.shape[:2]
+    x0, y0, x1, y1 = region.box
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    crop = arr[cy0:cy1, cx0:cx1]
+    pads = (cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1)
+    if not any(pads):
+        return crop
+    border = cv2.BORDER_REFLECT_101 if fill_reflect else cv2.BORDER_CONSTANT
+    if fill_reflect and (min(crop.shape[:2]) < 2 or max(pads) >= min(crop.shape[:2])):
+        border = cv2.BORDER_REPLICATE  # reflection needs more pixels than the pad
+    return cv2.copyMakeBorder(crop, *pads, border, value=0)
+
+
+def _fill_region(image, hole, source, region: Region, settings, stage, backend, out, report, cancel) -> None:
+    grid = settings.attention_grid
+    side = region.side
+    box_img = _crop_padded(image, region, True).astype(np.float32)
+    box_hole = _crop_padded(hole.view(np.uint8), region, False) > 0
+    box_source = _crop_padded(source.view(np.uint8), region, False) > 0  # padding is no source
+
+    # bounded memory: a huge box is worked at reduced scale, pasted back upsampled
+    work = side
+    if side > settings.max_work_side:
+        work = max(grid, (settings.max_work_side // grid) * grid)
+        box_img = cv2.resize(box_img, (work, work), interpolation=cv2.INTER_AREA)
+        box_hole = cv2.resize(box_hole.view(np.uint8), (work, work), interpolation=cv2.INTER_AREA) > 0
+        box_source = cv2.resize(box_source.view(np.uint8), (work, work), interpolation=cv2.INTER_NEAREST) > 0
+        box_source &= ~box_hole
+
+    size = stage.size
+    small = cv2.resize(box_img, (size, size), interpolation=cv2.INTER_AREA)
+    # conservative: a small pixel touching any hole pixel is hole, so the object's colours
+    # never leak into the coarse input
+    small_hole = cv2.resize(box_hole.view(np.uint8).astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) > 0
+    report("model", 0, 1, 0.1)
+    coarse_out = stage.run(small, small_hole)
+    if cancel is not None and cancel():
+        raise Cancelled("Cancelled after the coarse stage.")
+    coarse = np.where(small_hole[:, :, None], coarse_out.image, small)
+    report("model", 1, 1, 0.5)
+
+    large = cv2.resize(coarse, (work, work), interpolation=cv2.INTER_LINEAR)
+    if settings.cra and work > size:
+        residual = box_img - cv2.resize(small, (work, work), interpolation=cv2.INTER_LINEAR)
+        _aggregate_residual(
+            large, residual, box_hole, box_source, coarse, coarse_out.attention, grid, work, size, settings, backend,
+            report, cancel,
+        )
+    np.clip(large, 0, 255, out=large)
+    if work != side:
+        large = cv2.resize(large, (side, side), interpolation=cv2.INTER_CUBIC)
+    report("paste", 0, 1, 0.95)
+    _paste(image, hole, region, large, settings.feather_px, out)
+
+
+def _aggregate_residual(large, residual, box_hole, box_source, coarse, model_attention, grid, work, size, settings,
+                        backend, report, cancel) -> None:
+    if model_attention is not None:
+        grid = int(round(model_attention.shape[0] ** 0.5))
+    # the upsampled small copy smears hole colours about one small pixel outwards;
+    # patches within that reach carry a polluted residual and are no source
+    reach = int(np.ceil(work / size)) + 1
+    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    polluted = cv2.dilate(box_hole.view(np.uint8), kernel) > 0
+    rows = np.flatnonzero(cra.patch_any(box_hole, grid))
+    cols = np.flatnonzero(~cra.patch_any(polluted | ~box_source, grid))
+    if len(rows) == 0 or len(cols) == 0:
+        return
+    if model_attention is not None:
+        attention = cra.renormalise(model_attention, rows, cols)
+    else:
+        attention = cra.compute_attention(coarse, grid, rows, cols, settings.attention_scale)
+    patches = cra.to_patches(residual, grid)
+    done = cra.aggregate(
+        attention,
+        patches[cols],
+        backend.matmul,
+        settings.chunk_columns,
+        on_chunk=lambda k, n: report("aggregate", k, n, 0.5 + 0.4 * k / n),
+        cancel=cancel,
+    )
+    base = cra.to_patches(large, grid)
+    base[rows] += done
+    large[:] = cra.from_patches(base, grid)
+
+
+def _paste(image, hole, region: Region, large, feather: int, out) -> None:
+    """Write the fill into `out` at the region's own hole pixels only."""
+    h, w = hole.shape
+    x0, y0, x1, y1 = region.box
+    # the part of the box inside the photo
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    fill = large[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+    orig = image[cy0:cy1, cx0:cx1].astype(np.float32)
+    box_hole = hole[cy0:cy1, cx0:cx1]
+    ox0, oy0, ox1, oy1 = region.own
+    own = np.zeros_like(box_hole)
+    own[max(oy0 - cy0, 0) : max(oy1 - cy0, 0), max(ox0 - cx0, 0) : max(ox1 - cx0, 0)] = True
+    own &= box_hole
+    if not own.any():
+        return
+    if feather > 0:
+        fill = _match_seam(fill, orig, box_hole, own, feather)
+    target = out[cy0:cy1, cx0:cx1]
+    target[own] = np.clip(np.rint(fill[own]), 0, 255).astype(np.uint8)
+
+
+def _match_seam(fill, orig, box_hole, own, feather: int) -> np.ndarray:
+    """Shift the fill near the hole edge by the colour offset between the photo and the fill
+    just outside the edge, fading to nothing `feather` px inside: no visible step at the
+    boundary, and no pixel outside the hole touched."""
+    ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * feather + 3, 2 * feather + 3))
+    ring = (cv2.dilate(own.view(np.uint8), ring_kernel) > 0) & ~box_hole
+    if not ring.any():
+        return fill
+    ringf = ring.astype(np.float32)
+    offset = (orig - fill) * ringf[:, :, None]
+    k = 2 * feather + 3
+    num = cv2.blur(offset, (k, k))
+    den = cv2.blur(ringf, (k, k))
+    spread = np.where(den[:, :, None] > 1e-3, num / np.maximum(den, 1e-3)[:, :, None], 0)
+    inside = cv2.distanceTransform(box_hole.view(np.uint8), cv2.DIST_L2, 3)
+    weight = np.clip(1.0 - (inside - 1.0) / feather, 0.0, 1.0) * own
+    return fill + spread * weight[:, :, None]

@@ -1,0 +1,131 @@
+"""Hole regions: which boxes of the photo the engine works in.
+
+Each group of nearby holes gets one square box (hole bounding box plus a context margin)
+at the photo's own resolution; holes far apart get separate boxes; a long thin hole (a
+scratch across the photo) is cut into square-ish pieces along its length instead of
+being squeezed into one huge square.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Region:
+    """A square work box (may extend past the photo; that part is padding) and the part
+    of the hole it is responsible for pasting: hole pixels inside `own` (x0, y0, x1, y1)."""
+
+    x0: int
+    y0: int
+    side: int
+    own: tuple[int, int, int, int]
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return self.x0, self.y0, self.x0 + self.side, self.y0 + self.side
+
+
+def _margin(extent: int, fraction: float, minimum: int) -> int:
+    return int(max(minimum, round(fraction * extent)))
+
+
+def _square_box(bx0, by0, bx1, by1, width, height, fraction, minimum, grid) -> tuple[int, int, int]:
+    """A square around a hole bbox with margin, side a multiple of grid, shifted to stay in
+    the photo where it fits. Returns (x0, y0, side)."""
+    extent = max(bx1 - bx0, by1 - by0)
+    side = extent + 2 * _margin(extent, fraction, minimum)
+    side = -(-side // grid) * grid
+    cx, cy = (bx0 + bx1) / 2, (by0 + by1) / 2
+    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    x0 = _fit(x0, side, width)
+    y0 = _fit(y0, side, height)
+    return x0, y0, side
+
+
+def _fit(start: int, side: int, limit: int) -> int:
+    if side >= limit:
+        return (limit - side) // 2  # centred, padded on both sides
+    return min(max(start, 0), limit - side)
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def find_regions(mask: np.ndarray, fraction: float, minimum: int, grid: int, max_aspect: float = 2.0) -> list[Region]:
+    """Group the hole pixels of `mask` (bool or 0/255) into work regions."""
+    height, width = mask.shape
+    hole = (mask > 0).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(hole, connectivity=8)
+    bboxes = [
+        [int(s[0]), int(s[1]), int(s[0] + s[2]), int(s[1] + s[3])] for s in stats[1:count]
+    ]  # x0, y0, x1, y1 of each component
+    if not bboxes:
+        return []
+    # merge components whose context boxes overlap, until no two groups overlap
+    groups = [list(b) for b in bboxes]
+    changed = True
+    while changed:
+        changed = False
+        boxes = []
+        for g in groups:
+            ext = max(g[2] - g[0], g[3] - g[1])
+            m = _margin(ext, fraction, minimum)
+            boxes.append((g[0] - m, g[1] - m, g[2] + m, g[3] + m))
+        arr = np.array(boxes)
+        merged: list[list[int]] = []
+        used = np.zeros(len(groups), bool)
+        for i in range(len(groups)):
+            if used[i]:
+                continue
+            cur = list(groups[i])
+            cur_box = arr[i].copy()
+            used[i] = True
+            grew = True
+            while grew:
+                hit = (~used) & (arr[:, 0] < cur_box[2]) & (cur_box[0] < arr[:, 2]) & (arr[:, 1] < cur_box[3]) & (
+                    cur_box[1] < arr[:, 3]
+                )
+                idx = np.flatnonzero(hit)
+                grew = len(idx) > 0
+                for j in idx:
+                    g = groups[j]
+                    cur = [min(cur[0], g[0]), min(cur[1], g[1]), max(cur[2], g[2]), max(cur[3], g[3])]
+                    cur_box = np.concatenate([np.minimum(cur_box[:2], arr[j][:2]), np.maximum(cur_box[2:], arr[j][2:])])
+                    used[j] = True
+                    changed = True
+            merged.append(cur)
+        groups = merged
+    regions: list[Region] = []
+    for g in groups:
+        regions.extend(_split_long(g, width, height, fraction, minimum, grid, max_aspect))
+    return regions
+
+
+def _split_long(g, width, height, fraction, minimum, grid, max_aspect) -> list[Region]:
+    bx0, by0, bx1, by1 = g
+    bw, bh = bx1 - bx0, by1 - by0
+    long_side, short_side = max(bw, bh), max(1, min(bw, bh))
+    pieces = 1
+    if long_side > max_aspect * short_side:
+        # pieces about 1.5x as long as the hole is wide (but at least a few hundred px),
+        # so each gets a box of sensible resolution
+        piece_len = max(1.5 * short_side, 4 * minimum)
+        pieces = max(1, int(np.ceil(long_side / piece_len)))
+    out = []
+    for k in range(pieces):
+        if bw >= bh:
+            ox0 = bx0 + (bw * k) // pieces
+            ox1 = bx0 + (bw * (k + 1)) // pieces
+            own = (ox0, by0, ox1, by1)
+        else:
+            oy0 = by0 + (bh * k) // pieces
+            oy1 = by0 + (bh * (k + 1)) // pieces
+            own = (bx0, oy0, bx1, oy1)
+        x0, y0, side = _square_box(*own, width, height, fraction, minimum, grid)
+        out.append(Region(x0=x0, y0=y0, side=side, own=own))
+    return out
