@@ -123,6 +123,7 @@ def _run(image, hole, source, settings, stage, backend, backend_note, report, ca
     regions = find_regions(hole, settings.context_fraction, settings.context_min_px, settings.attention_grid)
     notes = [backend_note] if backend_note else []
     out = image.copy()
+    remaining = hole.copy()
     n = len(regions)
     for index, region in enumerate(regions):
         base = index / n
@@ -132,9 +133,17 @@ def _run(image, hole, source, settings, stage, backend, backend_note, report, ca
 
         if cancel is not None and cancel():
             raise Cancelled("Cancelled.")
-        _fill_region(image, hole, source, region, settings, stage, backend, out, sub, cancel)
+        # pieces of one long hole go in order, each seeing the pieces filled before it as
+        # photo, so they join without a seam; filled pixels are never a CRA source
+        _fill_region(out, remaining, source, region, settings, stage, backend, out, sub, cancel)
+        remaining[_own_mask(region, remaining.shape)] = False
     report("paste", n, n, 1.0)
     return InpaintResult(out, stage.label, backend.name, n, notes)
+
+
+def _own_mask(region: Region, shape: tuple[int, int]) -> tuple[slice, slice]:
+    ox0, oy0, ox1, oy1 = region.own
+    return slice(max(oy0, 0), max(oy1, 0)), slice(max(ox0, 0), max(ox1, 0))
 
 
 def _crop_padded(arr: np.ndarray, region: Region, fill_reflect: bool) -> np.ndarray:

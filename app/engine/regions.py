@@ -56,7 +56,7 @@ def _overlaps(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def find_regions(mask: np.ndarray, fraction: float, minimum: int, grid: int, max_aspect: float = 2.0) -> list[Region]:
+def find_regions(mask: np.ndarray, fraction: float, minimum: int, grid: int, max_aspect: float = 3.0) -> list[Region]:
     """Group the hole pixels of `mask` (bool or 0/255) into work regions."""
     height, width = mask.shape
     hole = (mask > 0).astype(np.uint8)

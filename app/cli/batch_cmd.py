@@ -1,0 +1,99 @@
+"""`inpaint-studio batch PHOTOS_DIR --masks MASKS_DIR -o OUT_DIR`: fill many photos.
+
+Masks are matched by file stem. A bad file is reported and skipped; the run goes on and
+lists the failures at the end, exiting non-zero if there were any."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from app.cli.common import CliError, add_engine_options, load_mask_for, load_photo, settings_from
+from app.engine import EngineError, inpaint
+from app.engine.pipeline import resolve_coarse
+from app.io.atomic import SaveError
+from app.io.images import READ_EXTENSIONS, format_for, write_image
+
+
+def register(sub) -> None:
+    p = sub.add_parser("batch", help="fill every photo of a folder with its mask",
+                       description="Fill each photo of PHOTOS_DIR with the mask of the same stem in MASKS_DIR.")
+    p.add_argument("photos", help="folder of photos")
+    p.add_argument("--masks", required=True, help="folder of masks, matched to photos by file stem")
+    p.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
+    p.add_argument("--format", default="", metavar="EXT",
+                   help="output extension, e.g. png or jpg (default: the photo's own)")
+    p.add_argument("--invert-mask", action="store_true", help="black = fill")
+    add_engine_options(p)
+    p.set_defaults(run=run)
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in READ_EXTENSIONS)
+
+
+def run(args: argparse.Namespace) -> int:
+    photos_dir, masks_dir, out_dir = Path(args.photos), Path(args.masks), Path(args.output)
+    for folder, what in ((photos_dir, "photos"), (masks_dir, "masks")):
+        if not folder.is_dir():
+            print(f"error: the {what} folder {folder} does not exist", file=sys.stderr)
+            return 2
+    try:
+        settings = settings_from(args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    masks = {p.stem: p for p in _files(masks_dir)}
+    photos = _files(photos_dir)
+    if not photos:
+        print(f"error: no photos in {photos_dir}", file=sys.stderr)
+        return 2
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failures: list[tuple[str, str]] = []
+    # one backend and one loaded model for the whole batch
+    try:
+        stage, backend, note, _owned = resolve_coarse(settings, None)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if note:
+        print(note, file=sys.stderr)
+    try:
+        for index, photo in enumerate(photos, 1):
+            _draw(index - 1, len(photos), photo.name)
+            try:
+                if photo.stem not in masks:
+                    raise CliError("no mask with this name")
+                suffix = ("." + args.format.lstrip(".")) if args.format else photo.suffix
+                target = out_dir / (photo.stem + suffix)
+                format_for(target)
+                loaded = load_photo(photo)
+                mask = load_mask_for(masks[photo.stem], loaded.rgb, args.invert_mask)
+                result = inpaint(loaded.rgb, mask, settings, backend=backend)
+                write_image(target, result.image, loaded.meta, args.quality)
+            except (CliError, EngineError, SaveError, ValueError) as exc:
+                failures.append((photo.name, str(exc)))
+        _draw(len(photos), len(photos), "")
+    finally:
+        backend.close()
+    print(file=sys.stderr)
+    done = len(photos) - len(failures)
+    print(f"{done} of {len(photos)} photos filled with {stage.label} on {backend.name}; written to {out_dir}")
+    if failures:
+        print(f"{len(failures)} failed:", file=sys.stderr)
+        for name, why in failures:
+            print(f"  {name}: {why}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _draw(done: int, total: int, name: str) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name}"
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + line[:100].ljust(100))
+    else:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()

@@ -1,0 +1,97 @@
+"""What the subcommands share: engine options, loading a photo and its mask with
+messages a user can act on, and a progress bar on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from app.engine.settings import BACKENDS, METHODS, InpaintSettings
+from app.io.images import ImageReadError, LoadedImage, read_image, read_mask
+
+
+class CliError(Exception):
+    """A problem to print as one line, then exit non-zero."""
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=BACKENDS, default="auto", help="where the model runs (default: auto)")
+    parser.add_argument("--model", metavar="MODEL.onnx", help="generator model (default: the bundled model)")
+    parser.add_argument(
+        "--method", choices=METHODS, default="auto",
+        help="coarse stage: the model, or OpenCV telea/ns (default: auto = model when present)",
+    )
+    parser.add_argument("--chunk-columns", type=int, default=3072, metavar="N",
+                        help="residual columns per aggregation chunk (default 3072)")
+    parser.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1-100 (default 95)")
+
+
+def settings_from(args: argparse.Namespace) -> InpaintSettings:
+    if not 1 <= args.quality <= 100:
+        raise CliError("--quality must be between 1 and 100.")
+    if args.chunk_columns < 1:
+        raise CliError("--chunk-columns must be at least 1.")
+    return InpaintSettings(method=args.method, model_path=args.model, backend=args.backend,
+                           chunk_columns=args.chunk_columns)
+
+
+def load_photo(path: str | Path) -> LoadedImage:
+    try:
+        loaded = read_image(path)
+    except ImageReadError as exc:
+        raise CliError(str(exc)) from exc
+    for note in loaded.meta.notes:
+        warn(f"{Path(path).name}: {note}")
+    return loaded
+
+
+def load_mask_for(path: str | Path, photo: np.ndarray, invert: bool) -> np.ndarray:
+    """Read a mask; a mask of another size with the same aspect is scaled (and we say so),
+    any other size is refused."""
+    h, w = photo.shape[:2]
+    try:
+        mask = read_mask(path, invert=invert)
+    except ImageReadError as exc:
+        raise CliError(f"mask: {exc}") from exc
+    mh, mw = mask.shape
+    if (mh, mw) != (h, w):
+        if abs(mw / mh - w / h) > 0.01 * (w / h):
+            raise CliError(
+                f"The mask {Path(path).name} is {mw}x{mh} but the photo is {w}x{h}, with another aspect ratio; "
+                "make a mask of the photo's size."
+            )
+        warn(f"the mask {Path(path).name} is {mw}x{mh}; scaled to the photo's {w}x{h} (nearest neighbour).")
+        mask = read_mask(path, size=(w, h), invert=invert)
+    return mask
+
+
+def warn(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr)
+
+
+class ProgressBar:
+    """A one-line bar on stderr (only redrawn on a terminal; one line per stage otherwise)."""
+
+    def __init__(self, label: str, stream=None) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self._last = ""
+
+    def __call__(self, stage: str, step: int, total: int, fraction: float) -> None:
+        text = stage if total <= 1 else f"{stage} {step}/{total}"
+        if self.tty:
+            filled = int(fraction * 30)
+            self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {text:<16}")
+            self.stream.flush()
+        elif stage != self._last:
+            self.stream.write(f"{self.label}: {stage}\n")
+        self._last = stage
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,44 @@
+"""`inpaint-studio inpaint PHOTO --mask MASK -o OUT`: fill one photo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from app.cli.common import CliError, ProgressBar, add_engine_options, load_mask_for, load_photo, settings_from, warn
+from app.engine import EngineError, inpaint
+from app.io.atomic import SaveError
+from app.io.images import format_for, write_image
+
+
+def register(sub) -> None:
+    p = sub.add_parser("inpaint", help="fill the masked pixels of one photo",
+                       description="Fill the pixels of PHOTO where MASK is white and write OUT.")
+    p.add_argument("photo", help="the photo (JPEG, PNG, TIFF, WebP)")
+    p.add_argument("--mask", required=True, help="mask image: white = fill (see --invert-mask)")
+    p.add_argument("-o", "--output", required=True, help="output file; the format follows the extension")
+    p.add_argument("--invert-mask", action="store_true", help="black = fill (the HiFill sample masks)")
+    add_engine_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        format_for(args.output)
+        settings = settings_from(args)
+        loaded = load_photo(args.photo)
+        mask = load_mask_for(args.mask, loaded.rgb, args.invert_mask)
+        bar = ProgressBar(Path(args.photo).name)
+        try:
+            result = inpaint(loaded.rgb, mask, settings, progress=bar)
+        finally:
+            bar.done()
+        for note in result.notes:
+            warn(note) if "unchanged" in note or "fell back" in note else print(note, file=sys.stderr)
+        write_image(args.output, result.image, loaded.meta, args.quality)
+    except (CliError, EngineError, SaveError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.output}: {result.regions} region(s) filled with {result.method} on {result.backend}")
+    return 0
