@@ -1,0 +1,106 @@
+"""Save then open: every pixel of every layer and every setting comes back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.canvas.document import Document, LayerKind
+from app.io.project import ProjectCancelled, inspect_project, load_project, save_project
+from tests.io.conftest import make_doc
+
+
+def assert_same(a: Document, b: Document) -> None:
+    assert np.array_equal(a.photo, b.photo)
+    assert len(a.layers) == len(b.layers)
+    for la, lb in zip(a.layers, b.layers):
+        assert np.array_equal(la.mask, lb.mask), la.name
+        assert (la.name, la.kind, la.visible, la.locked, tuple(la.color)) == (lb.name, lb.kind, lb.visible, lb.locked, tuple(lb.color))
+        assert la.opacity == lb.opacity
+    assert [x.uid for x in a.layers] != [] or not a.layers
+    order_a = np.argsort([x.uid for x in a.layers])
+    order_b = np.argsort([x.uid for x in b.layers])
+    assert list(order_a) == list(order_b)  # creation order survives
+    assert a.settings == b.settings
+    assert (a.result is None) == (b.result is None)
+    if a.result is not None:
+        assert np.array_equal(a.result.image, b.result.image)
+        assert (a.result.method, a.result.backend) == (b.result.method, b.result.backend)
+    assert a.meta.exif == b.meta.exif
+    assert a.meta.icc_profile == b.meta.icc_profile
+    assert a.meta.source_format == b.meta.source_format
+    if a.meta.alpha is None:
+        assert b.meta.alpha is None
+    else:
+        assert np.array_equal(a.meta.alpha, b.meta.alpha)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"result": False}, {"layers": 0}, {"alpha": True}, {"layers": 9, "seed": 4}])
+def test_round_trip_every_pixel_and_setting(tmp_path, kwargs):
+    doc = make_doc(**kwargs)
+    path = tmp_path / "p.ora"
+    save_project(doc, path)
+    back = load_project(path)
+    assert_same(doc, back)
+    assert back.source_path == str(path)
+    # and again: a re-saved project is the same project
+    save_project(back, tmp_path / "q.ora")
+    assert_same(doc, load_project(tmp_path / "q.ora"))
+
+
+def test_uids_are_fresh_but_keep_creation_order(tmp_path):
+    doc = make_doc(layers=4)
+    doc.layers.reverse()  # stack order differs from creation order
+    save_project(doc, tmp_path / "p.ora")
+    back = load_project(tmp_path / "p.ora")
+    assert [x.name for x in back.layers] == [x.name for x in doc.layers]
+    assert not {x.uid for x in back.layers} & {x.uid for x in doc.layers}  # no clash with live layers
+    assert list(np.argsort([x.uid for x in back.layers])) == list(np.argsort([x.uid for x in doc.layers]))
+
+
+def test_combined_masks_survive(tmp_path):
+    doc = make_doc(layers=5)
+    save_project(doc, tmp_path / "p.ora")
+    back = load_project(tmp_path / "p.ora")
+    for kind in LayerKind:
+        assert np.array_equal(doc.combined_mask(kind), back.combined_mask(kind))
+
+
+def test_progress_reaches_one_and_is_monotonic(tmp_path):
+    doc = make_doc()
+    seen = []
+    save_project(doc, tmp_path / "p.ora", progress=lambda s, f: seen.append(f))
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+    seen.clear()
+    load_project(tmp_path / "p.ora", progress=lambda s, f: seen.append(f))
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def test_cancelled_save_and_open_change_nothing(tmp_path):
+    path = tmp_path / "p.ora"
+    first = make_doc(seed=1)
+    save_project(first, path)
+    before = path.read_bytes()
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        return len(calls) > 2
+
+    with pytest.raises(ProjectCancelled):
+        save_project(make_doc(seed=2), path, cancel=cancel)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.ora"]
+    calls.clear()
+    with pytest.raises(ProjectCancelled):
+        load_project(path, cancel=cancel)
+
+
+def test_inspect_lists_layers_without_decoding(tmp_path):
+    doc = make_doc(layers=2)
+    save_project(doc, tmp_path / "p.ora")
+    info = inspect_project(tmp_path / "p.ora")
+    assert (info.width, info.height) == (32, 24)
+    assert [e.role for e in info.layers] == ["mask", "mask", "result", "photo"]
+    assert [e.name for e in info.layers if e.role == "mask"] == [x.name for x in reversed(doc.layers)]
+    assert info.settings == doc.settings
