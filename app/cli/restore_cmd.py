@@ -1,0 +1,99 @@
+"""`inpaint-studio restore PHOTO -o OUT`: propose old-photo damage, fill it, repair tone."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from app.cli.common import CliError, ProgressBar, load_photo, warn
+from app.engine import EngineError
+from app.io.atomic import SaveError, atomic_write
+from app.io.images import encode_image, format_for, write_image
+from app.restore.detect import DEFAULT_SENSITIVITY, parse_kinds
+from app.restore.pipeline import FILL_SETTINGS, restore
+from app.restore.repair import RepairSteps
+
+
+def _denoise_arg(text: str):
+    if text.lower() == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+    if not 0 <= value <= 50:
+        raise argparse.ArgumentTypeError("the strength must be between 0 and 50 grey levels")
+    return value
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "restore", help="repair an old photo: dust, scratches, fading, noise",
+        description="Propose the damage of an old photo (dust, scratches, creases), fill it, "
+        "and optionally repair noise and fading. Pixels outside the damage stay as they were "
+        "unless a tone or noise step is asked for.",
+    )
+    p.add_argument("photo", help="the photo (JPEG, PNG, TIFF, WebP)")
+    p.add_argument("-o", "--output", required=True, help="output file; the format follows the extension")
+    p.add_argument("--detect", default="scratches,dust", metavar="KINDS",
+                   help="damage to find: scratches, dust, both comma-separated, or none (default: scratches,dust)")
+    p.add_argument("--sensitivity", type=float, default=DEFAULT_SENSITIVITY, metavar="S",
+                   help="0 (only obvious damage) .. 1 (flag more); default 0.5")
+    p.add_argument("--mask", metavar="MASK.png", help="fill this mask instead of detecting (white = damage)")
+    p.add_argument("--denoise", type=_denoise_arg, nargs="?", const=None, default=False, metavar="S",
+                   help="non-local means on luminance; S = strength in grey levels, or 'auto' "
+                   "(default when given without S: only if the photo measures as noisy)")
+    p.add_argument("--auto-levels", action="store_true",
+                   help="fade repair: per-channel auto levels, gray-world balance, CLAHE on L")
+    p.add_argument("--sharpen", type=float, nargs="?", const=0.6, default=0.0, metavar="AMOUNT",
+                   help="finish with an unsharp mask (default amount 0.6)")
+    p.add_argument("--save-mask", metavar="MASK.png", help="also write the damage mask (white = filled)")
+    p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1-100 (default 95)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        format_for(args.output)
+        if args.save_mask:
+            format_for(args.save_mask)
+        if not 0.0 <= args.sensitivity <= 1.0:
+            raise CliError("--sensitivity must be between 0 and 1.")
+        if not 1 <= args.quality <= 100:
+            raise CliError("--quality must be between 1 and 100.")
+        if args.sharpen < 0:
+            raise CliError("--sharpen must be 0 or more.")
+        kinds = parse_kinds(args.detect)
+        loaded = load_photo(args.photo)
+        mask = None
+        if args.mask:
+            from app.cli.common import load_mask_for
+
+            mask = load_mask_for(args.mask, loaded.rgb, False)
+        steps = RepairSteps(
+            denoise=args.denoise is not False,
+            denoise_strength=None if args.denoise is False else args.denoise,
+            fade=args.auto_levels,
+            sharpen=args.sharpen > 0,
+            sharpen_amount=args.sharpen or 0.6,
+        )
+        bar = ProgressBar(Path(args.photo).name)
+        try:
+            result = restore(loaded.rgb, kinds, args.sensitivity, steps, FILL_SETTINGS, mask=mask, progress=bar)
+        finally:
+            bar.done()
+        for note in result.notes:
+            if "unchanged" in note or "fell back" in note:
+                warn(note)
+        write_image(args.output, result.image, loaded.meta, args.quality)
+        if args.save_mask:
+            data = encode_image(result.mask[:, :, None].repeat(3, axis=2), format_for(args.save_mask))
+            with atomic_write(args.save_mask) as handle:
+                handle.write(data)
+    except (CliError, EngineError, SaveError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    share = 100.0 * (result.mask > 0).mean()
+    print(f"{args.output}: {share:.2f} % of pixels filled as damage ({result.method})")
+    return 0

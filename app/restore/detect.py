@@ -1,0 +1,307 @@
+"""Classical (no-weights) proposals of old-photo damage: dust/spots and scratches/creases.
+
+Every detector takes an RGB uint8 photo and a ``sensitivity`` in [0, 1] (0.5 = default;
+higher flags more) and returns a uint8 HxW mask, 255 = proposed damage. The proposal is
+never applied silently: the editor shows it as a mask layer the user trims.
+
+Thresholds are absolute grey-level floors raised by the local texture level (never
+relative to the image's own response histogram: an Otsu-style threshold always flags
+something, even on a clean photo).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+KINDS = ("scratches", "dust")
+DEFAULT_SENSITIVITY = 0.5
+
+
+@dataclass(frozen=True)
+class DustParams:
+    radius: int = 3  # median window radius: specks up to ~2*radius px across
+    floor: float = 24.0  # grey levels a speck must differ from its local median
+    texture_gain: float = 10.0  # ... and this many times the local texture level
+    texture_window: int = 21
+    max_area: int = 40  # px; bigger blobs are content (or scratches)
+    max_elongation: float = 4.0  # length / width; longer = a line (scratch detector's job)
+    edge_ratio: float = 0.5  # drop if this fraction of the blob sits on a strong real edge
+    max_chroma_gain: float = 0.5  # drop if the blob is this much more colourful than around it
+
+
+@dataclass(frozen=True)
+class ScratchParams:
+    max_width: int = 4  # px: structures wider than this are content
+    line_lengths: tuple[int, ...] = (15, 31)  # line kernels (scales), px
+    angles: int = 12  # line kernel orientations over 180 degrees
+    floor: float = 18.0  # high (seed) threshold, grey levels
+    low_ratio: float = 0.5  # hysteresis: low threshold = ratio * high
+    texture_gain: float = 2.5
+    texture_window: int = 31
+    clutter_gain: float = 2.5  # real line-rich areas (facades, railings): mean line response around
+    clutter_window: int = 61
+    min_length: int = 25  # px along the component
+    min_elongation: float = 5.0  # length / mean width
+    edge_ratio: float = 0.5
+    max_chroma_gain: float = 0.5
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    edge_threshold: float = 12.0  # grey levels/px in the defect-free proxy that mark a real edge
+    dilate: int = 1  # px grown around the final proposal
+
+
+def sensitivity_scale(sensitivity: float) -> float:
+    """Threshold multiplier: 0 -> 2x (stricter), 0.5 -> 1x, 1 -> 0.5x (flags more)."""
+    s = float(np.clip(sensitivity, 0.0, 1.0))
+    return float(2.0 ** ((0.5 - s) * 2.0))
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """uint8 HxW grey (Rec. 601 luma), the channel all detectors work on."""
+    _check_rgb(rgb)
+    return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+
+
+def _check_rgb(rgb: np.ndarray) -> None:
+    if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
+        raise ValueError("expected an RGB uint8 HxWx3 image")
+
+
+def _odd(n: int) -> int:
+    n = max(int(n), 3)
+    return n if n % 2 else n + 1
+
+
+def texture_level(residual: np.ndarray, window: int, statistic: str = "median") -> np.ndarray:
+    """Local level of |residual|: high in foliage, gravel, fur; ~noise on smooth areas.
+    "median" ignores the few pixels a thin defect occupies in the window; "mean" also
+    sees sparse high-contrast content (pebbles, twigs) that a median misses."""
+    if statistic == "mean":
+        return cv2.blur(np.abs(residual).astype(np.float32), (window, window))
+    r = np.clip(np.abs(residual) + 0.5, 0, 255).astype(np.uint8)
+    # median over a big window on a 2x-reduced image: same statistic, a quarter of the work
+    h, w = r.shape
+    small = cv2.resize(r, (max(w // 2, 1), max(h // 2, 1)), interpolation=cv2.INTER_AREA)
+    med = cv2.medianBlur(small, _odd(window // 2))
+    return cv2.resize(med, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def real_edges(gray: np.ndarray, threshold: float, defect_width: int = 4) -> np.ndarray:
+    """Strong edges of the photo's content: Sobel magnitude of a proxy with thin defects
+    removed (opening then closing wider than a scratch), bool HxW, slightly dilated."""
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * defect_width + 1,) * 2)
+    proxy = cv2.morphologyEx(cv2.morphologyEx(gray, cv2.MORPH_OPEN, k), cv2.MORPH_CLOSE, k)
+    proxy = cv2.GaussianBlur(proxy, (0, 0), 1.0)
+    gx = cv2.Sobel(proxy, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(proxy, cv2.CV_32F, 0, 1, ksize=3)
+    strong = cv2.magnitude(gx, gy) / 8.0 > threshold  # a 3x3 Sobel has gain 8: now grey levels per px
+    return cv2.dilate(strong.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+
+
+def chroma_gain(rgb: np.ndarray, window: int = 9) -> np.ndarray:
+    """How much more colourful each pixel is than its local median (Lab chroma, float32).
+
+    Dust, scratches and creases move a print toward neutral (white paper base, grey dirt),
+    so on damage this is <= 0; thin real structures often carry colour of their own (> 0).
+    On a grey photo it is 0 everywhere and decides nothing."""
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+    bg = cv2.cvtColor(cv2.medianBlur(rgb, _odd(window)), cv2.COLOR_RGB2LAB).astype(np.float32)
+    own = np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0)
+    around = np.hypot(bg[..., 1] - 128.0, bg[..., 2] - 128.0)
+    return own - around
+
+
+def _component_filter(
+    low: np.ndarray,
+    seeds: np.ndarray,
+    keep,
+) -> np.ndarray:
+    """Hysteresis + shape filter: components of `low` that contain a seed and pass `keep`."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(low.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return np.zeros(low.shape, bool)
+    seeded = np.zeros(n, bool)
+    seeded[np.unique(labels[seeds & low])] = True
+    seeded[0] = False
+    ok = np.zeros(n, bool)
+    for i in np.flatnonzero(seeded):
+        x, y, w, h, area = stats[i]
+        ok[i] = keep(i, labels, (x, y, w, h), area)
+    return ok[labels]
+
+
+def _mean_in(labels: np.ndarray, i: int, box, values: np.ndarray) -> float:
+    x, y, w, h = box
+    sub = labels[y : y + h, x : x + w] == i
+    return float(values[y : y + h, x : x + w][sub].mean())
+
+
+_edge_fraction = _mean_in
+
+
+def _length(box, area: int) -> float:
+    """Rough length of a thin component: the longer of its box diagonal and side."""
+    _, _, w, h = box
+    return float(max(np.hypot(w, h), 1.0))
+
+
+def detect_dust(
+    rgb: np.ndarray,
+    sensitivity: float = DEFAULT_SENSITIVITY,
+    params: DustParams = DustParams(),
+    cleanup: Cleanup = Cleanup(),
+    *,
+    _edges: np.ndarray | None = None,
+    _chroma: np.ndarray | None = None,
+) -> np.ndarray:
+    """Dust and spots: small blobs far (dark or bright) from their local median."""
+    gray = luminance(rgb)
+    scale = sensitivity_scale(sensitivity)
+    med = cv2.medianBlur(gray, 2 * params.radius + 1)
+    diff = gray.astype(np.int16) - med.astype(np.int16)
+    texture = texture_level(diff, params.texture_window, "mean")
+    high = np.maximum(params.floor, params.texture_gain * texture) * scale
+    absdiff = np.abs(diff).astype(np.float32)
+    seeds = absdiff > high
+    low = absdiff > high * 0.5
+    edges = real_edges(gray, cleanup.edge_threshold) if _edges is None else _edges
+    chroma = chroma_gain(rgb) if _chroma is None else _chroma
+
+    def keep(i, labels, box, area) -> bool:
+        if area > params.max_area:
+            return False
+        length = _length(box, area)
+        width = area / length
+        if length > 3 and length / max(width, 0.5) > params.max_elongation:
+            return False
+        if _mean_in(labels, i, box, chroma) > params.max_chroma_gain:
+            return False
+        return _edge_fraction(labels, i, box, edges) < params.edge_ratio
+
+    found = _component_filter(low, seeds, keep)
+    return _finish(found, cleanup.dilate)
+
+
+def _line_kernels(length: int, angles: int) -> list[np.ndarray]:
+    out = []
+    c = length // 2
+    for a in np.arange(angles) * np.pi / angles:
+        k = np.zeros((length, length), np.uint8)
+        dx, dy = np.cos(a) * c, np.sin(a) * c
+        cv2.line(k, (int(round(c - dx)), int(round(c - dy))), (int(round(c + dx)), int(round(c + dy))), 1, 1)
+        out.append(k)
+    return out
+
+
+def line_response(gray: np.ndarray, params: ScratchParams = ScratchParams()) -> np.ndarray:
+    """Thin-line response (float32, grey levels): black-hat (dark lines) and top-hat (bright
+    lines) with a disc wider than a scratch, each opened by line kernels at several angles
+    and lengths, which keeps what is long at that orientation. Texture survives openings at
+    every angle alike, a line at one: the response is the best angle minus the median over
+    angles, maximum over polarities and lengths."""
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * params.max_width + 1,) * 2)
+    dark = cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, disc)
+    bright = cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, disc)
+    best = np.zeros(gray.shape, np.float32)
+    for length in params.line_lengths:
+        kernels = _line_kernels(_odd(length), params.angles)
+        for resp in (dark, bright):
+            stack = np.stack([cv2.morphologyEx(resp, cv2.MORPH_OPEN, k) for k in kernels])
+            top = stack.max(axis=0).astype(np.float32)
+            typical = np.median(stack, axis=0).astype(np.float32)
+            np.maximum(best, top - typical, out=best)
+    return best
+
+
+def detect_scratches(
+    rgb: np.ndarray,
+    sensitivity: float = DEFAULT_SENSITIVITY,
+    params: ScratchParams = ScratchParams(),
+    cleanup: Cleanup = Cleanup(),
+    *,
+    _edges: np.ndarray | None = None,
+    _chroma: np.ndarray | None = None,
+) -> np.ndarray:
+    """Scratches, creases and tears: long thin line responses, hysteresis, shape filter."""
+    gray = luminance(rgb)
+    scale = sensitivity_scale(sensitivity)
+    resp = line_response(gray, params)
+    # texture level: the typical line response nearby (grass, water ripples, hair are
+    # line-like too) and, for line-rich areas (facades, railings), its mean over a wider area
+    texture = np.maximum(
+        texture_level(resp, params.texture_window).astype(np.float32),
+        params.clutter_gain * texture_level(resp, params.clutter_window, "mean"),
+    )
+    high = np.maximum(params.floor, params.texture_gain * texture) * scale
+    seeds = resp > high
+    low = resp > high * params.low_ratio
+    edges = real_edges(gray, cleanup.edge_threshold, params.max_width) if _edges is None else _edges
+    chroma = chroma_gain(rgb) if _chroma is None else _chroma
+
+    def keep(i, labels, box, area) -> bool:
+        length = _length(box, area)
+        if length < params.min_length:
+            return False
+        if length / max(area / length, 0.5) < params.min_elongation:
+            return False
+        if _mean_in(labels, i, box, chroma) > params.max_chroma_gain:
+            return False
+        return _edge_fraction(labels, i, box, edges) < params.edge_ratio
+
+    found = _component_filter(low, seeds, keep)
+    return _finish(found, cleanup.dilate)
+
+
+def _finish(found: np.ndarray, dilate: int) -> np.ndarray:
+    mask = found.astype(np.uint8) * 255
+    if dilate > 0:
+        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1,) * 2))
+    return mask
+
+
+def parse_kinds(text: str | Iterable[str]) -> tuple[str, ...]:
+    """'scratches,dust' -> ('scratches', 'dust'); 'none' or '' -> (); unknown -> ValueError."""
+    items = [t.strip().lower() for t in (text.split(",") if isinstance(text, str) else text)]
+    items = [t for t in items if t and t != "none"]
+    aliases = {"scratch": "scratches", "creases": "scratches", "crease": "scratches", "tears": "scratches",
+               "spots": "dust", "specks": "dust"}
+    out: list[str] = []
+    for t in items:
+        t = aliases.get(t, t)
+        if t not in KINDS:
+            raise ValueError(f"unknown damage kind {t!r}: choose from {', '.join(KINDS)}")
+        if t not in out:
+            out.append(t)
+    return tuple(out)
+
+
+def detect_damage(
+    rgb: np.ndarray,
+    kinds: Iterable[str] = KINDS,
+    sensitivity: float = DEFAULT_SENSITIVITY,
+    *,
+    cancel=None,
+) -> np.ndarray:
+    """Union of the chosen detectors' proposals (uint8 HxW, 255 = damage).
+    `cancel()` -> bool is polled between detectors; when it says so, returns None."""
+    _check_rgb(rgb)
+    kinds = parse_kinds(kinds)
+    cleanup = Cleanup()
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    if not kinds:
+        return mask
+    gray = luminance(rgb)
+    edges = real_edges(gray, cleanup.edge_threshold, ScratchParams().max_width)
+    chroma = chroma_gain(rgb)
+    for kind in kinds:
+        if cancel is not None and cancel():
+            return None
+        fn = detect_scratches if kind == "scratches" else detect_dust
+        np.maximum(mask, fn(rgb, sensitivity, cleanup=cleanup, _edges=edges, _chroma=chroma), out=mask)
+    return mask

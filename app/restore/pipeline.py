@@ -1,0 +1,55 @@
+"""Restore = propose damage -> fill it with the engine -> optional tone/noise repair.
+
+Qt-free; the command line calls `restore`, the editor runs the same steps one by one so
+the user can edit the proposed mask before the fill.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.engine import InpaintSettings, inpaint
+from app.restore.detect import DEFAULT_SENSITIVITY, KINDS, detect_damage
+from app.restore.repair import RepairSteps, apply_repairs
+
+#: thin damage is filled best by OpenCV Telea worked at the region's own resolution
+#: (bench/restore.py measures this against the defaults); CRA adds nothing to 1-5 px lines
+FILL_SETTINGS = InpaintSettings(method="telea", coarse_size=2048, cra=False)
+
+
+@dataclass(eq=False)
+class RestoreResult:
+    image: np.ndarray  # RGB uint8
+    mask: np.ndarray  # the damage that was filled, uint8 0/255
+    method: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def fill_damage(rgb: np.ndarray, mask: np.ndarray, settings: InpaintSettings = FILL_SETTINGS,
+                progress=None, cancel=None):
+    """Fill `mask` through the engine; an empty mask returns a copy and no engine run."""
+    if not mask.any():
+        return rgb.copy(), "nothing to fill", []
+    result = inpaint(rgb, mask, settings, progress=progress, cancel=cancel)
+    return result.image, result.method, list(result.notes)
+
+
+def restore(
+    rgb: np.ndarray,
+    kinds=KINDS,
+    sensitivity: float = DEFAULT_SENSITIVITY,
+    steps: RepairSteps = RepairSteps(),
+    settings: InpaintSettings = FILL_SETTINGS,
+    *,
+    mask: np.ndarray | None = None,
+    progress=None,
+    cancel=None,
+) -> RestoreResult:
+    """The whole restore. `mask` (given) replaces detection."""
+    if mask is None:
+        mask = detect_damage(rgb, kinds, sensitivity, cancel=cancel)
+    filled, method, notes = fill_damage(rgb, mask, settings, progress, cancel)
+    out = apply_repairs(filled, steps) if steps.any else filled
+    return RestoreResult(image=out, mask=mask, method=method, notes=notes)

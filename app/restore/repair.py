@@ -1,0 +1,167 @@
+"""Tone and noise repair for old photos: pure functions, RGB uint8 in, RGB uint8 out.
+
+- `estimate_noise`: Immerkaer's fast noise sigma on the luminance;
+- `denoise`: non-local means on L of Lab, only when the estimate says the photo is noisy
+  (or when a strength is given);
+- `clahe_l`, `auto_levels`, `gray_world`, and `repair_fade` combining them for faded prints;
+- `sharpen`: unsharp mask with a threshold so grain is not amplified.
+
+`RepairSteps` + `apply_repairs` run the chosen steps in the usual order
+(denoise -> fade -> sharpen) for the command line and the editor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+#: below this estimated sigma (grey levels) an automatic denoise does nothing
+NOISE_FLOOR = 3.0
+
+
+def _check(rgb: np.ndarray) -> np.ndarray:
+    if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
+        raise ValueError("expected an RGB uint8 HxWx3 image")
+    return np.ascontiguousarray(rgb)
+
+
+def estimate_noise(rgb: np.ndarray) -> float:
+    """Gaussian noise sigma in grey levels (Immerkaer 1996: a Laplacian-difference mask that
+    cancels image structure to second order, mean absolute response scaled)."""
+    gray = cv2.cvtColor(_check(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    h, w = gray.shape
+    if h < 3 or w < 3:
+        return 0.0
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    resp = cv2.filter2D(gray, cv2.CV_32F, kernel, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
+    return float(np.sqrt(np.pi / 2.0) / (6.0 * (w - 2) * (h - 2)) * np.abs(resp).sum())
+
+
+def denoise(rgb: np.ndarray, strength: float | None = None, *, template: int = 7, search: int = 21) -> np.ndarray:
+    """Non-local means on L (colour untouched). `strength` is the NL-means h in grey levels;
+    None = automatic: h from the noise estimate, and no change at all when it is below
+    NOISE_FLOOR (a clean photo must not be smeared)."""
+    rgb = _check(rgb)
+    if strength is None:
+        sigma = estimate_noise(rgb)
+        if sigma < NOISE_FLOOR:
+            return rgb.copy()
+        strength = 1.2 * sigma
+    if strength <= 0:
+        return rgb.copy()
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
+    lab[:, :, 0] = cv2.fastNlMeansDenoising(lab[:, :, 0], None, h=float(strength),
+                                            templateWindowSize=template, searchWindowSize=search)
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+
+
+def clahe_l(rgb: np.ndarray, clip_limit: float = 2.0, tiles: int = 8) -> np.ndarray:
+    """Contrast-limited adaptive histogram equalisation on L of Lab (hue kept)."""
+    rgb = _check(rgb)
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
+    clahe = cv2.createCLAHE(clipLimit=float(clip_limit), tileGridSize=(int(tiles), int(tiles)))
+    lab[:, :, 0] = clahe.apply(lab[:, :, 0])
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+
+
+def auto_levels(rgb: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
+    """Per-channel percentile stretch: the `low` percentile goes to 0 and `high` to 255
+    (also removes a colour cast from fading, since each channel is stretched on its own)."""
+    rgb = _check(rgb)
+    out = np.empty_like(rgb)
+    for c in range(3):
+        ch = rgb[:, :, c]
+        lo, hi = np.percentile(ch, [low, high])
+        if hi - lo < 1.0:
+            out[:, :, c] = ch
+            continue
+        lut = np.clip((np.arange(256, dtype=np.float32) - lo) * (255.0 / (hi - lo)), 0, 255)
+        out[:, :, c] = np.round(lut).astype(np.uint8)[ch]
+    return out
+
+
+def gray_world(rgb: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """Gray-world white balance: scale channels so their means meet; `strength` 0..1 blends."""
+    rgb = _check(rgb)
+    means = rgb.reshape(-1, 3).mean(axis=0)
+    if np.any(means < 1.0):
+        return rgb.copy()
+    gains = 1.0 + float(np.clip(strength, 0.0, 1.0)) * (means.mean() / means - 1.0)
+    luts = [np.round(np.clip(np.arange(256) * g, 0, 255)).astype(np.uint8) for g in gains]
+    return np.dstack([luts[c][rgb[:, :, c]] for c in range(3)])
+
+
+def repair_fade(
+    rgb: np.ndarray,
+    *,
+    clahe: bool = True,
+    clip_limit: float = 2.0,
+    levels: bool = True,
+    low: float = 0.5,
+    high: float = 99.5,
+    balance: bool = True,
+    balance_strength: float = 1.0,
+) -> np.ndarray:
+    """Faded-print repair: auto levels, gray-world balance, then CLAHE on L."""
+    out = _check(rgb)
+    if levels:
+        out = auto_levels(out, low, high)
+    if balance:
+        out = gray_world(out, balance_strength)
+    if clahe:
+        out = clahe_l(out, clip_limit)
+    return out.copy() if out is rgb else out
+
+
+def sharpen(rgb: np.ndarray, amount: float = 0.6, radius: float = 1.5, threshold: int = 3) -> np.ndarray:
+    """Unsharp mask on L: L + amount * (L - blur(L)) where |L - blur(L)| > threshold."""
+    rgb = _check(rgb)
+    if amount <= 0:
+        return rgb.copy()
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
+    L = lab[:, :, 0].astype(np.float32)
+    detail = L - cv2.GaussianBlur(L, (0, 0), float(radius))
+    detail[np.abs(detail) <= threshold] = 0.0
+    lab[:, :, 0] = np.clip(np.round(L + float(amount) * detail), 0, 255).astype(np.uint8)
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+
+
+@dataclass(frozen=True)
+class RepairSteps:
+    """Which repair steps run, with their parameters (all off = the photo is untouched)."""
+
+    denoise: bool = False
+    denoise_strength: float | None = None  # None = automatic (from the noise estimate)
+    fade: bool = False
+    clahe: bool = True
+    clip_limit: float = 2.0
+    levels: bool = True
+    balance: bool = True
+    sharpen: bool = False
+    sharpen_amount: float = 0.6
+    sharpen_radius: float = 1.5
+
+    @property
+    def any(self) -> bool:
+        return self.denoise or self.fade or self.sharpen
+
+
+def apply_repairs(rgb: np.ndarray, steps: RepairSteps, progress=None) -> np.ndarray:
+    """Run the enabled steps in order; `progress(name)` is called before each."""
+    out = _check(rgb)
+    if steps.denoise:
+        if progress:
+            progress("denoise")
+        out = denoise(out, steps.denoise_strength)
+    if steps.fade:
+        if progress:
+            progress("fade")
+        out = repair_fade(out, clahe=steps.clahe, clip_limit=steps.clip_limit, levels=steps.levels,
+                          balance=steps.balance)
+    if steps.sharpen:
+        if progress:
+            progress("sharpen")
+        out = sharpen(out, steps.sharpen_amount, steps.sharpen_radius)
+    return out.copy() if out is rgb else out
