@@ -1,0 +1,213 @@
+"""Opening photos, recent files, exporting images, importing/exporting mask layers.
+
+Decoding and encoding run off the GUI thread (app/ui/background.py): a 24 MP JPEG takes
+about a second. Errors come back as messages; nothing is lost (writes are atomic).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QWidget
+
+from app.canvas.document import Document
+from app.canvas.session import EditSession
+from app.io.atomic import atomic_write
+from app.io.images import READ_EXTENSIONS, format_for, read_image, read_mask, write_image
+from app.ui.background import BackgroundTasks
+from app.ui.messages import show_error
+
+MAX_RECENT = 10
+OPEN_FILTER = "Photos (" + " ".join(f"*{ext}" for ext in READ_EXTENSIONS) + ");;All files (*)"
+EXPORT_FILTERS = {
+    "PNG (*.png)": ".png", "JPEG (*.jpg *.jpeg)": ".jpg", "TIFF (*.tif *.tiff)": ".tif", "WebP (*.webp)": ".webp",
+}
+
+
+def new_document(path: str, max_megapixels: float) -> Document:
+    """Decode a photo into a fresh document with one empty fill layer (runs off the GUI thread)."""
+    loaded = read_image(path, max_megapixels=max_megapixels)
+    doc = Document(photo=loaded.rgb, meta=loaded.meta, source_path=str(path))
+    doc.layers.append(doc.new_layer("Mask 1"))
+    return doc
+
+
+def encode_mask_png(mask: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(mask), "L").save(buf, "PNG")
+    return buf.getvalue()
+
+
+class FileController(QObject):
+    document_loaded = Signal(object)  # Document, decoded off the GUI thread
+    notice = Signal(str)
+    recent_changed = Signal()
+    busy_changed = Signal(bool)
+
+    def __init__(self, session: EditSession, window: QWidget, settings: QSettings | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session, self.window = session, window
+        self.settings = settings or QSettings("InpaintStudio", "Inpaint Studio")
+        self.tasks = BackgroundTasks(self)
+        self.jpeg_quality = 92
+
+    # ---------------------------------------------------------------- open
+    def open_dialog(self) -> None:
+        start = str(Path(self.recent_files()[0]).parent) if self.recent_files() else ""
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open photo", start, OPEN_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str, remember: bool = True) -> None:
+        name = Path(path).name
+        self.notice.emit(f"Opening {name}…")
+        self.busy_changed.emit(True)
+        limit = self.session.document.settings.max_megapixels
+
+        def done(doc: Document) -> None:
+            self.busy_changed.emit(False)
+            if remember:
+                self.add_recent(path)
+            self.document_loaded.emit(doc)
+            notes = "; ".join(doc.meta.notes)
+            self.notice.emit(f"Opened {name}" + (f" ({notes})" if notes else ""))
+
+        def failed(exc: Exception) -> None:
+            self.busy_changed.emit(False)
+            self.notice.emit(f"Could not open {name}")
+            show_error(self.window, "Cannot open photo", str(exc))
+
+        self.tasks.run(lambda: new_document(path, limit), done, failed)
+
+    # ---------------------------------------------------------------- recent files
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent_files", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def add_recent(self, path: str) -> None:
+        path = str(Path(path).resolve())
+        files = [path] + [p for p in self.recent_files() if p != path]
+        self.settings.setValue("recent_files", files[:MAX_RECENT])
+        self.recent_changed.emit()
+
+    def fill_recent_menu(self, menu: QMenu) -> None:
+        menu.clear()
+        files = self.recent_files()
+        for path in files:
+            action = menu.addAction(Path(path).name)
+            action.setToolTip(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_path(p))
+        if files:
+            menu.addSeparator()
+            menu.addAction("Clear list").triggered.connect(self._clear_recent)
+        else:
+            menu.addAction("(none)").setEnabled(False)
+
+    def _clear_recent(self) -> None:
+        self.settings.setValue("recent_files", [])
+        self.recent_changed.emit()
+
+    # ---------------------------------------------------------------- export
+    def export_image(self) -> tuple:
+        """What Export writes: the pending result if there is one, else the working photo."""
+        doc = self.session.document
+        return (doc.result.image if doc.result is not None else doc.photo), doc.meta
+
+    def export_dialog(self) -> None:
+        doc = self.session.document
+        stem = Path(doc.source_path).stem if doc.source_path else "photo"
+        suggestion = str(Path(doc.source_path).with_name(f"{stem}-edited.jpg")) if doc.source_path else f"{stem}-edited.jpg"
+        path, chosen = QFileDialog.getSaveFileName(self.window, "Export image", suggestion, ";;".join(EXPORT_FILTERS))
+        if not path:
+            return
+        if not Path(path).suffix:
+            path += EXPORT_FILTERS.get(chosen, ".png")
+        try:
+            fmt = format_for(path)
+        except ValueError as exc:
+            show_error(self.window, "Cannot export", str(exc))
+            return
+        quality = self.jpeg_quality
+        if fmt in ("JPEG", "WEBP"):
+            quality, ok = QInputDialog.getInt(self.window, "Quality", f"{fmt} quality (1–100):", quality, 1, 100)
+            if not ok:
+                return
+            self.jpeg_quality = quality
+        self.export_to(path, quality)
+
+    def export_to(self, path: str, quality: int = 92) -> None:
+        image, meta = self.export_image()
+        snapshot = image.copy()  # the user may go on editing while this encodes
+        name = Path(path).name
+        self.notice.emit(f"Exporting {name}…")
+        self.busy_changed.emit(True)
+
+        def done(_value: object) -> None:
+            self.busy_changed.emit(False)
+            self.notice.emit(f"Exported {name}")
+
+        def failed(exc: Exception) -> None:
+            self.busy_changed.emit(False)
+            self.notice.emit(f"Export of {name} failed")
+            show_error(self.window, "Export failed", str(exc))
+
+        self.tasks.run(lambda: write_image(path, snapshot, meta, quality), done, failed)
+
+    # ---------------------------------------------------------------- mask layers
+    def import_mask_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Import mask image", "", OPEN_FILTER)
+        if path:
+            self.import_mask(path)
+
+    def import_mask(self, path: str) -> None:
+        doc = self.session.document
+        size = doc.size
+        name = Path(path).name
+
+        def load() -> tuple[np.ndarray, bool]:
+            with Image.open(path) as probe:
+                resized = probe.size != tuple(size)
+            return read_mask(path, size=size), resized
+
+        def done(value: tuple[np.ndarray, bool]) -> None:
+            if self.session.document is not doc:
+                return  # another photo was opened meanwhile
+            mask, resized = value
+            self.session.add_layer(name=Path(path).stem, mask=np.ascontiguousarray(mask))
+            self.notice.emit(f"Imported {name} as a layer" + (" (scaled to the photo's size)" if resized else ""))
+
+        def failed(exc: Exception) -> None:
+            show_error(self.window, "Cannot import mask", str(exc) or f"{name} is not an image this program can read.")
+
+        self.tasks.run(load, done, failed)
+
+    def export_layer_dialog(self) -> None:
+        layer = self.session.active_layer()
+        if layer is None:
+            self.notice.emit("No layer to export.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export layer", f"{layer.name}.png", "PNG (*.png)")
+        if path:
+            self.export_layer(path if path.lower().endswith(".png") else path + ".png")
+
+    def export_layer(self, path: str) -> None:
+        layer = self.session.active_layer()
+        if layer is None:
+            return
+        mask = layer.mask.copy()
+        name = Path(path).name
+
+        def write() -> None:
+            data = encode_mask_png(mask)
+            with atomic_write(path) as handle:
+                handle.write(data)
+
+        self.tasks.run(write, lambda _v: self.notice.emit(f"Exported layer to {name}"),
+                       lambda exc: show_error(self.window, "Layer export failed", str(exc)))

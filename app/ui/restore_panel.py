@@ -1,0 +1,291 @@
+"""Old-photo restoration panel: damage proposal (live, off the GUI thread) and repair steps.
+
+The panel knows nothing of the document: it is handed the photo with `set_photo`, and it
+emits what the user asks for —
+  `proposal_ready(mask)`   a fresh "Detected damage" proposal (uint8 HxW, 255 = damage),
+  `fill_requested()`       fill the damage layer with the engine,
+  `repair_preview(image)`  the photo with the chosen repair steps applied (for the slider),
+  `repair_requested(steps)` apply those steps (the editor makes it an undo command).
+Detection and repair run in a `LatestOnly` runner: a change of any control restarts a
+short debounce timer; a superseded job is told to stop and its result is dropped.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.restore.detect import DEFAULT_SENSITIVITY, detect_damage
+from app.restore.repair import RepairSteps, apply_repairs
+
+DEBOUNCE_MS = 250
+
+
+class _Relay(QObject):
+    done = Signal(int, object)
+    failed = Signal(int, str)
+
+
+class _Job(QRunnable):
+    def __init__(self, job_id: int, fn: Callable[[Callable[[], bool]], Any], is_stale: Callable[[int], bool],
+                 relay: _Relay) -> None:
+        super().__init__()
+        self.setAutoDelete(True)
+        self._id, self._fn, self._is_stale, self._relay = job_id, fn, is_stale, relay
+
+    def run(self) -> None:
+        if self._is_stale(self._id):
+            return
+        try:
+            value = self._fn(lambda: self._is_stale(self._id))
+        except Exception as exc:  # noqa: BLE001 - reported on the GUI thread
+            self._relay.failed.emit(self._id, str(exc) or type(exc).__name__)
+            return
+        if value is not None and not self._is_stale(self._id):
+            self._relay.done.emit(self._id, value)
+
+
+class LatestOnly(QObject):
+    """Runs `fn(cancel)` on a worker thread; only the newest submission's result arrives.
+
+    `fn` gets a `cancel()` -> bool it may poll (True once a newer job was submitted) and
+    returns a value or None (= gave up). `finished(value)` / `failed(message)` are emitted
+    on the GUI thread, and only for the latest job."""
+
+    finished = Signal(object)
+    failed = Signal(str)
+    busy_changed = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._ids = itertools.count(1)
+        self._latest = 0
+        self._relay = _Relay(self)
+        self._relay.done.connect(self._on_done)
+        self._relay.failed.connect(self._on_failed)
+        self._busy = False
+
+    def submit(self, fn: Callable[[Callable[[], bool]], Any]) -> int:
+        job_id = next(self._ids)
+        self._latest = job_id
+        self._set_busy(True)
+        self._pool.start(_Job(job_id, fn, self._is_stale, self._relay))
+        return job_id
+
+    def cancel(self) -> None:
+        self._latest = next(self._ids)  # every running job is now stale
+        self._set_busy(False)
+
+    def _is_stale(self, job_id: int) -> bool:
+        return job_id != self._latest
+
+    def _on_done(self, job_id: int, value: object) -> None:
+        if job_id == self._latest:
+            self._set_busy(False)
+            self.finished.emit(value)
+
+    def _on_failed(self, job_id: int, message: str) -> None:
+        if job_id == self._latest:
+            self._set_busy(False)
+            self.failed.emit(message)
+
+    def _set_busy(self, busy: bool) -> None:
+        if busy != self._busy:
+            self._busy = busy
+            self.busy_changed.emit(busy)
+
+    def busy(self) -> bool:
+        return self._busy
+
+    def wait(self, msecs: int = -1) -> bool:
+        """Block until queued jobs have run (tests, shutdown)."""
+        return self._pool.waitForDone(msecs)
+
+
+class RestorePanel(QWidget):
+    proposal_ready = Signal(object)  # uint8 HxW mask
+    fill_requested = Signal()
+    repair_preview = Signal(object)  # RGB uint8 with the chosen steps applied
+    repair_requested = Signal(object)  # RepairSteps
+    message = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._photo: np.ndarray | None = None
+        self.detector = LatestOnly(self)
+        self.repairer = LatestOnly(self)
+        self.detector.finished.connect(self._on_proposal)
+        self.detector.failed.connect(lambda m: self.message.emit(f"Damage detection failed: {m}"))
+        self.repairer.finished.connect(self.repair_preview.emit)
+        self.repairer.failed.connect(lambda m: self.message.emit(f"Repair preview failed: {m}"))
+        self._detect_timer = self._timer(self.propose_now)
+        self._repair_timer = self._timer(self.preview_now)
+        self._build()
+        self.detector.busy_changed.connect(self._on_busy)
+        self._on_busy(False)
+
+    # ---- construction
+    def _timer(self, slot) -> QTimer:
+        t = QTimer(self)
+        t.setSingleShot(True)
+        t.setInterval(DEBOUNCE_MS)
+        t.timeout.connect(slot)
+        return t
+
+    def _build(self) -> None:
+        detect_box = QGroupBox("Detect damage")
+        form = QVBoxLayout(detect_box)
+        self.scratches_box = QCheckBox("Scratches, creases, tears")
+        self.dust_box = QCheckBox("Dust and spots")
+        for box in (self.scratches_box, self.dust_box):
+            box.setChecked(True)
+            box.toggled.connect(self.schedule_proposal)
+            form.addWidget(box)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Sensitivity"))
+        self.sensitivity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.sensitivity_slider.setRange(0, 100)
+        self.sensitivity_slider.setValue(int(round(DEFAULT_SENSITIVITY * 100)))
+        self.sensitivity_slider.setToolTip("Higher flags fainter damage (and more false alarms)")
+        self.sensitivity_slider.valueChanged.connect(self._on_sensitivity)
+        row.addWidget(self.sensitivity_slider, 1)
+        self.sensitivity_label = QLabel()
+        row.addWidget(self.sensitivity_label)
+        form.addLayout(row)
+        self.status_label = QLabel()
+        form.addWidget(self.status_label)
+        self.fill_button = QPushButton("Fill detected damage")
+        self.fill_button.setToolTip("Run the engine on the \"Detected damage\" layer (edit it first if needed)")
+        self.fill_button.clicked.connect(self.fill_requested.emit)
+        form.addWidget(self.fill_button)
+
+        repair_box = QGroupBox("Repair")
+        rf = QFormLayout(repair_box)
+        self.denoise_box = QCheckBox("Denoise (non-local means)")
+        self.denoise_strength = self._spin(0.0, 30.0, 0.0, 0.5, "auto", "Strength in grey levels; auto = from the noise estimate")
+        self.fade_box = QCheckBox("Fade repair (levels, balance, CLAHE)")
+        self.clahe_clip = self._spin(0.5, 6.0, 2.0, 0.25, None, "CLAHE clip limit")
+        self.sharpen_box = QCheckBox("Sharpen (unsharp mask)")
+        self.sharpen_amount = self._spin(0.1, 3.0, 0.6, 0.1, None, "Unsharp mask amount")
+        rf.addRow(self.denoise_box, self.denoise_strength)
+        rf.addRow(self.fade_box, self.clahe_clip)
+        rf.addRow(self.sharpen_box, self.sharpen_amount)
+        for box in (self.denoise_box, self.fade_box, self.sharpen_box):
+            box.toggled.connect(self.schedule_preview)
+        self.apply_button = QPushButton("Apply repairs")
+        self.apply_button.clicked.connect(lambda: self.repair_requested.emit(self.repair_steps()))
+        rf.addRow(self.apply_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(detect_box)
+        layout.addWidget(repair_box)
+        layout.addStretch(1)
+        self._on_sensitivity(self.sensitivity_slider.value())
+
+    def _spin(self, lo, hi, value, step, special, tip) -> QDoubleSpinBox:
+        spin = QDoubleSpinBox()
+        spin.setRange(lo, hi)
+        spin.setSingleStep(step)
+        spin.setValue(value)
+        spin.setToolTip(tip)
+        if special:
+            spin.setSpecialValueText(special)
+        spin.valueChanged.connect(self.schedule_preview)
+        return spin
+
+    # ---- state
+    def set_photo(self, rgb: np.ndarray | None) -> None:
+        """The photo to work on (a snapshot is taken; None clears)."""
+        self._photo = None if rgb is None else np.array(rgb, copy=True)
+        self.detector.cancel()
+        self.repairer.cancel()
+        if self._photo is not None:
+            self.schedule_proposal()
+        self._on_busy(False)
+
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(k for k, box in (("scratches", self.scratches_box), ("dust", self.dust_box)) if box.isChecked())
+
+    def sensitivity(self) -> float:
+        return self.sensitivity_slider.value() / 100.0
+
+    def repair_steps(self) -> RepairSteps:
+        strength = self.denoise_strength.value()
+        return RepairSteps(
+            denoise=self.denoise_box.isChecked(),
+            denoise_strength=None if strength <= 0 else strength,
+            fade=self.fade_box.isChecked(),
+            clip_limit=self.clahe_clip.value(),
+            sharpen=self.sharpen_box.isChecked(),
+            sharpen_amount=self.sharpen_amount.value(),
+        )
+
+    # ---- detection
+    def _on_sensitivity(self, value: int) -> None:
+        self.sensitivity_label.setText(f"{value / 100:.2f}")
+        self.schedule_proposal()
+
+    def schedule_proposal(self) -> None:
+        if self._photo is not None:
+            self._detect_timer.start()
+
+    def propose_now(self) -> None:
+        """Start a detection with the current controls (any older one is dropped)."""
+        self._detect_timer.stop()
+        if self._photo is None:
+            return
+        photo, kinds, sens = self._photo, self.kinds(), self.sensitivity()
+        self.detector.submit(lambda cancel: detect_damage(photo, kinds, sens, cancel=cancel))
+
+    def _on_proposal(self, mask: np.ndarray) -> None:
+        share = 100.0 * float((mask > 0).mean())
+        self.status_label.setText(f"Proposed: {share:.2f} % of the photo")
+        self.proposal_ready.emit(mask)
+
+    def _on_busy(self, busy: bool) -> None:
+        if busy:
+            self.status_label.setText("Detecting…")
+        elif self._photo is None:
+            self.status_label.setText("Open a photo to detect damage")
+        self.fill_button.setEnabled(self._photo is not None)
+        self.apply_button.setEnabled(self._photo is not None)
+
+    # ---- repair preview
+    def schedule_preview(self) -> None:
+        if self._photo is not None:
+            self._repair_timer.start()
+
+    def preview_now(self, source: np.ndarray | None = None) -> None:
+        """Compute the repair preview of `source` (default: the photo) off the GUI thread."""
+        self._repair_timer.stop()
+        image = self._photo if source is None else source
+        if image is None:
+            return
+        steps = self.repair_steps()
+        self.repairer.submit(lambda cancel: apply_repairs(image, steps))
+
+    def shutdown(self) -> None:
+        self._detect_timer.stop()
+        self._repair_timer.stop()
+        self.detector.cancel()
+        self.repairer.cancel()
+        self.detector.wait()
+        self.repairer.wait()

@@ -1,0 +1,84 @@
+"""The Run panel: method, Run / Cancel, a progress bar naming the stage, Apply / Discard."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QToolButton, QVBoxLayout, QWidget
+
+from app.ui.actions import Actions
+from app.ui.run_controller import RunController
+
+METHOD_CHOICES = (
+    ("auto", "Auto (model if installed, else Telea)"),
+    ("model", "Model (ONNX / Ascend)"),
+    ("telea", "OpenCV Telea (fast)"),
+    ("ns", "OpenCV Navier-Stokes"),
+)
+
+
+class RunPanel(QWidget):
+    def __init__(self, runner: RunController, actions: Actions, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.runner = runner
+        self.method = QComboBox()
+        for key, text in METHOD_CHOICES:
+            self.method.addItem(text, key)
+        self.method.currentIndexChanged.connect(lambda i: setattr(runner, "method", self.method.itemData(i)))
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("Idle")
+        self.progress.setValue(0)
+        self.info = QLabel("")
+        self.info.setWordWrap(True)
+
+        def button(name: str) -> QToolButton:
+            b = QToolButton()
+            b.setDefaultAction(actions[name])
+            return b
+
+        self.run_button, self.cancel_button = button("run"), button("cancel_run")
+        self.apply_button, self.discard_button = button("apply_result"), button("discard_result")
+        form = QFormLayout()
+        form.addRow("Method", self.method)
+        row1 = QHBoxLayout()
+        row1.addWidget(self.run_button)
+        row1.addWidget(self.cancel_button)
+        row1.addStretch(1)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.apply_button)
+        row2.addWidget(self.discard_button)
+        row2.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(row1)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.info)
+        layout.addLayout(row2)
+        layout.addStretch(1)
+        runner.progress.connect(self.show_progress)
+        runner.running_changed.connect(self._on_running)
+        runner.failed.connect(lambda msg: self._end("Failed"))
+        runner.cancelled.connect(lambda: self._end("Cancelled"))
+        runner.finished.connect(self._on_finished)
+
+    def show_progress(self, stage: str, fraction: float) -> None:
+        if fraction < 0:  # unknown (cancelling): busy indicator
+            self.progress.setFormat(f"{stage}…")
+            return
+        self.progress.setValue(round(min(max(fraction, 0.0), 1.0) * 1000))
+        self.progress.setFormat(f"{stage} – {fraction * 100:.0f} %")
+
+    def _on_running(self, running: bool) -> None:
+        self.method.setEnabled(not running)
+        if running:
+            self.info.setText("")
+
+    def _end(self, text: str) -> None:
+        self.progress.setValue(0)
+        self.progress.setFormat(text)
+
+    def _on_finished(self, outcome) -> None:
+        self.progress.setValue(1000)
+        self.progress.setFormat("Done – compare, then Apply or Discard")
+        notes = "; ".join(outcome.notes)
+        self.info.setText(f"{outcome.method} on {outcome.backend}" + (f"\n{notes}" if notes else ""))

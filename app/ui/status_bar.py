@@ -1,0 +1,27 @@
+"""Status bar: photo size, zoom, cursor position, and the backend + method of the last run."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
+
+
+class StatusBar(QStatusBar):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.size_label, self.zoom_label = QLabel("—"), QLabel("—")
+        self.cursor_label, self.engine_label = QLabel(""), QLabel("engine: not run yet")
+        self.cursor_label.setMinimumWidth(110)
+        for label in (self.cursor_label, self.size_label, self.zoom_label, self.engine_label):
+            self.addPermanentWidget(label)
+
+    def show_size(self, width: int, height: int) -> None:
+        self.size_label.setText(f"{width} × {height} px ({width * height / 1e6:.1f} MP)")
+
+    def show_zoom(self, zoom: float) -> None:
+        self.zoom_label.setText(f"{zoom * 100:.0f} %")
+
+    def show_cursor(self, point: object) -> None:
+        self.cursor_label.setText(f"x {point[0]}, y {point[1]}" if point else "")
+
+    def show_engine(self, backend: str, method: str) -> None:
+        self.engine_label.setText(f"{backend} · {method}")

@@ -1,0 +1,249 @@
+"""The editor window end to end: runs through the real engine worker, cancel, errors,
+open/recent/drop, export with metadata, layer panel operations."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+from app.canvas import tools
+from app.canvas.document import Document, LayerKind
+from app.canvas.patch import Rect
+from app.engine.settings import InpaintSettings
+from app.ui.main_window import MainWindow
+from tests.canvas.helpers import drag
+
+
+def small_photo(w=96, h=80):
+    yy, xx = np.mgrid[0:h, 0:w]
+    photo = np.stack([xx * 2 % 256, yy * 3 % 256, (xx + yy) % 256], axis=2).astype(np.uint8)
+    return photo
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(settings=settings)
+    qtbot.addWidget(win)
+    doc = Document(photo=small_photo())
+    doc.layers.append(doc.new_layer("Mask 1"))
+    win.set_document(doc)
+    win.resize(900, 600)
+    win.show()
+    qtbot.waitExposed(win)
+    win.canvas.actual_size()
+    yield win
+    win.runner.shutdown()
+    win.files.tasks.wait(5000)
+
+
+def paint(win, points, radius=5):
+    win.canvas.set_brush(radius=radius, hardness=1.0)
+    drag(win.canvas, [win.canvas.view.to_view(*p) for p in points])
+
+
+def test_full_run_compare_apply_undo_and_run_again(window, qtbot):
+    win = window
+    doc = win.current_document()
+    original = doc.photo.copy()
+    paint(win, [(30, 30), (60, 40)])
+    mask = doc.layers[0].mask.copy()
+    assert mask.any()
+    win.runner.method = "telea"
+    stages = []
+    win.runner.progress.connect(lambda stage, f: stages.append(stage))
+    with qtbot.waitSignal(win.runner.finished, timeout=60000):
+        win.actions.run.trigger()
+        assert not win.actions.run.isEnabled() and win.actions.cancel_run.isEnabled()
+    assert doc.result is not None and win.canvas.comparing()
+    assert any(s.startswith("Preparing") for s in stages)
+    assert "telea" in win.status.engine_label.text()
+    assert win.run_panel.progress.value() == 1000
+    result = doc.result.image
+    assert np.array_equal(result[mask == 0], original[mask == 0])  # outside the mask: bit-identical
+    assert not np.array_equal(result[mask > 0], original[mask > 0])
+    # the slider shows the result right of the divider
+    win.canvas.set_divider(0)
+    shot = win.canvas.grab().toImage()
+    x, y = (int(v) for v in win.canvas.view.to_view(45, 35))
+    c = shot.pixelColor(x, y)
+    assert (c.red(), c.green(), c.blue()) == tuple(int(v) for v in result[35, 45])
+    # Apply: the result is the photo, the used mask is cleared; undo restores both
+    win.actions.apply_result.trigger()
+    assert np.array_equal(doc.photo, result) and doc.result is None and not doc.layers[0].mask.any()
+    assert not win.canvas.comparing()
+    win.session.undo_stack.undo()
+    assert np.array_equal(doc.photo, original) and doc.result is not None
+    assert np.array_equal(doc.layers[0].mask, mask)
+    win.session.undo_stack.redo()
+    # iterative removal: paint on the new photo and run again
+    paint(win, [(70, 60), (80, 65)])
+    with qtbot.waitSignal(win.runner.finished, timeout=60000):
+        win.actions.run.trigger()
+    second = doc.result.image
+    assert np.array_equal(second[doc.layers[0].mask == 0], result[doc.layers[0].mask == 0])
+
+
+def test_run_with_empty_mask_says_so(window):
+    window.actions.run.trigger()
+    assert not window.runner.running
+    assert "empty" in window.status.currentMessage()
+
+
+def test_cancel_leaves_the_document_unchanged(window, qtbot):
+    win = window
+    doc = win.current_document()
+    paint(win, [(20, 20), (70, 60)], radius=8)
+    photo, mask = doc.photo.copy(), doc.layers[0].mask.copy()
+    win.runner.method = "telea"
+    # cancel as soon as the engine reports its first stage: it polls between stages
+    win.runner.progress.connect(lambda stage, f: win.actions.cancel_run.trigger() if win.runner.running else None)
+    with qtbot.waitSignal(win.runner.cancelled, timeout=60000):
+        win.actions.run.trigger()
+    assert doc.result is None and not win.canvas.comparing()
+    assert np.array_equal(doc.photo, photo) and np.array_equal(doc.layers[0].mask, mask)
+    assert win.actions.run.isEnabled() and not win.actions.cancel_run.isEnabled()
+    assert win.run_panel.progress.format() == "Cancelled"
+
+
+def test_engine_error_is_a_message_and_changes_nothing(window, qtbot, tmp_path):
+    win = window
+    doc = win.current_document()
+    doc.settings = InpaintSettings(method="model", model_path=str(tmp_path / "missing.onnx"), backend="cpu")
+    paint(win, [(20, 20), (40, 30)])
+    photo, mask = doc.photo.copy(), doc.layers[0].mask.copy()
+    win.runner.method = "model"
+    with qtbot.waitSignal(win.runner.failed, timeout=60000) as blocker:
+        win.actions.run.trigger()
+    assert "missing.onnx" in blocker.args[0]
+    assert "missing.onnx" in win.property("last_message")
+    assert doc.result is None and np.array_equal(doc.photo, photo) and np.array_equal(doc.layers[0].mask, mask)
+    assert win.actions.run.isEnabled()
+
+
+def test_canvas_stays_usable_during_a_run(window, qtbot):
+    win = window
+    doc = win.current_document()
+    paint(win, [(20, 20), (30, 20)])
+    win.runner.method = "telea"
+    with qtbot.waitSignal(win.runner.finished, timeout=60000):
+        win.actions.run.trigger()
+        paint(win, [(80, 70), (85, 70)])  # while the job runs
+    assert doc.layers[0].mask[70, 82] == 255
+    assert np.array_equal(doc.result.image[70, 82], doc.photo[70, 82])  # the job used the snapshot
+
+
+def write_photo(path, fmt="JPEG"):
+    img = Image.fromarray(small_photo(120, 90))
+    exif = Image.Exif()
+    exif[0x010E] = "test description"
+    from PIL import ImageCms
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    img.save(path, fmt, exif=exif.tobytes(), icc_profile=icc)
+    return icc
+
+
+def test_open_recent_drop_and_bad_file(window, qtbot, tmp_path):
+    win = window
+    good = tmp_path / "holiday.jpg"
+    write_photo(good)
+    with qtbot.waitSignal(win.document_changed, timeout=10000):
+        win.files.open_path(str(good))
+    assert win.current_document().size == (120, 90) and win.current_document().layers[0].name == "Mask 1"
+    assert win.files.recent_files()[0].endswith("holiday.jpg")
+    assert "120 × 90" in win.status.size_label.text()
+    # drop a file on the window
+    other = tmp_path / "other.png"
+    Image.fromarray(small_photo(50, 40)).save(other)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(other))])
+    # (offscreen Qt does not route synthetic drops through notify(): feed the window's drop filter)
+    enter = QDragEnterEvent(QPointF(50, 50).toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                            Qt.KeyboardModifier.NoModifier)
+    assert win._drop.eventFilter(win, enter) and enter.isAccepted()
+    with qtbot.waitSignal(win.document_changed, timeout=10000):
+        drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                          Qt.KeyboardModifier.NoModifier)
+        assert win._drop.eventFilter(win, drop)
+    assert win.current_document().size == (50, 40)
+    assert [p.rsplit("/", 1)[-1] for p in win.files.recent_files()[:2]] == ["other.png", "holiday.jpg"]
+    # a damaged file: a message, the open document stays
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    win.files.open_path(str(bad))
+    qtbot.waitUntil(lambda: not win.files.tasks.busy(), timeout=10000)
+    assert "broken.jpg" in win.property("last_message")
+    assert win.current_document().size == (50, 40)
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".tif", ".webp"])
+def test_export_keeps_exif_and_icc(window, qtbot, tmp_path, ext):
+    win = window
+    src = tmp_path / "src.jpg"
+    icc = write_photo(src)
+    with qtbot.waitSignal(win.document_changed, timeout=10000):
+        win.files.open_path(str(src))
+    out = tmp_path / f"out{ext}"
+    win.files.export_to(str(out), quality=90)
+    qtbot.waitUntil(lambda: out.exists() and not win.files.tasks.busy(), timeout=10000)
+    with Image.open(out) as img:
+        assert img.size == (120, 90)
+        assert img.info.get("icc_profile") == icc
+        assert img.getexif().get(0x010E) == "test description"
+
+
+def test_layer_panel_operations(window, qtbot, tmp_path):
+    win = window
+    s, panel, doc = win.session, win.layers_panel, win.current_document()
+    win.actions.add_layer.trigger()
+    win.actions.add_protect_layer.trigger()
+    assert [l.name for l in doc.layers] == ["Mask 1", "Mask 2", "Protect 1"]
+    assert doc.layers[2].kind == LayerKind.PROTECT
+    assert panel.list.item(0).text() == "Protect 1"  # top layer first
+    # rename by editing the item, hide by its check box
+    item = panel.list.item(1)
+    item.setText("Tourists")
+    assert doc.layers[1].name == "Tourists"
+    item = panel.list.item(1)
+    item.setCheckState(Qt.CheckState.Unchecked)
+    assert not doc.layers[1].visible
+    # lock, opacity and kind of the active layer
+    s.set_active(doc.layers[0].uid)
+    panel.locked.setChecked(True)
+    assert doc.layers[0].locked
+    panel.opacity.setValue(30)
+    assert doc.layers[0].opacity == pytest.approx(0.3)
+    panel.kind.setCurrentIndex(1)
+    panel.kind.activated.emit(1)
+    assert doc.layers[0].kind == LayerKind.PROTECT
+    win.actions.layer_up.trigger()
+    assert [l.name for l in doc.layers] == ["Tourists", "Mask 1", "Protect 1"]
+    # locked layer: clear is refused
+    s.edit_mask(doc.layers[1].uid, lambda m: tools.fill_rect(m, Rect(0, 0, 96, 5)), "setup")
+    win.actions.clear_layer.trigger()
+    assert doc.layers[1].mask[:5].all()
+    panel.locked.setChecked(False)
+    win.actions.invert_layer.trigger()
+    assert not doc.layers[1].mask[:5].any() and doc.layers[1].mask[5:].all()
+    win.layer_ops.grow(-3)
+    assert not doc.layers[1].mask[5:8].any() and doc.layers[1].mask[10:70, 10:80].all()
+    win.actions.clear_layer.trigger()
+    assert not doc.layers[1].mask.any()
+    # export and import a layer as PNG
+    s.edit_mask(doc.layers[1].uid, lambda m: tools.fill_rect(m, Rect(10, 10, 20, 10)), "setup")
+    out = tmp_path / "layer.png"
+    win.files.export_layer(str(out))
+    qtbot.waitUntil(lambda: out.exists() and not win.files.tasks.busy(), timeout=10000)
+    with qtbot.waitSignal(s.layers_changed, timeout=10000):
+        win.files.import_mask(str(out))
+    assert doc.layers[-1].name == "layer" and np.array_equal(doc.layers[-1].mask, doc.layers[1].mask)
+    win.actions.delete_layer.trigger()
+    assert "layer" not in [l.name for l in doc.layers]
+    # every step above is undoable back to the start
+    while s.undo_stack.canUndo():
+        s.undo_stack.undo()
+    assert [l.name for l in doc.layers] == ["Mask 1"] and not doc.layers[0].locked
+    assert doc.layers[0].opacity == 0.5 and doc.layers[0].kind == LayerKind.FILL and not doc.layers[0].mask.any()
