@@ -1,0 +1,21 @@
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def smooth_photo(h=160, w=200, seed=0):
+    """A clean, gently varying colour photo with a real edge (no thin structures)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([90 + 0.4 * xx, 110 + 0.3 * yy, 140 - 0.2 * xx + 0.1 * yy], axis=2)
+    base[:, w // 2 :] += 40  # one strong real edge down the middle
+    base += rng.normal(0, 1.0, base.shape)
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def photo():
+    return smooth_photo()

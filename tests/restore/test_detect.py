@@ -1,0 +1,104 @@
+"""Each detector on synthetic damage: it finds what was drawn and little else."""
+
+import cv2
+import numpy as np
+import pytest
+
+from app.restore import detect
+from app.restore.synthetic import DamageSpec, add_damage, score_proposal
+from tests.restore.conftest import smooth_photo
+
+
+def draw_scratch(img, p0, p1, value, width=2):
+    out = img.copy()
+    truth = np.zeros(img.shape[:2], np.uint8)
+    cv2.line(out, p0, p1, (value,) * 3, width)
+    cv2.line(truth, p0, p1, 255, width)
+    return out, truth
+
+
+def near(a, b, px=2):
+    k = np.ones((2 * px + 1,) * 2, np.uint8)
+    return (a > 0) & (cv2.dilate(b, k) > 0)
+
+
+@pytest.mark.parametrize("value", [250, 15])  # bright (emulsion scraped off) and dark scratches
+def test_scratch_detector_finds_a_thin_line(photo, value):
+    damaged, truth = draw_scratch(photo, (20, 30), (180, 140), value)
+    mask = detect.detect_scratches(damaged)
+    assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
+    found = near(cv2.dilate(mask, np.ones((5, 5), np.uint8)), truth, 0).sum() / (truth > 0).sum()
+    assert found > 0.9
+    assert near(mask, truth).sum() / (mask > 0).sum() > 0.95  # nothing else flagged
+
+
+def test_scratch_detector_ignores_specks_and_clean_photo(photo):
+    assert not detect.detect_scratches(photo).any()
+    specked = photo.copy()
+    for x, y in [(30, 30), (80, 120), (150, 60)]:
+        cv2.circle(specked, (x, y), 2, (10, 10, 10), -1)
+    assert not detect.detect_scratches(specked).any()  # round specks are the dust detector's job
+
+
+def test_dust_detector_finds_specks_not_lines(photo):
+    damaged = photo.copy()
+    truth = np.zeros(photo.shape[:2], np.uint8)
+    spots = [(30, 30, 20), (80, 120, 240), (150, 60, 15), (120, 20, 230)]
+    for x, y, v in spots:
+        cv2.circle(damaged, (x, y), 2, (v, v, v), -1)
+        cv2.circle(truth, (x, y), 2, 255, -1)
+    mask = detect.detect_dust(damaged)
+    n, labels = cv2.connectedComponents(mask)
+    assert n - 1 == len(spots)
+    for x, y, _ in spots:
+        assert mask[y, x] == 255
+    assert near(mask, truth).all() or near(mask, truth).sum() == (mask > 0).sum()
+    # a long line is not dust
+    lined, _ = draw_scratch(photo, (10, 10), (190, 150), 250)
+    assert not detect.detect_dust(lined).any()
+
+
+def test_sensitivity_is_monotonic_and_clean_photo_stays_clean(photo):
+    dmg = add_damage(photo, np.random.default_rng(3), DamageSpec(grain_sigma=1.0))
+    counts = [(detect.detect_damage(dmg.image, sensitivity=s) > 0).sum() for s in (0.1, 0.5, 0.9)]
+    assert counts[0] <= counts[1] <= counts[2]
+    assert counts[2] > counts[0]
+    assert (detect.detect_damage(photo) > 0).mean() < 0.005
+
+
+def test_detect_damage_on_synthetic_damage_scores_well(photo):
+    dmg = add_damage(photo, np.random.default_rng(7))
+    score = score_proposal(detect.detect_damage(dmg.image), dmg)
+    assert score.precision > 0.8
+    assert score.recall > 0.6
+
+
+def test_colourful_thin_line_is_not_damage(photo):
+    # damage moves toward neutral; a saturated red wire is content
+    damaged, _ = draw_scratch(photo, (20, 30), (180, 140), 0)
+    cv2.line(damaged, (20, 30), (180, 140), (230, 20, 20), 2)
+    assert (detect.detect_scratches(damaged) > 0).sum() < 20
+
+
+def test_kinds_parsing_and_bad_input(photo):
+    assert detect.parse_kinds("scratches, dust") == ("scratches", "dust")
+    assert detect.parse_kinds("none") == ()
+    assert detect.parse_kinds(["creases", "spots"]) == ("scratches", "dust")
+    with pytest.raises(ValueError, match="unknown damage kind"):
+        detect.parse_kinds("mould")
+    assert not detect.detect_damage(photo, kinds=()).any()
+    with pytest.raises(ValueError, match="RGB uint8"):
+        detect.detect_damage(photo.astype(np.float32))
+
+
+def test_cancel_stops_detection(photo):
+    assert detect.detect_damage(photo, cancel=lambda: True) is None
+
+
+def test_synthetic_damage_is_reproducible():
+    clean = smooth_photo(seed=1)
+    a = add_damage(clean, np.random.default_rng(5))
+    b = add_damage(clean, np.random.default_rng(5))
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.support, b.support)
+    assert (a.visible > 0).sum() <= (a.support > 0).sum()
+    assert (a.visible > 0).any()

@@ -1,0 +1,78 @@
+"""Each repair step does what it says on synthetic input."""
+
+import cv2
+import numpy as np
+import pytest
+
+from app.restore import repair
+from tests.restore.conftest import smooth_photo
+
+
+def psnr(a, b):
+    return 10 * np.log10(255.0**2 / np.mean((a.astype(float) - b.astype(float)) ** 2))
+
+
+def test_noise_estimate_tracks_added_noise():
+    clean = smooth_photo()
+    rng = np.random.default_rng(0)
+    assert repair.estimate_noise(clean) < 2.0
+    for sigma in (5.0, 10.0):
+        noisy = np.clip(clean + rng.normal(0, sigma, clean.shape[:2])[..., None], 0, 255).astype(np.uint8)
+        # luminance noise (the estimate is on luminance)
+        assert abs(repair.estimate_noise(noisy) - sigma) < 0.25 * sigma
+
+
+def test_denoise_auto_leaves_a_clean_photo_alone_and_cleans_a_noisy_one():
+    clean = smooth_photo()
+    assert np.array_equal(repair.denoise(clean), clean)
+    noisy = np.clip(clean + np.random.default_rng(1).normal(0, 10, clean.shape[:2])[..., None], 0, 255).astype(np.uint8)
+    out = repair.denoise(noisy)
+    assert psnr(out, clean) > psnr(noisy, clean) + 3
+    assert np.array_equal(repair.denoise(noisy, 0), noisy)
+
+
+def test_auto_levels_stretches_each_channel():
+    faded = (smooth_photo() * 0.5 + 60).astype(np.uint8)
+    out = repair.auto_levels(faded, 0.5, 99.5)
+    for c in range(3):
+        assert np.percentile(out[:, :, c], 0.5) <= 2
+        assert np.percentile(out[:, :, c], 99.5) >= 253
+
+
+def test_gray_world_removes_a_cast():
+    photo = smooth_photo()
+    cast = np.clip(photo * np.array([1.25, 1.0, 0.75]), 0, 255).astype(np.uint8)
+    out = repair.gray_world(cast)
+    means = out.reshape(-1, 3).mean(axis=0)
+    assert means.max() - means.min() < 3
+    assert np.array_equal(repair.gray_world(cast, 0.0), cast)
+
+
+def test_clahe_raises_local_contrast_and_keeps_hue():
+    yy, xx = np.mgrid[0:128, 0:128]
+    ripple = 120 + 6 * np.sin(xx / 3.0) * np.cos(yy / 5.0)  # faded, low-contrast detail
+    low = np.clip(np.stack([ripple + 10, ripple, ripple - 15], axis=2), 0, 255).astype(np.uint8)
+    out = repair.clahe_l(low, clip_limit=3.0)
+    assert out.mean(axis=2).std() > low.mean(axis=2).std() * 1.5
+    lab_in = cv2.cvtColor(low, cv2.COLOR_RGB2LAB).astype(int)
+    lab_out = cv2.cvtColor(out, cv2.COLOR_RGB2LAB).astype(int)
+    assert np.abs(lab_out[..., 1:] - lab_in[..., 1:]).mean() < 2
+
+
+def test_sharpen_increases_edge_contrast_and_spares_flat_grain():
+    img = np.full((40, 40, 3), 100, np.uint8)
+    img[:, 20:] = 160
+    out = repair.sharpen(img, amount=1.0, radius=1.5)
+    assert out[20, 19, 0] < 100 and out[20, 20, 0] > 160  # overshoot both sides of the edge
+    assert np.array_equal(out[:, :10], img[:, :10])  # flat areas untouched
+    assert np.array_equal(repair.sharpen(img, amount=0), img)
+
+
+def test_apply_repairs_runs_only_enabled_steps():
+    photo = smooth_photo()
+    assert np.array_equal(repair.apply_repairs(photo, repair.RepairSteps()), photo)
+    seen = []
+    repair.apply_repairs(photo, repair.RepairSteps(denoise=True, fade=True, sharpen=True), progress=seen.append)
+    assert seen == ["denoise", "fade", "sharpen"]
+    with pytest.raises(ValueError):
+        repair.sharpen(photo[:, :, 0])

@@ -1,0 +1,138 @@
+"""The restore panel: live proposal off the GUI thread, debounced, stale results dropped."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from app.restore.detect import detect_damage
+from app.restore.repair import RepairSteps, apply_repairs
+from app.restore.synthetic import add_damage
+from app.ui.restore_panel import LatestOnly, RestorePanel
+from tests.restore.conftest import smooth_photo
+
+
+@pytest.fixture
+def damaged():
+    return add_damage(smooth_photo(), np.random.default_rng(2)).image
+
+
+@pytest.fixture
+def panel(qtbot):
+    p = RestorePanel()
+    qtbot.addWidget(p)
+    yield p
+    p.shutdown()
+
+
+def test_photo_gives_a_proposal_matching_the_detector(qtbot, panel, damaged):
+    with qtbot.waitSignal(panel.proposal_ready, timeout=10000) as sig:
+        panel.set_photo(damaged)
+    assert np.array_equal(sig.args[0], detect_damage(damaged, ("scratches", "dust"), 0.5))
+    assert "Proposed:" in panel.status_label.text()
+
+
+def test_slider_moves_are_debounced_into_one_proposal_at_the_final_value(qtbot, panel, damaged):
+    with qtbot.waitSignal(panel.proposal_ready, timeout=10000):
+        panel.set_photo(damaged)
+    got = []
+    panel.proposal_ready.connect(got.append)
+    for v in (60, 70, 80, 90):
+        panel.sensitivity_slider.setValue(v)
+    with qtbot.waitSignal(panel.proposal_ready, timeout=10000):
+        pass
+    qtbot.wait(400)
+    panel.detector.wait()
+    assert len(got) == 1
+    assert np.array_equal(got[0], detect_damage(damaged, ("scratches", "dust"), 0.9))
+
+
+def test_kind_checkboxes_choose_detectors(qtbot, panel, damaged):
+    with qtbot.waitSignal(panel.proposal_ready, timeout=10000):
+        panel.set_photo(damaged)
+    with qtbot.waitSignal(panel.proposal_ready, timeout=10000) as sig:
+        panel.scratches_box.setChecked(False)
+    assert panel.kinds() == ("dust",)
+    assert np.array_equal(sig.args[0], detect_damage(damaged, ("dust",), 0.5))
+
+
+def test_detection_runs_off_the_gui_thread(qtbot):
+    runner = LatestOnly()
+    threads = []
+
+    def job(cancel):
+        threads.append(threading.get_ident())
+        return 1
+
+    with qtbot.waitSignal(runner.finished, timeout=5000):
+        runner.submit(job)
+    assert threads and threads[0] != threading.get_ident()
+
+
+def test_stale_results_are_dropped(qtbot):
+    runner = LatestOnly()
+    gate, started = threading.Event(), threading.Event()
+    seen, cancelled = [], []
+
+    def slow(cancel):
+        started.set()
+        gate.wait(5)
+        cancelled.append(cancel())
+        return "old"
+
+    runner.finished.connect(seen.append)
+    runner.submit(slow)
+    assert started.wait(5)
+    runner.submit(lambda cancel: "new")
+    gate.set()
+    with qtbot.waitSignal(runner.finished, timeout=5000):
+        pass
+    runner.wait()
+    qtbot.wait(50)
+    assert seen == ["new"]
+    assert cancelled == [True]  # the superseded job could see it was superseded
+
+
+def test_a_job_superseded_before_it_starts_never_runs(qtbot):
+    runner = LatestOnly()
+    gate, ran = threading.Event(), []
+    runner.submit(lambda cancel: gate.wait(5) and None)  # occupies the single worker thread
+    runner.submit(lambda cancel: ran.append("middle"))
+    with qtbot.waitSignal(runner.finished, timeout=5000) as sig:
+        runner.submit(lambda cancel: "last")
+        gate.set()
+    assert sig.args[0] == "last" and ran == []
+
+
+def test_failure_is_reported_as_a_message(qtbot):
+    runner = LatestOnly()
+
+    def bad(cancel):
+        raise ValueError("boom")
+
+    with qtbot.waitSignal(runner.failed, timeout=5000) as sig:
+        runner.submit(bad)
+    assert "boom" in sig.args[0]
+
+
+def test_repair_toggles_preview_and_request(qtbot, panel, damaged):
+    with qtbot.waitSignal(panel.proposal_ready, timeout=10000):
+        panel.set_photo(damaged)
+    with qtbot.waitSignal(panel.repair_preview, timeout=10000) as sig:
+        panel.fade_box.setChecked(True)
+    steps = panel.repair_steps()
+    assert steps == RepairSteps(fade=True, clip_limit=2.0, denoise_strength=None, sharpen_amount=0.6)
+    assert np.array_equal(sig.args[0], apply_repairs(damaged, steps))
+    panel.denoise_box.setChecked(True)
+    panel.denoise_strength.setValue(5.0)
+    assert panel.repair_steps().denoise_strength == 5.0
+    with qtbot.waitSignal(panel.repair_requested, timeout=1000) as req:
+        panel.apply_button.click()
+    assert req.args[0].denoise and req.args[0].fade
+    with qtbot.waitSignal(panel.fill_requested, timeout=1000):
+        panel.fill_button.click()
+
+
+def test_without_a_photo_buttons_are_disabled(panel):
+    assert not panel.fill_button.isEnabled()
+    assert not panel.apply_button.isEnabled()
