@@ -166,8 +166,8 @@ class _OmModel:
         model = cls(backend, path)
         try:
             model._load()
-        except BackendFailure as exc:
-            model.release()
+        except (BackendFailure, BackendUnavailable) as exc:
+            backend.teardown_errors += model.release()
             raise BackendUnavailable(f"cannot load {path.name} on the NPU: {exc}") from None
         return model
 
