@@ -67,6 +67,9 @@ class MainWindow(QMainWindow):
         self._connect_actions()
         self._connect_signals()
         self._update_enabled()
+        from app.ui.restore_controller import install_restore  # old-photo restoration dock
+
+        self.restore = install_restore(self)
         self.resize(1280, 820)
 
     # ---------------------------------------------------------------- extension API
@@ -112,6 +115,8 @@ class MainWindow(QMainWindow):
         undo.setShortcuts(QKeySequence.StandardKey.Undo)
         redo = self.session.undo_stack.createRedoAction(self, "&Redo")
         redo.setShortcuts(QKeySequence.StandardKey.Redo)
+        undo.setIconText("Undo")  # the menu text names the step; the tool bar stays short
+        redo.setIconText("Redo")
         self.undo_action, self.redo_action = undo, redo
         for key, title in MENUS:
             menu = self.menus[key] = self.menuBar().addMenu(title)

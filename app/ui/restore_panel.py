@@ -4,10 +4,10 @@ The panel knows nothing of the document: it is handed the photo with `set_photo`
 emits what the user asks for —
   `proposal_ready(mask)`   a fresh "Detected damage" proposal (uint8 HxW, 255 = damage),
   `fill_requested()`       fill the damage layer with the engine,
-  `repair_preview(image)`  the photo with the chosen repair steps applied (for the slider),
+  `repair_preview(steps, image)` the photo (or the pending fill) with the chosen steps applied,
   `repair_requested(steps)` apply those steps (the editor makes it an undo command).
-Detection and repair run in a `LatestOnly` runner: a change of any control restarts a
-short debounce timer; a superseded job is told to stop and its result is dropped.
+Nothing is detected until the user presses Detect; from then on, a change of any detect
+control restarts a short debounce timer. Detection and repair run in a `LatestOnly` runner; a superseded job is told to stop and its result is dropped.
 """
 
 from __future__ import annotations
@@ -123,18 +123,20 @@ class LatestOnly(QObject):
 class RestorePanel(QWidget):
     proposal_ready = Signal(object)  # uint8 HxW mask
     fill_requested = Signal()
-    repair_preview = Signal(object)  # RGB uint8 with the chosen steps applied
+    repair_preview = Signal(object, object)  # RepairSteps, RGB uint8 with those steps applied
     repair_requested = Signal(object)  # RepairSteps
     message = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._photo: np.ndarray | None = None
+        self._repair_source: np.ndarray | None = None
+        self.live = False  # after the first Detect, control changes update the proposal
         self.detector = LatestOnly(self)
         self.repairer = LatestOnly(self)
         self.detector.finished.connect(self._on_proposal)
         self.detector.failed.connect(lambda m: self.message.emit(f"Damage detection failed: {m}"))
-        self.repairer.finished.connect(self.repair_preview.emit)
+        self.repairer.finished.connect(lambda pair: self.repair_preview.emit(*pair))
         self.repairer.failed.connect(lambda m: self.message.emit(f"Repair preview failed: {m}"))
         self._detect_timer = self._timer(self.propose_now)
         self._repair_timer = self._timer(self.preview_now)
@@ -172,6 +174,10 @@ class RestorePanel(QWidget):
         form.addLayout(row)
         self.status_label = QLabel()
         form.addWidget(self.status_label)
+        self.detect_button = QPushButton("Detect damage")
+        self.detect_button.setToolTip("Propose a \"Detected damage\" layer; after that the controls update it live")
+        self.detect_button.clicked.connect(self._on_detect_clicked)
+        form.addWidget(self.detect_button)
         self.fill_button = QPushButton("Fill detected damage")
         self.fill_button.setToolTip("Run the engine on the \"Detected damage\" layer (edit it first if needed)")
         self.fill_button.clicked.connect(self.fill_requested.emit)
@@ -212,14 +218,25 @@ class RestorePanel(QWidget):
         return spin
 
     # ---- state
-    def set_photo(self, rgb: np.ndarray | None) -> None:
-        """The photo to work on (a snapshot is taken; None clears)."""
+    def set_photo(self, rgb: np.ndarray | None, live: bool = False) -> None:
+        """The photo to work on (a snapshot is taken; None clears). `live` keeps updating
+        the proposal (the same document's photo changed); a new document waits for Detect."""
         self._photo = None if rgb is None else np.array(rgb, copy=True)
+        self._repair_source = None
         self.detector.cancel()
         self.repairer.cancel()
-        if self._photo is not None:
+        self.live = live and self._photo is not None
+        if self.live:
             self.schedule_proposal()
         self._on_busy(False)
+
+    def set_repair_source(self, rgb: np.ndarray | None) -> None:
+        """What the repair preview starts from (e.g. the pending fill result); None = the photo."""
+        self._repair_source = None if rgb is None else np.array(rgb, copy=True)
+
+    def _on_detect_clicked(self) -> None:
+        self.live = True
+        self.propose_now()
 
     def kinds(self) -> tuple[str, ...]:
         return tuple(k for k, box in (("scratches", self.scratches_box), ("dust", self.dust_box)) if box.isChecked())
@@ -244,7 +261,7 @@ class RestorePanel(QWidget):
         self.schedule_proposal()
 
     def schedule_proposal(self) -> None:
-        if self._photo is not None:
+        if self._photo is not None and self.live:
             self._detect_timer.start()
 
     def propose_now(self) -> None:
@@ -265,8 +282,8 @@ class RestorePanel(QWidget):
             self.status_label.setText("Detecting…")
         elif self._photo is None:
             self.status_label.setText("Open a photo to detect damage")
-        self.fill_button.setEnabled(self._photo is not None)
-        self.apply_button.setEnabled(self._photo is not None)
+        for button in (self.detect_button, self.fill_button, self.apply_button):
+            button.setEnabled(self._photo is not None)
 
     # ---- repair preview
     def schedule_preview(self) -> None:
@@ -276,11 +293,12 @@ class RestorePanel(QWidget):
     def preview_now(self, source: np.ndarray | None = None) -> None:
         """Compute the repair preview of `source` (default: the photo) off the GUI thread."""
         self._repair_timer.stop()
-        image = self._photo if source is None else source
+        image = source if source is not None else self._repair_source
+        image = self._photo if image is None else image
         if image is None:
             return
         steps = self.repair_steps()
-        self.repairer.submit(lambda cancel: apply_repairs(image, steps))
+        self.repairer.submit(lambda cancel: (steps, apply_repairs(image, steps)))
 
     def shutdown(self) -> None:
         self._detect_timer.stop()

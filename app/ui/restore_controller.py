@@ -1,0 +1,152 @@
+"""Glue between the restore panel and the editor: no pixels are computed here.
+
+- A proposal becomes the mask layer "Detected damage" (added, or its mask replaced) through
+  the session's undoable operations, so the user trims it with the brush and can undo.
+- "Fill detected damage" runs the editor's normal run (RunController) with the settings
+  thin damage fills best with (app.restore.pipeline.FILL_SETTINGS); the result shows in the
+  before/after slider and Apply is the usual undoable step.
+- Repair previews become the pending result (before/after slider); "Apply repairs" applies
+  it (one undo step). A preview starts from the pending fill result when there is one, and
+  keeps its mask so applying it also clears the filled damage from the layers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, Signal
+
+from app.canvas.document import InpaintOutcome, LayerKind
+from app.restore.pipeline import FILL_SETTINGS
+from app.restore.repair import RepairSteps
+from app.ui.restore_panel import RestorePanel
+
+LAYER_NAME = "Detected damage"
+REPAIR_TAG = "repair"
+
+
+def describe(steps: RepairSteps) -> str:
+    names = [n for n, on in (("denoise", steps.denoise), ("fade", steps.fade), ("sharpen", steps.sharpen)) if on]
+    return ", ".join(names) or "none"
+
+
+class RestoreController(QObject):
+    notice = Signal(str)
+
+    def __init__(self, window, panel: RestorePanel | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent or window)
+        self.window = window
+        self.session = window.session
+        self.runner = window.runner
+        self.panel = panel or RestorePanel()
+        self._base: InpaintOutcome | None = None  # the pending fill a repair preview builds on
+        p, s = self.panel, self.session
+        p.proposal_ready.connect(self.on_proposal)
+        p.fill_requested.connect(self.fill)
+        p.repair_preview.connect(self.on_repair_preview)
+        p.repair_requested.connect(self.apply_repairs)
+        p.message.connect(self.notice.emit)
+        s.document_replaced.connect(lambda: self._photo_changed(new_document=True))
+        s.photo_changed.connect(lambda _rect: self._photo_changed(new_document=False))
+        s.result_changed.connect(self._on_result_changed)
+        window.installEventFilter(self)
+        self._photo_changed(new_document=True)
+
+    # ---------------------------------------------------------------- detection -> layer
+    def damage_layer(self):
+        for layer in self.session.document.layers:
+            if layer.name == LAYER_NAME:
+                return layer
+        return None
+
+    def on_proposal(self, mask: np.ndarray) -> None:
+        doc = self.session.document
+        if mask.shape != doc.photo.shape[:2]:
+            return  # a proposal for a photo that is no longer open
+        layer = self.damage_layer()
+        if layer is None:
+            self.session.add_layer(LAYER_NAME, LayerKind.FILL, mask.copy())
+        else:
+            if layer.locked:
+                self.notice.emit(f"Layer “{LAYER_NAME}” is locked; the new proposal was not applied.")
+                return
+            self.session.replace_layer_mask(layer.uid, mask, f"Update “{LAYER_NAME}”")
+            self.session.set_active(layer.uid)
+        self.notice.emit(f"Detected damage: {100.0 * float((mask > 0).mean()):.2f} % of the photo. "
+                         "Trim the layer with the brush, then Fill.")
+
+    # ---------------------------------------------------------------- fill
+    def fill(self) -> bool:
+        """Run the editor's engine run on the visible fill layers with the thin-damage settings."""
+        layer = self.damage_layer()
+        if layer is None or not layer.mask.any():
+            self.notice.emit("Nothing detected to fill: press Detect damage first (or paint the damage).")
+            return False
+        if self.runner.running:
+            self.notice.emit("A run is already going.")
+            return False
+        doc = self.session.document
+        saved_settings, saved_method = doc.settings, self.runner.method
+        doc.settings = doc.settings.with_(coarse_size=FILL_SETTINGS.coarse_size, cra=FILL_SETTINGS.cra)
+        self.runner.method = FILL_SETTINGS.method
+        try:
+            return self.runner.start()  # the job snapshots the settings at submit
+        finally:
+            doc.settings, self.runner.method = saved_settings, saved_method
+
+    # ---------------------------------------------------------------- repair
+    def _on_result_changed(self) -> None:
+        result = self.session.document.result
+        if result is None or f"{REPAIR_TAG}:" not in result.method:
+            self._base = result  # a fill result (or none): previews build on it
+            self.panel.set_repair_source(None if result is None else result.image)
+
+    def on_repair_preview(self, steps: RepairSteps, image: np.ndarray) -> None:
+        doc = self.session.document
+        if image.shape != doc.photo.shape:
+            return
+        base = self._base
+        if not steps.any:
+            self.session.set_result(base)  # back to the fill result, or to nothing
+            return
+        method = f"{REPAIR_TAG}: {describe(steps)}"
+        if base is not None:
+            outcome = InpaintOutcome(image=image, method=f"{base.method} + {method}", backend=base.backend,
+                                     mask=base.mask, notes=list(base.notes))
+        else:
+            outcome = InpaintOutcome(image=image, method=method, backend="cpu")
+        self.session.set_result(outcome)
+
+    def apply_repairs(self, steps: RepairSteps) -> bool:
+        result = self.session.document.result
+        if result is None or f"{REPAIR_TAG}:" not in result.method:
+            self.notice.emit("Turn on a repair step first; its preview shows in the before/after slider.")
+            return False
+        self.session.apply_result()
+        self._base = None
+        self.panel.set_repair_source(None)
+        return True
+
+    # ---------------------------------------------------------------- document / shutdown
+    def _photo_changed(self, new_document: bool) -> None:
+        photo = self.session.document.photo
+        usable = photo.ndim == 3 and min(photo.shape[:2]) > 1
+        # a changed photo (a result applied) waits for Detect again, like a new one: an automatic
+        # re-detection would slip an extra undo step in after the Apply
+        self.panel.set_photo(photo if usable else None)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if watched is self.window and event.type() == QEvent.Type.Close:
+            self.panel.shutdown()
+        return False
+
+
+def install_restore(window) -> RestoreController:
+    """Dock the restore panel in the editor and wire it (the one call MainWindow makes)."""
+    controller = RestoreController(window)
+    dock = window.add_panel("Restore", controller.panel)
+    view = getattr(window, "menus", {}).get("view")
+    if view is not None:
+        view.addAction(dock.toggleViewAction())
+    if hasattr(window, "status"):
+        controller.notice.connect(lambda text: window.status.showMessage(text, 6000))
+    return controller
