@@ -15,8 +15,8 @@ from app.io.images import format_for, write_image
 def register(sub) -> None:
     p = sub.add_parser("inpaint", help="fill the masked pixels of one photo",
                        description="Fill the pixels of PHOTO where MASK is white and write OUT.")
-    p.add_argument("photo", help="the photo (JPEG, PNG, TIFF, WebP)")
-    p.add_argument("--mask", required=True, help="mask image: white = fill (see --invert-mask)")
+    p.add_argument("photo", help="the photo (JPEG, PNG, TIFF, WebP), or an .ora project (its visible fill layers)")
+    p.add_argument("--mask", help="mask image: white = fill (see --invert-mask); not used with an .ora project")
     p.add_argument("-o", "--output", required=True, help="output file; the format follows the extension")
     p.add_argument("--invert-mask", action="store_true", help="black = fill (the HiFill sample masks)")
     add_engine_options(p)
@@ -24,6 +24,18 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if Path(args.photo).suffix.lower() == ".ora":
+        from app.cli.project_cmd import run_project
+
+        try:
+            settings = settings_from(args)
+        except CliError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return run_project(args, settings)
+    if not args.mask:
+        print("error: --mask is required for a photo (an .ora project carries its own mask layers).", file=sys.stderr)
+        return 2
     try:
         format_for(args.output)
         settings = settings_from(args)

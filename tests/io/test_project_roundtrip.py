@@ -17,7 +17,6 @@ def assert_same(a: Document, b: Document) -> None:
         assert np.array_equal(la.mask, lb.mask), la.name
         assert (la.name, la.kind, la.visible, la.locked, tuple(la.color)) == (lb.name, lb.kind, lb.visible, lb.locked, tuple(lb.color))
         assert la.opacity == lb.opacity
-    assert [x.uid for x in a.layers] != [] or not a.layers
     order_a = np.argsort([x.uid for x in a.layers])
     order_b = np.argsort([x.uid for x in b.layers])
     assert list(order_a) == list(order_b)  # creation order survives
