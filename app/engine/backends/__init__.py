@@ -4,22 +4,39 @@ from __future__ import annotations
 
 from app.engine.backends.base import Backend
 from app.engine.errors import BackendUnavailable
+from app.engine.model_spec import ModelSpec
 from app.engine.settings import BACKENDS
 
 
-def select_backend(name: str = "auto") -> tuple[Backend, str]:
-    """Return a backend and one line saying why it was chosen."""
+def select_backend(name: str = "auto", spec: ModelSpec | None = None, *, chunk: str | None = None
+                   ) -> tuple[Backend, str]:
+    """Return a backend and one line saying why it was chosen.
+
+    `npu` and `auto` try the Ascend NPU for `spec`: it is used only when pyacl imports, a
+    device answers and both .om files (the generator and the MatMul chunk) load; `auto`
+    otherwise falls back to the CPU, `npu` raises BackendUnavailable saying why. Call this
+    on the thread that will run the jobs: an ACL context belongs to its thread."""
     if name not in BACKENDS:
         raise BackendUnavailable(f"Unknown backend {name!r}; choose one of {', '.join(BACKENDS)}.")
-    if name == "npu":
-        raise BackendUnavailable(
-            "No NPU backend is available: the Ascend backend is not part of this build. Use --backend cpu."
-        )
     from app.engine.backends.onnx import OnnxBackend
 
+    why_not_npu = "no model to run on it"
+    if name in ("npu", "auto") and spec is not None:
+        from app.engine.backends.ascend import DEFAULT_CHUNK, open_npu_backend
+
+        try:
+            npu = open_npu_backend(spec, chunk=chunk or DEFAULT_CHUNK)
+        except BackendUnavailable as exc:
+            if name == "npu":
+                raise BackendUnavailable(f"The NPU backend cannot run: {exc}") from None
+            why_not_npu = str(exc)
+        else:
+            return npu, f"using {npu.name}: {spec.path.stem}.om with {npu.tile.label} MatMul chunks"
+    if name == "npu":
+        raise BackendUnavailable("The NPU backend runs a model; the OpenCV methods run on the CPU (--backend cpu).")
     backend = OnnxBackend()
     if name == "auto":
-        return backend, f"using {backend.name}: no Ascend NPU backend in this build"
+        return backend, f"using {backend.name}: NPU not used ({why_not_npu})"
     return backend, f"using {backend.name}"
 
 
