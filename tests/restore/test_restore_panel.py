@@ -8,7 +8,7 @@ import pytest
 from app.restore.detect import detect_damage
 from app.restore.repair import RepairSteps, apply_repairs
 from app.restore.synthetic import add_damage
-from app.ui.restore_panel import LatestOnly, RestorePanel
+from app.ui.restore_panel import DEBOUNCE_MS, LatestOnly, RestorePanel
 from tests.restore.conftest import smooth_photo
 
 
@@ -26,15 +26,19 @@ def panel(qtbot):
 
 
 def test_photo_gives_a_proposal_matching_the_detector(qtbot, panel, damaged):
+    panel.set_photo(damaged)
+    qtbot.wait(DEBOUNCE_MS + 100)
+    assert not panel.detector.busy()  # a new photo waits for Detect: no surprise layer
     with qtbot.waitSignal(panel.proposal_ready, timeout=10000) as sig:
-        panel.set_photo(damaged)
+        panel.detect_button.click()
     assert np.array_equal(sig.args[0], detect_damage(damaged, ("scratches", "dust"), 0.5))
     assert "Proposed:" in panel.status_label.text()
 
 
 def test_slider_moves_are_debounced_into_one_proposal_at_the_final_value(qtbot, panel, damaged):
+    panel.set_photo(damaged)
     with qtbot.waitSignal(panel.proposal_ready, timeout=10000):
-        panel.set_photo(damaged)
+        panel.detect_button.click()
     got = []
     panel.proposal_ready.connect(got.append)
     for v in (60, 70, 80, 90):
@@ -48,8 +52,9 @@ def test_slider_moves_are_debounced_into_one_proposal_at_the_final_value(qtbot, 
 
 
 def test_kind_checkboxes_choose_detectors(qtbot, panel, damaged):
+    panel.set_photo(damaged)
     with qtbot.waitSignal(panel.proposal_ready, timeout=10000):
-        panel.set_photo(damaged)
+        panel.detect_button.click()
     with qtbot.waitSignal(panel.proposal_ready, timeout=10000) as sig:
         panel.scratches_box.setChecked(False)
     assert panel.kinds() == ("dust",)
@@ -116,13 +121,20 @@ def test_failure_is_reported_as_a_message(qtbot):
 
 
 def test_repair_toggles_preview_and_request(qtbot, panel, damaged):
+    panel.set_photo(damaged)
     with qtbot.waitSignal(panel.proposal_ready, timeout=10000):
-        panel.set_photo(damaged)
+        panel.detect_button.click()
     with qtbot.waitSignal(panel.repair_preview, timeout=10000) as sig:
         panel.fade_box.setChecked(True)
     steps = panel.repair_steps()
     assert steps == RepairSteps(fade=True, clip_limit=2.0, denoise_strength=None, sharpen_amount=0.6)
-    assert np.array_equal(sig.args[0], apply_repairs(damaged, steps))
+    assert sig.args[0] == steps
+    assert np.array_equal(sig.args[1], apply_repairs(damaged, steps))
+    base = damaged[::-1].copy()  # e.g. a pending fill result
+    panel.set_repair_source(base)
+    with qtbot.waitSignal(panel.repair_preview, timeout=10000) as sig:
+        panel.clahe_clip.setValue(3.0)
+    assert np.array_equal(sig.args[1], apply_repairs(base, panel.repair_steps()))
     panel.denoise_box.setChecked(True)
     panel.denoise_strength.setValue(5.0)
     assert panel.repair_steps().denoise_strength == 5.0
@@ -135,4 +147,5 @@ def test_repair_toggles_preview_and_request(qtbot, panel, damaged):
 
 def test_without_a_photo_buttons_are_disabled(panel):
     assert not panel.fill_button.isEnabled()
+    assert not panel.detect_button.isEnabled()
     assert not panel.apply_button.isEnabled()

@@ -1,0 +1,112 @@
+"""The restore dock inside the editor: proposal -> "Detected damage" layer (undoable),
+fill through the editor's run, repair previews in the compare slider, applied and undone."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings
+
+from app.canvas.document import Document, LayerKind
+from app.restore.detect import detect_damage
+from app.restore.repair import RepairSteps, apply_repairs
+from app.restore.synthetic import add_damage
+from app.ui.main_window import MainWindow
+from app.ui.restore_controller import LAYER_NAME
+from tests.restore.conftest import smooth_photo
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    win = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(win)
+    clean = smooth_photo()
+    damaged = add_damage(clean, np.random.default_rng(4)).image
+    doc = Document(photo=damaged)
+    doc.layers.append(doc.new_layer("Mask 1"))
+    win.set_document(doc)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.restore.panel.shutdown()
+    win.runner.shutdown()
+    win.files.tasks.wait(5000)
+
+
+def detect(win, qtbot):
+    with qtbot.waitSignal(win.restore.panel.proposal_ready, timeout=20000):
+        win.restore.panel.detect_button.click()
+
+
+def test_proposal_becomes_an_editable_undoable_layer(window, qtbot):
+    win, doc = window, window.current_document()
+    photo = doc.photo.copy()
+    assert win.restore.damage_layer() is None  # opening a photo proposes nothing by itself
+    detect(win, qtbot)
+    layer = win.restore.damage_layer()
+    assert layer is not None and layer.kind == LayerKind.FILL
+    assert np.array_equal(layer.mask, detect_damage(photo, ("scratches", "dust"), 0.5))
+    assert win.session.active_layer() is layer
+    first = layer.mask.copy()
+    with qtbot.waitSignal(win.restore.panel.proposal_ready, timeout=20000):
+        win.restore.panel.sensitivity_slider.setValue(90)  # live from now on
+    assert np.array_equal(layer.mask, detect_damage(photo, ("scratches", "dust"), 0.9))
+    assert [lay.name for lay in doc.layers].count(LAYER_NAME) == 1
+    win.session.undo_stack.undo()
+    assert np.array_equal(layer.mask, first)
+    win.session.undo_stack.undo()
+    assert win.restore.damage_layer() is None
+
+
+def test_fill_runs_the_engine_and_apply_is_undoable(window, qtbot):
+    win, doc = window, window.current_document()
+    photo = doc.photo.copy()
+    detect(win, qtbot)
+    mask = win.restore.damage_layer().mask.copy()
+    with qtbot.waitSignal(win.runner.finished, timeout=60000):
+        win.restore.panel.fill_button.click()
+    assert doc.result is not None and "telea" in doc.result.method
+    assert win.runner.method == "auto" and doc.settings.cra  # the editor's own settings are untouched
+    assert np.array_equal(doc.result.image[mask == 0], photo[mask == 0])
+    win.actions.apply_result.trigger()
+    assert not np.array_equal(doc.photo, photo)
+    win.session.undo_stack.undo()
+    assert np.array_equal(doc.photo, photo)
+
+
+def test_repair_preview_in_compare_then_apply_and_undo(window, qtbot):
+    win, doc = window, window.current_document()
+    photo = doc.photo.copy()
+    panel = win.restore.panel
+    with qtbot.waitSignal(panel.repair_preview, timeout=20000):
+        panel.fade_box.setChecked(True)
+    steps = RepairSteps(fade=True)
+    assert doc.result is not None and doc.result.method.startswith("repair")
+    assert win.canvas.comparing()
+    assert np.array_equal(doc.result.image, apply_repairs(photo, steps))
+    panel.apply_button.click()
+    assert np.array_equal(doc.photo, apply_repairs(photo, steps)) and doc.result is None
+    win.session.undo_stack.undo()
+    assert np.array_equal(doc.photo, photo)
+
+
+def test_turning_repairs_off_returns_to_the_fill_result(window, qtbot):
+    win, doc = window, window.current_document()
+    detect(win, qtbot)
+    with qtbot.waitSignal(win.runner.finished, timeout=60000):
+        win.restore.panel.fill_button.click()
+    fill = doc.result
+    panel = win.restore.panel
+    with qtbot.waitSignal(panel.repair_preview, timeout=20000):
+        panel.sharpen_box.setChecked(True)
+    assert doc.result is not fill and "repair: sharpen" in doc.result.method
+    assert np.array_equal(doc.result.mask, fill.mask)  # applying also clears the filled damage
+    assert np.array_equal(doc.result.image, apply_repairs(fill.image, RepairSteps(sharpen=True)))
+    with qtbot.waitSignal(panel.repair_preview, timeout=20000):
+        panel.sharpen_box.setChecked(False)
+    assert doc.result is fill
+
+
+def test_fill_without_detection_says_so(window, qtbot):
+    msgs = []
+    window.restore.notice.connect(msgs.append)
+    assert not window.restore.fill()
+    assert "Detect damage" in msgs[-1]
