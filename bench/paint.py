@@ -24,13 +24,13 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+import numpy as np
+from PySide6.QtWidgets import QApplication
 
-from app.canvas.document import Document  # noqa: E402
-from app.canvas.gestures import BrushGesture  # noqa: E402
-from app.canvas.session import EditSession  # noqa: E402
-from app.canvas.widget import CanvasWidget  # noqa: E402
+from app.canvas.document import Document
+from app.canvas.gestures import BrushGesture
+from app.canvas.session import EditSession
+from app.canvas.widget import CanvasWidget
 
 W, H = 6000, 4000  # 24 MP
 

@@ -18,14 +18,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from PySide6.QtCore import QEvent, QPointF, QSettings, Qt  # noqa: E402
-from PySide6.QtGui import QMouseEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QEvent, QPointF, QSettings, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
 
-from app.canvas.document import Document  # noqa: E402
-from app.io.images import read_image, read_mask  # noqa: E402
-from app.ui.main_window import MainWindow  # noqa: E402
-from app.ui.run_panel import METHOD_CHOICES  # noqa: E402
+from app.canvas.document import Document
+from app.io.images import read_image, read_mask
+from app.ui.main_window import MainWindow
+from app.ui.run_panel import METHOD_CHOICES
 
 SAMPLE = ROOT / "resources" / "sample.png"
 SAMPLE_MASK = ROOT / "resources" / "sample_mask.png"

@@ -86,10 +86,10 @@ class LayerPropsCommand(QUndoCommand):
         super().__init__(text)
         self._session, self._uid, self._old, self._new = session, uid, old, new
 
-    def id(self) -> int:  # noqa: A003 - Qt's name
+    def id(self) -> int:
         return _MERGE_PROPS_ID if set(self._new) == {"opacity"} else -1
 
-    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 - Qt's name
+    def mergeWith(self, other: QUndoCommand) -> bool:
         if not isinstance(other, LayerPropsCommand) or other._uid != self._uid or set(other._new) != set(self._new):
             return False
         self._new = dict(other._new)

@@ -158,7 +158,7 @@ class CanvasWidget(QWidget):
         self.update()
 
     # ---------------------------------------------------------------- painting
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+    def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
         area = event.rect()
         painter.fillRect(area, BACKGROUND)
@@ -198,7 +198,7 @@ class CanvasWidget(QWidget):
 
     def _paint_compare(self, painter: QPainter, src: Rect) -> None:
         """Original (with masks) on one side of the divider, result on the other."""
-        split = int(round(self.compare.divider_x))
+        split = round(self.compare.divider_x)
         left = Rect.from_corners(src.x, src.y, min(src.x1, split), src.y1) if src.x < split else None
         right = Rect.from_corners(max(src.x, split), src.y, src.x1, src.y1) if src.x1 > split else None
         before, after = (left, right) if self.compare.after_on_right() else (right, left)
@@ -269,7 +269,7 @@ class CanvasWidget(QWidget):
         x, _ = self.view.to_view(self.compare.divider_x, 0)
         return abs(pos.x() - x) <= DIVIDER_GRAB_PX
 
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mousePressEvent(self, event: QMouseEvent) -> None:
         pos = event.position()
         button = event.button()
         if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and self._space):
@@ -283,7 +283,7 @@ class CanvasWidget(QWidget):
             return
         self._begin_gesture(self._image_point(pos), event.modifiers())
 
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
         pos = event.position()
         self._move_cursor(pos)
         if self._pan_from is not None:
@@ -302,7 +302,7 @@ class CanvasWidget(QWidget):
             near = self._near_divider(pos)
             self.setCursor(Qt.CursorShape.SplitHCursor if near else self._tool_cursor())
 
-    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if self._pan_from is not None and event.button() in (Qt.MouseButton.MiddleButton, Qt.MouseButton.LeftButton):
             self._pan_from = None
             self._update_cursor()
@@ -313,21 +313,21 @@ class CanvasWidget(QWidget):
         if event.button() == Qt.MouseButton.LeftButton:
             self._end_gesture()
 
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+    def wheelEvent(self, event: QWheelEvent) -> None:
         steps = event.angleDelta().y() / 120.0
         if steps:
             self.zoom_by(1.25**steps, event.position())
 
-    def leaveEvent(self, event) -> None:  # noqa: N802
+    def leaveEvent(self, event) -> None:
         self._move_cursor(None)
         super().leaveEvent(event)
 
-    def resizeEvent(self, event) -> None:  # noqa: N802
+    def resizeEvent(self, event) -> None:
         if self._fit_mode:
             self.fit()
         super().resizeEvent(event)
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
         if key == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = True
@@ -341,7 +341,7 @@ class CanvasWidget(QWidget):
         else:
             super().keyPressEvent(event)
 
-    def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = False
             self._update_cursor()
@@ -418,7 +418,7 @@ class CanvasWidget(QWidget):
             return
         x, y = self._image_point(pos)
         w, h = self.session.document.size
-        self.cursor_moved.emit((int(math.floor(x)), int(math.floor(y))) if 0 <= x < w and 0 <= y < h else None)
+        self.cursor_moved.emit((math.floor(x), math.floor(y)) if 0 <= x < w and 0 <= y < h else None)
 
     def _tool_cursor(self) -> QCursor:
         if self._space or self._pan_from is not None:

@@ -10,7 +10,7 @@ from app.canvas.gestures import Tool
 from app.canvas.patch import Rect
 from app.canvas.session import EditSession
 from app.canvas.widget import CanvasWidget
-from tests.canvas.helpers import drag, send_mouse
+from tests.canvas.helpers import drag
 from tests.canvas.test_tools import capsule_pixels
 
 

@@ -1,5 +1,7 @@
 """Pure numpy tools: exact pixels, gap filling, undo patches bit for bit."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ def capsule_pixels(shape, points, radius):
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
     best = np.full(shape, np.inf)
     pts = list(points) if len(points) > 1 else [points[0], points[0]]
-    for (ax, ay), (bx, by) in zip(pts[:-1], pts[1:]):
+    for (ax, ay), (bx, by) in itertools.pairwise(pts):
         dx, dy = bx - ax, by - ay
         l2 = dx * dx + dy * dy
         t = np.zeros(shape) if l2 == 0 else np.clip(((xx - ax) * dx + (yy - ay) * dy) / l2, 0, 1)
@@ -57,7 +59,7 @@ def test_stroke_patch_undoes_and_redoes_bit_for_bit():
     before = mask.copy()
     rec = tools.StrokeRecorder(mask)
     pts = [(50, 50), (400, 90), (620, 600), (880, 650)]
-    for a, b in zip(pts[:-1], pts[1:]):
+    for a, b in itertools.pairwise(pts):
         rec.segment(a, b, 30, hardness=0.3)
     after = mask.copy()
     patch = rec.finish()
@@ -96,7 +98,7 @@ def test_grow_shrink_invert_clear():
     assert mask[22:28, 22:28].min() == 255 and mask[21, 25] == 0 and mask.sum() == 36 * 255
     rect, patch = tools.invert(mask)
     assert mask[0, 0] == 255 and mask[25, 25] == 0
-    rect, patch = tools.clear(mask)
+    _rect, patch = tools.clear(mask)
     assert not mask.any()
     patch.swap(mask)
     assert mask[0, 0] == 255

@@ -21,10 +21,15 @@ def run_and_inspect(qapp, argv):
         seen["message"] = win.property("last_message")
         win.close()
         win.deleteLater()
-        qapp.quit()
+        qapp.exit(0)  # exit() ends exec() at once; quit() would post an event that ends later loops too
 
-    QTimer.singleShot(50, check)
-    seen["rc"] = launch_editor(argv)
+    quit_on_close = qapp.quitOnLastWindowClosed()
+    qapp.setQuitOnLastWindowClosed(False)
+    try:
+        QTimer.singleShot(50, check)
+        seen["rc"] = launch_editor(argv)
+    finally:
+        qapp.setQuitOnLastWindowClosed(quit_on_close)
     return seen
 
 

@@ -1,12 +1,11 @@
 """The editor window end to end: runs through the real engine worker, cancel, errors,
 open/recent/drop, export with metadata, layer panel operations."""
 
-import io
 
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
 from app.canvas import tools
