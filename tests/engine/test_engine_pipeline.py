@@ -1,0 +1,337 @@
+"""The pipeline end to end (OpenCV coarse stage, real CRA): pixels outside the mask come
+back bit-identical for many photos and masks, holes are split into regions as designed,
+the seam is feathered, bad input is refused with a message, progress and cancel work."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from app.engine import Cancelled, InpaintSettings, InputError, inpaint
+from app.engine.regions import find_regions
+
+FAST = InpaintSettings(method="telea", backend="cpu")
+
+
+def _photo(rng, h, w) -> np.ndarray:
+    """Noise over smooth colour ramps: detail everywhere, so any stray write shows."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    ramps = np.stack([xx / w * 200, yy / h * 200, (xx + yy) / (h + w) * 200], axis=2)
+    return np.clip(ramps + 28 + rng.normal(0, 18, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def _random_mask(rng, h, w, kind: str) -> np.ndarray:
+    mask = np.zeros((h, w), np.uint8)
+    if kind == "blobs":
+        for _ in range(rng.integers(1, 4)):
+            cx, cy = int(rng.integers(0, w)), int(rng.integers(0, h))
+            axes = (int(rng.integers(3, w // 5)), int(rng.integers(3, h // 5)))
+            cv2.ellipse(mask, (cx, cy), axes, float(rng.integers(0, 180)), 0, 360, 255, -1)
+    elif kind == "strokes":
+        for _ in range(rng.integers(1, 4)):
+            pts = rng.integers(0, [w, h], size=(int(rng.integers(2, 5)), 2)).astype(np.int32)
+            cv2.polylines(mask, [pts], False, 255, int(rng.integers(2, 12)))
+    elif kind == "border":  # touching one or more edges of the photo
+        t = int(rng.integers(4, min(h, w) // 4))
+        side = rng.integers(0, 4)
+        if side == 0:
+            mask[:t, int(w * 0.2) : int(w * 0.7)] = 255
+        elif side == 1:
+            mask[int(h * 0.3) :, w - t :] = 255
+        elif side == 2:
+            mask[h - t :, :] = 255
+        else:
+            mask[: t * 2, : t * 2] = 255  # a corner
+    elif kind == "apart":  # small holes in three far corners
+        for cy, cx in ((0.15, 0.15), (0.15, 0.85), (0.85, 0.5)):
+            cv2.circle(mask, (int(cx * w), int(cy * h)), max(3, min(h, w) // 20), 255, -1)
+    elif kind == "speckle":  # isolated single pixels and odd values (any value > 0 is hole)
+        ys, xs = rng.integers(0, h, 40), rng.integers(0, w, 40)
+        mask[ys, xs] = rng.integers(1, 256, 40).astype(np.uint8)
+    return mask
+
+
+CASES = [(seed, kind) for kind in ("blobs", "strokes", "border", "apart", "speckle") for seed in range(6)]
+
+
+@pytest.mark.parametrize("seed, kind", CASES)
+def test_pixels_outside_the_mask_are_bit_identical(seed, kind):
+    rng = np.random.default_rng(1000 + seed)
+    h, w = int(rng.integers(96, 401)), int(rng.integers(96, 401))
+    image = _photo(rng, h, w)
+    mask = _random_mask(rng, h, w, kind)
+    if not mask.any():
+        mask[h // 2, w // 2] = 255
+    if mask.all():
+        mask[0, 0] = 0
+    settings = FAST.with_(
+        coarse_size=int(rng.choice([128, 256, 512])),  # small coarse sizes make CRA run on small boxes
+        feather_px=int(rng.choice([0, 1, 3, 6])),
+        context_min_px=int(rng.choice([16, 48])),
+    )
+    result = inpaint(image, mask, settings)
+    out = result.image
+    assert out.shape == image.shape and out.dtype == np.uint8
+    keep = mask == 0
+    assert np.array_equal(out[keep], image[keep]), f"{np.count_nonzero(out[keep] != image[keep])} pixels changed"
+    assert result.regions >= 1
+    # something was filled: noise is not reproduced by a fill
+    hole = mask > 0
+    assert np.count_nonzero(out[hole] != image[hole]) > 0
+    assert not np.shares_memory(out, image)
+
+
+def test_holes_far_apart_are_separate_boxes():
+    rng = np.random.default_rng(7)
+    image = _photo(rng, 400, 400)
+    mask = _random_mask(rng, 400, 400, "apart")
+    regions = find_regions(mask > 0, FAST.context_fraction, FAST.context_min_px, FAST.attention_grid)
+    assert len(regions) == 3
+    for region in regions:  # each box is small, at native resolution, and a multiple of the grid
+        assert region.side % FAST.attention_grid == 0 and region.side <= 160
+    result = inpaint(image, mask, FAST.with_(coarse_size=128))
+    assert result.regions == 3
+    assert np.array_equal(result.image[mask == 0], image[mask == 0])
+
+
+def test_nearby_holes_share_one_box():
+    mask = np.zeros((300, 300), bool)
+    mask[100:110, 100:110] = True
+    mask[100:110, 130:140] = True  # 20 px apart: the context boxes overlap
+    (region,) = find_regions(mask, 0.75, 48, 32)
+    x0, y0, x1, y1 = region.box
+    assert x0 <= 100 and x1 >= 140 and y0 <= 100 and y1 >= 110
+
+
+def test_long_scratch_is_split_into_pieces():
+    rng = np.random.default_rng(11)
+    h, w = 240, 400
+    image = _photo(rng, h, w)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.line(mask, (0, 100), (w - 1, 130), 255, 5)  # across the whole photo, edge to edge
+    regions = find_regions(mask > 0, FAST.context_fraction, FAST.context_min_px, FAST.attention_grid)
+    assert len(regions) >= 2
+    # the pieces' own areas tile the scratch: every hole pixel is owned exactly once
+    owned = np.zeros((h, w), int)
+    for region in regions:
+        ox0, oy0, ox1, oy1 = region.own
+        owned[oy0:oy1, ox0:ox1] += 1
+        assert region.side < w  # no piece squeezes the whole photo into one box
+    assert np.all(owned[mask > 0] == 1)
+    result = inpaint(image, mask, FAST.with_(coarse_size=128))
+    assert result.regions == len(regions)
+    assert np.array_equal(result.image[mask == 0], image[mask == 0])
+    # the whole scratch is filled: no original scratch pixel left where it was painted over
+    image_with_scratch = image.copy()
+    image_with_scratch[mask > 0] = (255, 0, 255)
+    filled = inpaint(image_with_scratch, mask, FAST.with_(coarse_size=128)).image
+    magenta = (filled[:, :, 0] > 200) & (filled[:, :, 1] < 60) & (filled[:, :, 2] > 200)
+    assert not magenta[mask > 0].any()
+
+
+def test_photo_smaller_than_its_box_is_padded_not_stretched():
+    rng = np.random.default_rng(12)
+    image = _photo(rng, 96, 120)
+    mask = np.zeros((96, 120), np.uint8)
+    mask[30:70, 40:90] = 255
+    (region,) = find_regions(mask > 0, FAST.context_fraction, FAST.context_min_px, FAST.attention_grid)
+    assert region.side > 120  # the box runs past the photo on every side
+    result = inpaint(image, mask, FAST.with_(coarse_size=64))
+    assert np.array_equal(result.image[mask == 0], image[mask == 0])
+
+
+def test_large_hole_is_worked_in_bounded_memory():
+    """A box above max_work_side is worked at reduced scale and pasted back upsampled;
+    the photo keeps its size and every pixel outside the hole."""
+    rng = np.random.default_rng(13)
+    h, w = 700, 600
+    image = _photo(rng, h, w)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.ellipse(mask, (300, 350), (170, 220), 20, 0, 360, 255, -1)
+    (region,) = find_regions(mask > 0, FAST.context_fraction, FAST.context_min_px, FAST.attention_grid)
+    assert region.side > 256
+    shapes = []
+
+    from app.engine.backends.onnx import NumpyBackend
+
+    class Recording(NumpyBackend):
+        def matmul(self, a, b):
+            shapes.append(b.shape)
+            return super().matmul(a, b)
+
+    settings = FAST.with_(max_work_side=256, coarse_size=128, chunk_columns=100_000)
+    result = inpaint(image, mask, settings, backend=Recording())
+    assert result.image.shape == image.shape
+    assert np.array_equal(result.image[mask == 0], image[mask == 0])
+    # the product ran on 256 px patches (8 px of 32), not on the native box
+    (shape,) = shapes
+    assert shape[1] == (256 // 32) ** 2 * 3
+    # the fill follows the photo's colour ramps (not a flat or broken fill)
+    hole = mask > 0
+    smooth = cv2.GaussianBlur(image, (0, 0), 8).astype(float)
+    assert np.mean(np.abs(result.image[hole].astype(float) - smooth[hole])) < 40
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_feathered_seam_is_closer_to_the_outside(seed):
+    """Pixels just inside the hole edge differ less from their outside neighbours with a
+    3 px feather than with none."""
+    rng = np.random.default_rng(seed)
+    h = w = 300
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    f = rng.uniform(5, 12, 3)
+    image = np.clip(128 + 80 * np.stack([np.sin(xx / f[0]), np.cos(yy / f[1]), np.sin((xx + yy) / f[2])], 2), 0, 255)
+    image = image.astype(np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.circle(mask, (150, 150), int(rng.integers(40, 70)), 255, -1)
+    hole = mask > 0
+    edge = hole & ~(cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0)
+    ys, xs = np.nonzero(edge)
+
+    def step(out):
+        total, count = 0.0, 0
+        for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            ny, nx = ys + dy, xs + dx
+            outside = ~hole[ny, nx]
+            total += np.abs(out[ys[outside], xs[outside]].astype(float) - out[ny[outside], nx[outside]]).sum()
+            count += 3 * int(outside.sum())
+        return total / count
+
+    settings = FAST.with_(coarse_size=128)
+    hard = inpaint(image, mask, settings.with_(feather_px=0)).image
+    soft = inpaint(image, mask, settings.with_(feather_px=3)).image
+    assert np.array_equal(soft[~hole], image[~hole])
+    assert step(soft) < 0.9 * step(hard)
+    # the feather only touches the first few pixels inside the edge
+    deep = cv2.erode(mask, np.ones((11, 11), np.uint8)) > 0
+    assert np.array_equal(soft[deep], hard[deep])
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def _small_case():
+    rng = np.random.default_rng(21)
+    image = _photo(rng, 120, 160)
+    mask = np.zeros((120, 160), np.uint8)
+    mask[40:80, 60:100] = 255
+    return image, mask
+
+
+def test_empty_mask_returns_the_photo_unchanged_and_says_so():
+    image, _ = _small_case()
+    result = inpaint(image, np.zeros(image.shape[:2], np.uint8), FAST)
+    assert np.array_equal(result.image, image) and result.image is not image
+    assert result.regions == 0
+    assert any("empty" in note and "unchanged" in note for note in result.notes)
+
+
+def test_mask_covering_the_whole_photo_is_refused():
+    image, _ = _small_case()
+    with pytest.raises(InputError, match="whole photo"):
+        inpaint(image, np.full(image.shape[:2], 255, np.uint8), FAST)
+
+
+def test_protect_plus_mask_covering_everything_is_refused():
+    image, mask = _small_case()
+    with pytest.raises(InputError, match="protected"):
+        inpaint(image, mask, FAST, protect=255 - mask)
+
+
+@pytest.mark.parametrize(
+    "mask_shape, words",
+    [((120, 161), "160x120"), ((160, 120), "photo is 160x120"), ((120, 160, 3), "2-D")],
+)
+def test_mask_of_wrong_size_is_refused(mask_shape, words):
+    image, _ = _small_case()
+    with pytest.raises(InputError, match=words):
+        inpaint(image, np.full(mask_shape, 255, np.uint8), FAST)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((120, 160), np.uint8),  # grayscale
+        np.zeros((120, 160, 4), np.uint8),  # RGBA
+        np.zeros((120, 160, 3), np.float32),  # not uint8
+        [[0, 0, 0]],  # not an array
+    ],
+)
+def test_photo_of_wrong_kind_is_refused(bad):
+    _, mask = _small_case()
+    with pytest.raises(InputError, match="RGB uint8"):
+        inpaint(bad, mask, FAST)
+
+
+def test_protect_of_wrong_size_and_unknown_method_are_refused():
+    image, mask = _small_case()
+    with pytest.raises(InputError, match="protect"):
+        inpaint(image, mask, FAST, protect=np.zeros((10, 10), np.uint8))
+    with pytest.raises(InputError, match="Unknown method 'magic'"):
+        inpaint(image, mask, FAST.with_(method="magic"))
+
+
+def test_inputs_are_not_modified():
+    image, mask = _small_case()
+    image_copy, mask_copy = image.copy(), mask.copy()
+    inpaint(image, mask, FAST)
+    assert np.array_equal(image, image_copy) and np.array_equal(mask, mask_copy)
+
+
+# ---------------------------------------------------------------- progress and cancel
+
+
+def _cra_case():
+    """One region whose box (224 px) is above the 128 px coarse size: CRA runs."""
+    rng = np.random.default_rng(31)
+    image = _photo(rng, 300, 300)
+    mask = np.zeros((300, 300), np.uint8)
+    mask[110:190, 110:190] = 255
+    return image, mask, FAST.with_(coarse_size=128, chunk_columns=64)
+
+
+def test_progress_reports_every_stage_in_order():
+    image, mask, settings = _cra_case()
+    calls = []
+    result = inpaint(image, mask, settings, progress=lambda *a: calls.append(a))
+    assert result.regions == 1
+    stages = [c[0] for c in calls]
+    order = {"prepare": 0, "model": 1, "aggregate": 2, "paste": 3}
+    assert stages[0] == "prepare" and stages[-1] == "paste"
+    assert [order[s] for s in stages] == sorted(order[s] for s in stages)
+    assert set(stages) == set(order)
+    chunks = [(step, total) for stage, step, total, _ in calls if stage == "aggregate"]
+    n = chunks[0][1]
+    assert n > 1 and chunks == [(k, n) for k in range(1, n + 1)]
+    fractions = [c[3] for c in calls]
+    assert fractions == sorted(fractions) and 0.0 <= fractions[0] and fractions[-1] == 1.0
+
+
+def test_cancel_is_honoured_at_every_poll():
+    """Cancel at each point the engine polls (before start, per region, after the model,
+    before every chunk): the job stops there and nothing is pasted."""
+    image, mask, settings = _cra_case()
+    polls = []
+    inpaint(image, mask, settings, cancel=lambda: bool(polls.append(1)))
+    assert len(polls) >= 5
+    for after in range(len(polls)):
+        seen, stages = [], []
+
+        def cancel(after=after, seen=seen):
+            seen.append(1)
+            return len(seen) > after
+
+        with pytest.raises(Cancelled):
+            inpaint(image, mask, settings, progress=lambda s, *a, stages=stages: stages.append(s), cancel=cancel)
+        assert len(seen) == after + 1  # stopped at the first poll that said yes
+        assert "paste" not in stages
+
+
+def test_cancel_that_never_fires_changes_nothing():
+    image, mask, settings = _cra_case()
+    plain = inpaint(image, mask, settings).image
+    polled = []
+    watched = inpaint(image, mask, settings, cancel=lambda: bool(polled.append(1))).image
+    assert np.array_equal(plain, watched)
+    assert len(polled) > 3  # polled before start, per region, after the model and per chunk
