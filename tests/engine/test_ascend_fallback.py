@@ -1,0 +1,114 @@
+"""Selection and fallback with the NPU backend (issue 5 #4, #6), on the `acl` stand-in."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from app.engine import InpaintSettings, inpaint
+from app.engine.backends import select_backend
+from app.engine.backends.ascend import AscendBackend
+from app.engine.backends.onnx import OnnxBackend
+from app.engine.backends.tiling import TileShape
+from app.engine.errors import BackendUnavailable
+from app.engine.model_spec import load_spec
+from app.io.images import read_image, read_mask
+from tests.engine.acl_double import make_acl
+from tests.engine.acl_double.helpers import convert, tiny_generator
+
+RESOURCES = __import__("pathlib").Path(__file__).resolve().parents[2] / "resources"
+DEFAULT = TileShape(1024, 1024, 3072)
+
+
+@pytest.fixture
+def model(tmp_path):
+    path = tiny_generator(tmp_path, size=128)
+    convert(path, DEFAULT)
+    return path
+
+
+@pytest.fixture
+def acl(monkeypatch):
+    module = make_acl()
+    monkeypatch.setitem(sys.modules, "acl", module)
+    return module
+
+
+def photos():
+    rgb = read_image(RESOURCES / "sample.png").rgb
+    mask = read_mask(RESOURCES / "sample_mask.png")
+    rocket_rgb = read_image(RESOURCES / "rocket.jpg").rgb
+    rocket_mask = np.zeros(rocket_rgb.shape[:2], np.uint8)
+    rocket_mask[120:260, 280:360] = 255  # the rocket
+    return [(rgb, mask), (rocket_rgb, rocket_mask)]
+
+
+def is_clean(module) -> bool:
+    return all(v == 0 for v in module.double.live().values()) and not module.double.violations
+
+
+# --- selection --------------------------------------------------------------------------------
+def test_auto_without_pyacl_is_cpu_with_the_reason(monkeypatch, model):
+    monkeypatch.setitem(sys.modules, "acl", None)
+    backend, line = select_backend("auto", load_spec(model))
+    assert isinstance(backend, OnnxBackend)
+    assert "NPU not used" in line and "pyacl is not available" in line and "\n" not in line
+
+
+def test_auto_picks_the_npu_when_everything_loads(acl, model):
+    backend, line = select_backend("auto", load_spec(model))
+    try:
+        assert isinstance(backend, AscendBackend) and backend.name == "npu (Ascend)"
+        assert "1024x1024x3072" in line
+    finally:
+        backend.close()
+    assert is_clean(acl)
+
+
+@pytest.mark.parametrize("devices,call,code", [(0, None, 207004), (1, "mdl.load_from_file", 207018),
+                                               (1, "rt.malloc", 207001)])
+def test_auto_falls_back_to_cpu_when_the_npu_cannot_start(monkeypatch, model, devices, call, code):
+    module = make_acl(devices=devices)
+    if call:
+        module.double.inject(call, code)
+    monkeypatch.setitem(sys.modules, "acl", module)
+    backend, line = select_backend("auto", load_spec(model))
+    assert isinstance(backend, OnnxBackend)
+    assert f"code {code}" in line and line.startswith("using cpu")
+    assert is_clean(module)
+    with pytest.raises(BackendUnavailable, match=f"The NPU backend cannot run: .*code {code}"):
+        module.double.inject(call, code) if call else None
+        select_backend("npu", load_spec(model))
+
+
+def test_auto_without_the_om_files_says_so(acl, tmp_path):
+    path = tiny_generator(tmp_path)
+    _, line = select_backend("auto", load_spec(path))
+    assert "no NPU model tiny.om" in line
+
+
+# --- results ------------------------------------------------------------------------------------
+def test_npu_result_equals_cpu_within_fp16_on_real_photos(acl, model):
+    settings = InpaintSettings(method="model", model_path=str(model))
+    npu = AscendBackend(chunk="1024x3072")
+    cpu = OnnxBackend(threads=1)
+    try:
+        for rgb, mask in photos():
+            got = inpaint(rgb, mask, settings, backend=npu)
+            ref = inpaint(rgb, mask, settings, backend=cpu)
+            assert got.backend == "npu (Ascend)" and ref.backend.startswith("cpu")
+            hole = mask > 0
+            np.testing.assert_array_equal(got.image[~hole], rgb[~hole])  # outside: bit-identical
+            diff = np.abs(got.image.astype(int) - ref.image.astype(int))[hole]
+            print(f"npu vs cpu in the hole: mean {diff.mean():.3f}, max {diff.max()} levels")
+            assert diff.mean() < 0.5 and diff.max() <= 6, (diff.mean(), diff.max())
+            assert not np.array_equal(got.image, ref.image)  # fp16 on one side: not the same numbers
+        matmul_runs = [m.executions for m in acl.double.models.values() if "matmul" in m.path]
+        assert matmul_runs and matmul_runs[0] > 0  # the aggregation really ran on the NPU chunk model
+    finally:
+        npu.close()
+        cpu.close()
+    assert is_clean(acl)
