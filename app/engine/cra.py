@@ -34,6 +34,28 @@ def from_patches(patches: np.ndarray, grid: int, channels: int = 3) -> np.ndarra
     return blocks.reshape(grid * p, grid * p, channels)
 
 
+def _blocks(image: np.ndarray, grid: int) -> np.ndarray:
+    """A (grid, grid, p, p, C) view of a square image: patch (i, j) without copying."""
+    side, _, channels = image.shape
+    p = side // grid
+    return image.reshape(grid, p, grid, p, channels).transpose(0, 2, 1, 3, 4)
+
+
+def gather_patches(image: np.ndarray, grid: int, index: np.ndarray) -> np.ndarray:
+    """to_patches(image, grid)[index], copying only the patches asked for."""
+    blocks = _blocks(image, grid)
+    picked = blocks[index // grid, index % grid]
+    return picked.reshape(len(index), -1)
+
+
+def add_to_patches(image: np.ndarray, grid: int, index: np.ndarray, values: np.ndarray) -> None:
+    """In place: patch index[k] of `image` += values[k] (a flattened patch)."""
+    blocks = _blocks(image, grid)
+    p, channels = blocks.shape[2], blocks.shape[4]
+    for k, flat in zip(index, values):
+        blocks[k // grid, k % grid] += flat.reshape(p, p, channels)
+
+
 def patch_any(mask: np.ndarray, grid: int) -> np.ndarray:
     """For a boolean (side, side) map: which patches hold at least one True pixel (grid*grid,)."""
     side = mask.shape[0]

@@ -189,13 +189,20 @@ def _fill_region(image, hole, source, region: Region, settings, stage, backend, 
     coarse = np.where(small_hole[:, :, None], coarse_out.image, small)
     report("model", 1, 1, 0.5)
 
-    large = cv2.resize(coarse, (work, work), interpolation=cv2.INTER_LINEAR)
-    if settings.cra and work > size:
-        residual = box_img - cv2.resize(small, (work, work), interpolation=cv2.INTER_LINEAR)
+    # the split between the coarse fill's structure and the photo's own detail: below
+    # detail_size the coarse fill is trusted, above it detail comes from the photo
+    detail = min(size, settings.detail_size or size)
+    if settings.cra and work > detail:
+        base = coarse if detail == size else cv2.resize(coarse, (detail, detail), interpolation=cv2.INTER_AREA)
+        low = small if detail == size else cv2.resize(small, (detail, detail), interpolation=cv2.INTER_AREA)
+        large = cv2.resize(base, (work, work), interpolation=cv2.INTER_LINEAR)
+        residual = box_img - cv2.resize(low, (work, work), interpolation=cv2.INTER_LINEAR)
         _aggregate_residual(
-            large, residual, box_hole, box_source, coarse, coarse_out.attention, grid, work, size, settings, backend,
+            large, residual, box_hole, box_source, coarse, coarse_out.attention, grid, work, detail, settings, backend,
             report, cancel,
         )
+    else:
+        large = cv2.resize(coarse, (work, work), interpolation=cv2.INTER_LINEAR)
     np.clip(large, 0, 255, out=large)
     if work != side:
         large = cv2.resize(large, (side, side), interpolation=cv2.INTER_CUBIC)
@@ -220,18 +227,16 @@ def _aggregate_residual(large, residual, box_hole, box_source, coarse, model_att
         attention = cra.renormalise(model_attention, rows, cols)
     else:
         attention = cra.compute_attention(coarse, grid, rows, cols, settings.attention_scale)
-    patches = cra.to_patches(residual, grid)
+    sources = cra.gather_patches(residual, grid, cols)
     done = cra.aggregate(
         attention,
-        patches[cols],
+        sources,
         backend.matmul,
         settings.chunk_columns,
         on_chunk=lambda k, n: report("aggregate", k, n, 0.5 + 0.4 * k / n),
         cancel=cancel,
     )
-    base = cra.to_patches(large, grid)
-    base[rows] += done
-    large[:] = cra.from_patches(base, grid)
+    cra.add_to_patches(large, grid, rows, done)
 
 
 def _paste(image, hole, region: Region, large, feather: int, out) -> None:
@@ -241,7 +246,7 @@ def _paste(image, hole, region: Region, large, feather: int, out) -> None:
     # the part of the box inside the photo
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     fill = large[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
-    orig = image[cy0:cy1, cx0:cx1].astype(np.float32)
+    orig = image[cy0:cy1, cx0:cx1]
     box_hole = hole[cy0:cy1, cx0:cx1]
     ox0, oy0, ox1, oy1 = region.own
     own = np.zeros_like(box_hole)
@@ -249,9 +254,16 @@ def _paste(image, hole, region: Region, large, feather: int, out) -> None:
     own &= box_hole
     if not own.any():
         return
-    if feather > 0:
-        fill = _match_seam(fill, orig, box_hole, own, feather)
     target = out[cy0:cy1, cx0:cx1]
+    if feather > 0:
+        # only a band around this region's hole can change: work in its bounding box
+        ys, xs = np.nonzero(own)
+        pad = feather + 3
+        by0, by1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, own.shape[0])
+        bx0, bx1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, own.shape[1])
+        band = (slice(by0, by1), slice(bx0, bx1))
+        fill = _match_seam(fill[band], orig[band], box_hole[band], own[band], feather)
+        own, target = own[band], target[band]
     target[own] = np.clip(np.rint(fill[own]), 0, 255).astype(np.uint8)
 
 
@@ -264,7 +276,7 @@ def _match_seam(fill, orig, box_hole, own, feather: int) -> np.ndarray:
     if not ring.any():
         return fill
     ringf = ring.astype(np.float32)
-    offset = (orig - fill) * ringf[:, :, None]
+    offset = (orig.astype(np.float32) - fill) * ringf[:, :, None]
     k = 2 * feather + 3
     num = cv2.blur(offset, (k, k))
     den = cv2.blur(ringf, (k, k))

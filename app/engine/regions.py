@@ -59,13 +59,16 @@ def _overlaps(a, b) -> bool:
 def find_regions(mask: np.ndarray, fraction: float, minimum: int, grid: int, max_aspect: float = 3.0) -> list[Region]:
     """Group the hole pixels of `mask` (bool or 0/255) into work regions."""
     height, width = mask.shape
-    hole = (mask > 0).astype(np.uint8)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(hole, connectivity=8)
-    bboxes = [
-        [int(s[0]), int(s[1]), int(s[0] + s[2]), int(s[1] + s[3])] for s in stats[1:count]
-    ]  # x0, y0, x1, y1 of each component
-    if not bboxes:
+    hole = (mask > 0).view(np.uint8) if mask.dtype == bool else (mask > 0).astype(np.uint8)
+    points = cv2.findNonZero(hole)
+    if points is None:
         return []
+    # label components only inside the mask's bounding box: cheap on a 24 MP photo
+    ax, ay, aw, ah = cv2.boundingRect(points)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(hole[ay : ay + ah, ax : ax + aw], connectivity=8)
+    bboxes = [
+        [ax + int(s[0]), ay + int(s[1]), ax + int(s[0] + s[2]), ay + int(s[1] + s[3])] for s in stats[1:count]
+    ]  # x0, y0, x1, y1 of each component
     # merge components whose context boxes overlap, until no two groups overlap
     groups = [list(b) for b in bboxes]
     changed = True

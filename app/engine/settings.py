@@ -15,14 +15,16 @@ class InpaintSettings:
     model_path: str | None = None  # None = models/default.onnx
     backend: str = "auto"
     # context box around each hole region: margin = max(min, fraction * hole box side)
-    context_fraction: float = 0.75
+    context_fraction: float = 0.5
     context_min_px: int = 48
     # the coarse stage for OpenCV methods runs at this square size
     coarse_size: int = 512
     # contextual residual aggregation
     cra: bool = True
     attention_grid: int = 32  # patches per box side, as HiFill
-    attention_scale: float = 60.0  # softmax scale on cosine similarity: high = peaked
+    attention_scale: float = 200.0  # softmax scale on cosine similarity: high = peaked (averaging cancels texture)
+    # residual split level: detail above this size comes from the photo (0 = the coarse size)
+    detail_size: int = 128
     chunk_columns: int = 3072  # residual columns per aggregation chunk (the NPU matmul width)
     # a box side above this is worked at reduced scale (bounded memory on huge holes)
     max_work_side: int = 4096

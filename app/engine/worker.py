@@ -12,12 +12,14 @@ import itertools
 import threading
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app.engine.backends import Backend, select_backend
 from app.engine.errors import Cancelled, EngineError
+from app.engine.model_spec import DEFAULT_MODEL, load_spec
 from app.engine.pipeline import inpaint
 from app.engine.settings import InpaintSettings
 
@@ -43,13 +45,18 @@ class _Runner(QObject):
         super().__init__()
         self._owner = owner
         self._backend: Backend | None = None
-        self._backend_name = ""
+        self._backend_key: tuple = ()
+        self._reason = ""  # why this backend was chosen: told once, in the next result's notes
 
-    def _backend_for(self, name: str) -> Backend:
-        if self._backend is None or self._backend_name != name:
+    def _backend_for(self, settings: InpaintSettings) -> Backend:
+        key = (settings.backend, settings.model_path)
+        if self._backend is None or self._backend_key != key:
             self.close_backend()
-            self._backend, _reason = select_backend(name)
-            self._backend_name = name
+            # the NPU backend loads the model's .om files here, on the engine thread that owns them
+            model = Path(settings.model_path) if settings.model_path else DEFAULT_MODEL
+            spec = load_spec(model) if model.is_file() else None
+            self._backend, self._reason = select_backend(settings.backend, spec)
+            self._backend_key = key
         return self._backend
 
     @Slot(object)
@@ -65,7 +72,7 @@ class _Runner(QObject):
 
         try:
             needs_backend = job.settings.method not in ("telea", "ns")
-            backend = self._backend_for(job.settings.backend) if needs_backend else None
+            backend = self._backend_for(job.settings) if needs_backend else None
             result = inpaint(
                 job.image,
                 job.mask,
@@ -90,6 +97,9 @@ class _Runner(QObject):
             return
         if owner.is_stale(job.job_id):
             return  # a newer job replaced this one: drop the result
+        if needs_backend and self._reason:
+            result.notes.insert(0, self._reason)
+            self._reason = ""
         self.finished.emit(job.job_id, result)
 
     @Slot()
