@@ -12,6 +12,7 @@ Layout of the zip (OpenRaster 0.0.x; GIMP, Krita and MyPaint open it):
     inpaint-studio/project.json   our extras: format version, engine settings, photo metadata
     inpaint-studio/exif.bin       the photo's EXIF block, byte for byte (when it has one)
     inpaint-studio/icc.icc        the photo's ICC profile, byte for byte (when it has one)
+    inpaint-studio/result-mask.png the mask the pending result was made with (Apply clears it)
 
 Per-layer extras (role, kind, colour, locked, creation order) are attributes in our own
 XML namespace on each <layer>, as the spec allows; other programs ignore them. A file
@@ -58,6 +59,7 @@ EXIF_ENTRY = "inpaint-studio/exif.bin"
 ICC_ENTRY = "inpaint-studio/icc.icc"
 PHOTO_SRC = "data/photo.png"
 RESULT_SRC = "data/result.png"
+RESULT_MASK = "inpaint-studio/result-mask.png"  # the fill mask the pending result was made with
 THUMB_SIZE = 256
 
 # PNG zlib levels, chosen with bench/project_io.py (24 MP photo + 8 masks): the photo is
@@ -142,6 +144,8 @@ def save_project(
             ]
             if doc.result is not None:
                 steps.append(_Step("result", 6.0, lambda: put(RESULT_SRC, _rgb_png(doc.result.image, photo_level))))
+                if doc.result.mask is not None:
+                    steps.append(_Step("result mask", 0.5, lambda: put(RESULT_MASK, _gray_png(doc.result.mask, mask_level))))
             for i, layer in enumerate(layers):
                 steps.append(
                     _Step(
@@ -218,6 +222,8 @@ def _check_document(doc: Document) -> None:
             raise ProjectError(f"Layer '{layer.name}' does not match the photo's size ({w}x{h}).")
     if doc.result is not None and doc.result.image.shape != photo.shape:
         raise ProjectError("The pending result does not match the photo's size.")
+    if doc.result is not None and doc.result.mask is not None and doc.result.mask.shape != (h, w):
+        raise ProjectError("The pending result's mask does not match the photo's size.")
 
 
 def _encode_png(img: Image.Image, level: int, **options) -> bytes:
@@ -228,6 +234,10 @@ def _encode_png(img: Image.Image, level: int, **options) -> bytes:
 
 def _rgb_png(rgb: np.ndarray, level: int) -> bytes:
     return _encode_png(Image.fromarray(np.ascontiguousarray(rgb), "RGB"), level)
+
+
+def _gray_png(mask: np.ndarray, level: int) -> bytes:
+    return _encode_png(Image.fromarray(np.ascontiguousarray(mask), "L"), level)
 
 
 def _photo_png(doc: Document, level: int) -> bytes:
@@ -318,6 +328,8 @@ def _project_json(doc: Document) -> bytes:
         "photo": {"source_format": doc.meta.source_format, "notes": list(doc.meta.notes)},
         "source_name": Path(doc.source_path).name if doc.source_path else None,
     }
+    if doc.result is not None:
+        data["result_notes"] = [str(n) for n in doc.result.notes]
     return json.dumps(data, indent=1, sort_keys=True).encode("utf-8")
 
 
@@ -786,6 +798,10 @@ def _read_pixels(zf, label, info: ProjectInfo, progress: Progress | None, cancel
 
     def result() -> None:
         state["result"] = read_rgb(result_entry)[0]
+        if RESULT_MASK in zf.namelist():
+            entry = LayerEntry("result mask", RESULT_MASK, 0, 0, 1.0, False, "result mask")
+            data = _read_entry(zf, RESULT_MASK, _png_limit(w, h), label)
+            state["result_mask"] = _mask_from(_load_png(_open_png(data, entry, label, w, h, full=True), entry, label))
 
     def mask(entry: LayerEntry) -> None:
         data = _read_entry(zf, entry.src, _png_limit(w, h), label)
@@ -816,7 +832,8 @@ def _read_pixels(zf, label, info: ProjectInfo, progress: Progress | None, cancel
         meta.icc_profile = state["icc"]
     meta.exif = state["exif"]
     meta.notes = meta.notes + info.notes
-    extras_meta = _extras_photo(zf, label)
+    extras_all = _extras(zf, label)
+    extras_meta = extras_all.get("photo") if isinstance(extras_all.get("photo"), dict) else None
     if extras_meta:
         meta.source_format = str(extras_meta.get("source_format", meta.source_format))[:40]
         saved_notes = extras_meta.get("notes")
@@ -824,7 +841,11 @@ def _read_pixels(zf, label, info: ProjectInfo, progress: Progress | None, cancel
             meta.notes = [str(n)[:300] for n in saved_notes[:50]] + info.notes
     doc = Document(photo=rgb, meta=meta, settings=info.settings)
     if result_entry is not None:
-        doc.result = InpaintOutcome(state["result"], result_entry.method, result_entry.backend)
+        notes = extras_all.get("result_notes") if isinstance(extras_all.get("result_notes"), list) else []
+        doc.result = InpaintOutcome(
+            state["result"], result_entry.method, result_entry.backend, mask=state.get("result_mask"),
+            notes=[str(n)[:300] for n in notes[:50]],
+        )
     # document order is bottom to top; fresh uids are handed out in the saved creation order
     bottom_up = list(reversed(mask_entries))
     by_creation = sorted(range(len(bottom_up)), key=lambda i: (bottom_up[i].uid is None, bottom_up[i].uid or 0, i))
@@ -844,12 +865,11 @@ def _read_pixels(zf, label, info: ProjectInfo, progress: Progress | None, cancel
     return doc
 
 
-def _extras_photo(zf, label) -> dict | None:
+def _extras(zf, label) -> dict:
     if EXTRA_JSON not in zf.namelist():
-        return None
+        return {}
     try:
         extras = json.loads(_read_entry(zf, EXTRA_JSON, MAX_JSON_BYTES, label).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        return None
-    photo = extras.get("photo") if isinstance(extras, dict) else None
-    return photo if isinstance(photo, dict) else None
+        return {}
+    return extras if isinstance(extras, dict) else {}

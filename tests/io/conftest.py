@@ -49,7 +49,10 @@ def make_doc(seed: int = 0, w: int = 32, h: int = 24, layers: int = 3, result: b
         layer.color = (int(rng.integers(256)), int(rng.integers(256)), int(rng.integers(256)))
         doc.layers.append(layer)
     if result:
-        doc.result = InpaintOutcome(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "opencv telea", "cpu (onnxruntime)")
+        doc.result = InpaintOutcome(
+            rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "opencv telea", "cpu (onnxruntime)",
+            mask=np.where(rng.random((h, w)) > 0.7, 255, 0).astype(np.uint8), notes=["1 region filled"],
+        )
     return doc
 
 

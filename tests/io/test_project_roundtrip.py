@@ -24,7 +24,8 @@ def assert_same(a: Document, b: Document) -> None:
     assert (a.result is None) == (b.result is None)
     if a.result is not None:
         assert np.array_equal(a.result.image, b.result.image)
-        assert (a.result.method, a.result.backend) == (b.result.method, b.result.backend)
+        assert (a.result.method, a.result.backend, a.result.notes) == (b.result.method, b.result.backend, b.result.notes)
+        assert np.array_equal(a.result.mask, b.result.mask)
     assert a.meta.exif == b.meta.exif
     assert a.meta.icc_profile == b.meta.icc_profile
     assert a.meta.source_format == b.meta.source_format
