@@ -20,7 +20,7 @@ import numpy as np
 from app.engine import cra
 from app.engine.backends import Backend, select_backend
 from app.engine.coarse import ModelCoarse, OpenCVCoarse
-from app.engine.errors import Cancelled, InputError
+from app.engine.errors import BackendFailure, Cancelled, InputError
 from app.engine.model_spec import DEFAULT_MODEL, load_spec
 from app.engine.regions import Region, find_regions
 from app.engine.settings import METHODS, InpaintSettings
@@ -73,7 +73,7 @@ def resolve_coarse(settings: InpaintSettings, backend: Backend | None):
     owns = backend is None
     note = ""
     if backend is None:
-        backend, note = select_backend(settings.backend)
+        backend, note = select_backend(settings.backend, spec)
     try:
         stage = ModelCoarse(backend, spec)
     except BaseException:
@@ -112,10 +112,28 @@ def inpaint(
         raise InputError("The protected area and the mask together cover the whole photo: nothing is left to copy from.")
     stage, backend, backend_note, owns = resolve_coarse(settings, backend)
     try:
-        return _run(image, hole, source, settings, stage, backend, backend_note, report, cancel)
+        try:
+            return _run(image, hole, source, settings, stage, backend, backend_note, report, cancel)
+        except BackendFailure as exc:
+            if not backend.name.startswith("npu"):
+                raise
+            return _rerun_on_cpu(exc, image, hole, source, settings, stage, backend_note, report, cancel)
     finally:
         if owns:
             backend.close()
+
+
+def _rerun_on_cpu(failure, image, hole, source, settings, stage, backend_note, report, cancel) -> InpaintResult:
+    """The NPU failed during the job: run the whole job again on the CPU, and say so."""
+    cpu, _ = select_backend("cpu")
+    try:
+        if isinstance(stage, ModelCoarse):
+            stage = ModelCoarse(cpu, stage.spec)
+        result = _run(image, hole, source, settings, stage, cpu, backend_note, report, cancel)
+    finally:
+        cpu.close()
+    result.notes.append(f"The NPU failed during this job, which fell back to the CPU: {failure}")
+    return result
 
 
 def _run(image, hole, source, settings, stage, backend, backend_note, report, cancel) -> InpaintResult:
@@ -165,7 +183,8 @@ def _fill_region(image, hole, source, region: Region, settings, stage, backend, 
     grid = settings.attention_grid
     side = region.side
     box_img = _crop_padded(image, region, True).astype(np.float32)
-    box_hole = _crop_padded(hole.view(np.uint8), region, False) > 0
+    # reflected like the photo, so an object mirrored into the padding is hole there too
+    box_hole = _crop_padded(hole.view(np.uint8), region, True) > 0
     box_source = _crop_padded(source.view(np.uint8), region, False) > 0  # padding is no source
 
     # bounded memory: a huge box is worked at reduced scale, pasted back upsampled
