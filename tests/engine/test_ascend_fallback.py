@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import threading
 
 import numpy as np
 import pytest
@@ -111,4 +110,34 @@ def test_npu_result_equals_cpu_within_fp16_on_real_photos(acl, model):
     finally:
         npu.close()
         cpu.close()
+    assert is_clean(acl)
+
+
+# --- failure during a job -------------------------------------------------------------------------
+@pytest.mark.parametrize("call,code", [("mdl.execute", 507011), ("rt.memcpy", 207018)])
+def test_npu_failure_mid_job_reruns_on_cpu_with_the_message(acl, model, call, code):
+    rgb, mask = photos()[1]
+    settings = InpaintSettings(method="model", model_path=str(model), backend="auto")
+    ref = inpaint(rgb, mask, settings.with_(backend="cpu"))
+    acl.double.inject(call, code, after=1 if call == "mdl.execute" else 4)  # the generator runs, then a chunk fails
+    result = inpaint(rgb, mask, settings)
+    assert result.backend.startswith("cpu")
+    note = result.notes[-1]
+    assert "fell back to the CPU" in note and f"acl.{call} failed with code {code}" in note
+    np.testing.assert_array_equal(result.image, ref.image)  # the CPU rerun is the CPU result
+    assert is_clean(acl)  # the pipeline's own NPU backend was closed after the failure
+
+
+def test_npu_failure_with_a_long_lived_backend_keeps_it_for_the_next_job(acl, model):
+    rgb, mask = photos()[1]
+    settings = InpaintSettings(method="model", model_path=str(model))
+    npu = AscendBackend()
+    try:
+        acl.double.inject("mdl.execute", 507011)
+        first = inpaint(rgb, mask, settings, backend=npu)
+        second = inpaint(rgb, mask, settings, backend=npu)
+        assert first.backend.startswith("cpu") and "507011" in first.notes[-1]
+        assert second.backend == "npu (Ascend)" and not second.notes
+    finally:
+        npu.close()
     assert is_clean(acl)

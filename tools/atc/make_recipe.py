@@ -27,9 +27,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from app.engine.backends.ascend import DEFAULT_CHUNK, matmul_om_name  # noqa: E402
-from app.engine.backends.tiling import TileShape  # noqa: E402
-from app.engine.model_spec import ModelSpec, load_spec  # noqa: E402
+from app.engine.backends.ascend import DEFAULT_CHUNK, matmul_om_name
+from app.engine.backends.tiling import TileShape
+from app.engine.model_spec import ModelSpec, load_spec
 
 #: --soc_version values by product (docs §5: "Ascend" + the Name column of `npu-smi info`)
 SOC_VERSIONS = {

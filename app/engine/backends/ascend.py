@@ -72,7 +72,7 @@ def generator_om_path(spec: ModelSpec) -> Path:
 def import_acl():
     """The pyacl module, or BackendUnavailable saying why it cannot be imported (§3)."""
     try:
-        import acl  # noqa: PLC0415 - only where the CANN toolkit is installed
+        import acl
     except ImportError as exc:
         raise BackendUnavailable(
             f"pyacl is not available ({exc}); install the CANN toolkit and source its set_env.sh"

@@ -27,14 +27,43 @@ import types
 import numpy as np
 
 from . import models
-from .device import (ACL_DEVICE, ACL_HOST, ACL_SUCCESS, CONTEXT_NULL, DEVICE_OOM, INVALID_DEVICEID, INVALID_MODEL_ID,
-                     INVALID_PARAM, MEMORY_ALLOCATION, MODEL_CONTEXT, MODEL_EXECUTE, MODEL_INPUT_NOT_MATCH,
-                     MODEL_OUTPUT_NOT_MATCH, NO_DEVICE, REPEAT_FINALIZE, REPEAT_INITIALIZE, RT_PARAM_INVALID,
-                     UNINITIALIZE, AclError, Context, Device)
+from .device import (
+    ACL_DEVICE,
+    ACL_HOST,
+    ACL_SUCCESS,
+    CONTEXT_NULL,
+    DEVICE_OOM,
+    INVALID_DEVICEID,
+    INVALID_MODEL_ID,
+    INVALID_PARAM,
+    MEMORY_ALLOCATION,
+    MODEL_CONTEXT,
+    MODEL_EXECUTE,
+    MODEL_INPUT_NOT_MATCH,
+    MODEL_OUTPUT_NOT_MATCH,
+    NO_DEVICE,
+    REPEAT_FINALIZE,
+    REPEAT_INITIALIZE,
+    RT_PARAM_INVALID,
+    AclError,
+    Context,
+    Device,
+)
 from .models import atc_onnx, atc_singleop
 
-__all__ = ["make_acl", "atc_onnx", "atc_singleop", "Device", "ACL_HOST", "ACL_DEVICE", "NO_DEVICE", "MODEL_EXECUTE",
-           "MEMORY_ALLOCATION", "DEVICE_OOM", "CONTEXT_NULL"]
+__all__ = [
+    "ACL_DEVICE",
+    "ACL_HOST",
+    "CONTEXT_NULL",
+    "DEVICE_OOM",
+    "MEMORY_ALLOCATION",
+    "MODEL_EXECUTE",
+    "NO_DEVICE",
+    "Device",
+    "atc_onnx",
+    "atc_singleop",
+    "make_acl",
+]
 
 _NPY_TYPES = {11: np.float32, 23: np.float16, 5: np.int32, 2: np.uint8}
 _BYTES_OFFSET = sys.getsizeof(b"") - 1  # CPython: where a bytes object's data starts

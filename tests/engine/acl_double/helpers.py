@@ -54,7 +54,10 @@ def tiny_generator(folder: Path, size: int = 64, name: str = "tiny") -> Path:
     return path
 
 
-def convert(model_path: Path, tile: TileShape = TileShape(1024, 1024, 3072), matmul_type: str = "float",
+DEFAULT_TILE = TileShape(1024, 1024, 3072)
+
+
+def convert(model_path: Path, tile: TileShape = DEFAULT_TILE, matmul_type: str = "float",
             out_dir: Path | None = None) -> tuple[Path, Path]:
     """What a user with CANN does (models/README.md), with the stand-in ATC: the generator .om next to the ONNX
     and the MatMul chunk .om compiled from the project's own op JSON (tools/atc)."""
