@@ -78,13 +78,15 @@ def test_auto_method_uses_the_given_model(tiny_model):
 # ---------------------------------------------------------------- hifill contract
 
 
-def _residual(box: np.ndarray, size: int) -> np.ndarray:
+def _residual(box: np.ndarray, size: int, detail: int) -> np.ndarray:
     """CRA's residual, computed here from its definition: the box minus its low-pass copy
-    (down to the model's input size, back up)."""
+    (down to the model's input size, then to the detail split size, back up)."""
     boxf = box.astype(np.float32)
     work = box.shape[0]
-    small = cv2.resize(boxf, (size, size), interpolation=cv2.INTER_AREA)
-    return boxf - cv2.resize(small, (work, work), interpolation=cv2.INTER_LINEAR)
+    low = cv2.resize(boxf, (size, size), interpolation=cv2.INTER_AREA)
+    if detail != size:
+        low = cv2.resize(low, (detail, detail), interpolation=cv2.INTER_AREA)
+    return boxf - cv2.resize(low, (work, work), interpolation=cv2.INTER_LINEAR)
 
 
 def _one_hot_attention(source: int) -> np.ndarray:
@@ -105,15 +107,17 @@ def hifill_case():
     return image, mask, settings, region
 
 
-def test_hifill_attention_transplants_the_chosen_patch(tiny_model, hifill_case):
+@pytest.mark.parametrize("detail", [512, 128])
+def test_hifill_attention_transplants_the_chosen_patch(tiny_model, hifill_case, detail):
     image, mask, kw, region = hifill_case
+    kw = kw | {"detail_size": detail}
     x0, y0, x1, y1 = region.box
     assert (x0, y0, region.side) == (224, 224, 576)
     p = region.side // GRID
     box = image[y0:y1, x0:x1]
-    residual = _residual(box, 512)
+    residual = _residual(box, 512, detail)
     # deep inside the hole the upsampled coarse fill is exactly the model's constant
-    inner = (cv2.erode(mask, np.ones((17, 17), np.uint8)) > 0)[y0:y1, x0:x1]
+    inner = (cv2.erode(mask, np.ones((33, 33), np.uint8)) > 0)[y0:y1, x0:x1]
     fill = 90.0
 
     def expected(source: int) -> np.ndarray:
@@ -124,7 +128,7 @@ def test_hifill_attention_transplants_the_chosen_patch(tiny_model, hifill_case):
     results = {}
     for source in (1 * GRID + 1, 30 * GRID + 2):  # two patches far from the hole
         for layout in ("NHWC", "NCHW"):
-            path = tiny_model(f"hf_{layout}_{source}", contract="hifill", layout=layout, size=512, fill=fill,
+            path = tiny_model(f"hf_{layout}_{source}_{detail}", contract="hifill", layout=layout, size=512, fill=fill,
                               attention=_one_hot_attention(source))
             result = inpaint(image, mask, _model_settings(path, **kw))
             assert np.array_equal(result.image[mask == 0], image[mask == 0])
