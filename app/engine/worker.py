@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from app.engine.backends import Backend, select_backend
 from app.engine.errors import Cancelled, EngineError
@@ -131,7 +131,9 @@ class EngineWorker(QObject):
         self._runner = _Runner(self)
         self._runner.moveToThread(self._thread)
         self._dispatch.connect(self._runner.run)
-        self._close.connect(self._runner.close_backend)
+        # blocking: shutdown waits until the backend is closed on its own thread (quit() alone
+        # would end the event loop before a queued close ran, leaving the NPU context alive)
+        self._close.connect(self._runner.close_backend, Qt.ConnectionType.BlockingQueuedConnection)
         self._runner.progress.connect(self.progress)
         self._runner.finished.connect(self._on_finished)
         self._runner.failed.connect(self.failed)

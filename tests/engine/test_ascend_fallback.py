@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -141,3 +142,61 @@ def test_npu_failure_with_a_long_lived_backend_keeps_it_for_the_next_job(acl, mo
     finally:
         npu.close()
     assert is_clean(acl)
+
+
+# --- the engine thread and the command line ----------------------------------------------------------
+def test_engine_thread_owns_the_npu_context_and_falls_back(qtbot, acl, model):
+    from app.engine.worker import EngineWorker
+
+    rgb, mask = photos()[1]
+    settings = InpaintSettings(method="model", model_path=str(model), backend="auto")
+    worker = EngineWorker()
+    worker.start()
+    try:
+        with qtbot.waitSignal(worker.finished, timeout=120_000) as first:
+            worker.submit(rgb, mask, settings)
+        result = first.args[1]
+        assert result.backend == "npu (Ascend)" and result.notes[0].startswith("using npu (Ascend)")
+        contexts = [c for c in acl.double.contexts.values() if not c.default]
+        assert len(contexts) == 1 and contexts[0].thread != threading.main_thread().ident
+        # every ACL call so far was made on that one engine thread
+        assert {thread for _, thread in acl.double.calls} == {contexts[0].thread}
+
+        acl.double.inject("mdl.execute", 507011)
+        with qtbot.waitSignal(worker.finished, timeout=120_000) as second:
+            worker.submit(rgb, mask, settings)
+        result = second.args[1]
+        assert result.backend.startswith("cpu") and "fell back to the CPU" in result.notes[-1]
+        assert "507011" in result.notes[-1]
+    finally:
+        worker.shutdown()
+    assert is_clean(acl), (acl.double.live(), acl.double.violations)  # shutdown closed the backend on its thread
+
+
+def test_command_line_warns_on_fallback_and_names_the_backend(acl, model, tmp_path, capsys):
+    from app.cli.main import main
+
+    out = tmp_path / "out.png"
+    args = ["inpaint", str(RESOURCES / "sample.png"), "--mask", str(RESOURCES / "sample_mask.png"),
+            "-o", str(out), "--model", str(model)]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "using npu (Ascend)" in captured.err and "on npu (Ascend)" in captured.out
+    acl.double.inject("mdl.execute", 507011)
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "warning: The NPU failed during this job, which fell back to the CPU" in captured.err
+    assert "on cpu (onnxruntime)" in text
+    assert is_clean(acl)
+
+
+def test_command_line_npu_without_pyacl_fails_with_the_reason(monkeypatch, model, tmp_path, capsys):
+    from app.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "acl", None)
+    code = main(["inpaint", str(RESOURCES / "sample.png"), "--mask", str(RESOURCES / "sample_mask.png"),
+                 "-o", str(tmp_path / "out.png"), "--model", str(model), "--backend", "npu"])
+    err = capsys.readouterr().err
+    assert code != 0 and "The NPU backend cannot run: pyacl is not available" in err
+    assert "Traceback" not in err and not (tmp_path / "out.png").exists()

@@ -84,7 +84,7 @@ def make_acl(devices: int = 1, memory_bytes: int = 8 << 30, run_mode: int = ACL_
         def wrap(body):
             def call(*args):
                 with dev.lock:
-                    dev.calls.append((name, threading.current_thread().name))
+                    dev.calls.append((name, threading.get_ident()))
                     code = dev.take_failure(name)
                     try:
                         if code is not None:

@@ -87,6 +87,21 @@ class Context:
     streams: set = field(default_factory=set)
 
 
+class PerOsThread:
+    """Storage per OS thread, as the C runtime keeps its current context. Not threading.local:
+    Python code that a QThread enters from C++ may get a fresh thread state per slot call,
+    and threading.local data would vanish between two jobs on the same engine thread."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_data", {})
+
+    def __getattr__(self, name: str):
+        return self._data.get(threading.get_ident(), {}).get(name)
+
+    def __setattr__(self, name: str, value) -> None:
+        self._data.setdefault(threading.get_ident(), {})[name] = value
+
+
 def aligned_size(size: int) -> int:
     """§7: rt.malloc rounds up to a multiple of 32, then adds 32."""
     return -(-size // 32) * 32 + 32
@@ -102,7 +117,7 @@ class Device:
         self.run_mode = run_mode
         self.report_memory = report_memory
         self.lock = threading.RLock()
-        self.tls = threading.local()
+        self.tls = PerOsThread()
         self._handles = itertools.count(0x1000)
         self.initialized = False
         self.finalized = False
@@ -120,7 +135,7 @@ class Device:
         self.datasets: dict[int, list[int]] = {}
         self.buffers: dict[int, tuple[int, int]] = {}
         self.violations: list[str] = []
-        self.calls: list[tuple[str, str]] = []  # (call, thread name) log
+        self.calls: list[tuple[str, int]] = []  # (call, OS thread ident) log
         self.failures: dict[str, list[tuple[int, int]]] = {}  # call -> [(skip, code)]
 
     # --- bookkeeping -------------------------------------------------------------------
