@@ -1,0 +1,383 @@
+"""`inpaint-studio inpaint`, run in-process through app.cli.main.main (and once as a
+subprocess): formats, metadata, odd photos and every bad input give a clear message,
+never a traceback."""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+import app.cli.common as cli_common
+from app.cli.main import main
+from app.io.images import read_image
+
+H, W = 120, 200
+FAST = ["--method", "telea", "--backend", "cpu"]
+
+
+def _photo(seed: int = 0, h: int = H, w: int = W) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 255 // (h + w)], 2)
+    return np.clip(base + rng.integers(-20, 21, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def _mask(h: int = H, w: int = W) -> np.ndarray:
+    mask = np.zeros((h, w), np.uint8)
+    mask[h // 3 : 2 * h // 3, w // 3 : w // 2] = 255
+    return mask
+
+
+def _save(path: Path, array: np.ndarray, **options) -> Path:
+    Image.fromarray(array).save(path, **options)
+    return path
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+@pytest.fixture
+def files(tmp_path):
+    photo = _save(tmp_path / "photo.png", _photo())
+    mask = _save(tmp_path / "mask.png", _mask())
+    return tmp_path, photo, mask
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+# ---------------------------------------------------------------- working runs
+
+
+def test_inpaint_png_writes_the_fill_and_keeps_every_other_pixel(capsys, files):
+    tmp, photo, mask = files
+    out = tmp / "out.png"
+    code, stdout, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, *FAST)
+    assert code == 0
+    assert "1 region(s) filled with opencv telea" in stdout and "cpu" in stdout
+    assert "paste" in stderr  # the progress report
+    result, original, m = _read_rgb(out), _photo(), _mask()
+    assert np.array_equal(result[m == 0], original[m == 0])
+    assert not np.array_equal(result[m > 0], original[m > 0])
+
+
+def test_inpaint_with_a_model_file_says_which_method_ran(capsys, files, tiny_model):
+    tmp, photo, mask = files
+    model = tiny_model("cli_model", size=64)
+    code, stdout, _ = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", tmp / "o.png", "--model", model,
+                              "--backend", "cpu")
+    assert code == 0 and "model: cli_model" in stdout
+
+
+def test_invert_mask_fills_the_black_area(capsys, files):
+    tmp, photo, _ = files
+    black = _save(tmp / "black.png", 255 - _mask())  # HiFill style: black = fill
+    out = tmp / "inv.png"
+    code, _, _ = run_cli(capsys, "inpaint", photo, "--mask", black, "--invert-mask", "-o", out, *FAST)
+    assert code == 0
+    result, original, m = _read_rgb(out), _photo(), _mask()
+    assert np.array_equal(result[m == 0], original[m == 0])
+    assert not np.array_equal(result[m > 0], original[m > 0])
+    # without the flag the same file would fill almost the whole photo: a different output
+    code, _, _ = run_cli(capsys, "inpaint", photo, "--mask", black, "-o", tmp / "plain.png", *FAST)
+    assert code == 0
+    assert not np.array_equal(_read_rgb(tmp / "plain.png")[m == 0], original[m == 0])
+
+
+def test_mask_with_alpha_paints_where_opaque(capsys, files):
+    tmp, photo, _ = files
+    rgba = np.zeros((H, W, 4), np.uint8)
+    rgba[..., :3] = 255
+    rgba[..., 3] = _mask()  # white everywhere, opaque only in the hole
+    mask = _save(tmp / "alpha_mask.png", rgba)
+    out = tmp / "o.png"
+    assert run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, *FAST)[0] == 0
+    assert np.array_equal(_read_rgb(out)[_mask() == 0], _photo()[_mask() == 0])
+
+
+def test_mask_of_another_size_with_the_same_aspect_is_scaled(capsys, files):
+    tmp, photo, _ = files
+    half = _mask()[::2, ::2]  # 100x60
+    mask = _save(tmp / "half.png", half)
+    out = tmp / "o.png"
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, *FAST)
+    assert code == 0
+    assert "warning" in stderr and "100x60" in stderr and "scaled" in stderr and "200x120" in stderr
+    scaled = np.asarray(Image.fromarray(half).resize((W, H), Image.NEAREST))
+    result = _read_rgb(out)
+    assert result.shape == (H, W, 3)
+    assert np.array_equal(result[scaled == 0], _photo()[scaled == 0])
+
+
+def test_mask_of_another_aspect_is_refused(capsys, files):
+    tmp, photo, _ = files
+    mask = _save(tmp / "square.png", np.zeros((100, 100), np.uint8))
+    out = tmp / "o.png"
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, *FAST)
+    assert code == 1
+    assert "square.png is 100x100" in stderr and "200x120" in stderr and "aspect" in stderr
+    assert not out.exists()
+
+
+def test_empty_mask_writes_the_photo_unchanged_and_says_so(capsys, files):
+    tmp, photo, _ = files
+    mask = _save(tmp / "empty.png", np.zeros((H, W), np.uint8))
+    out = tmp / "o.png"
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, *FAST)
+    assert code == 0 and "empty" in stderr and "unchanged" in stderr
+    assert np.array_equal(_read_rgb(out), _photo())
+
+
+def test_whole_photo_mask_is_refused(capsys, files):
+    tmp, photo, _ = files
+    mask = _save(tmp / "full.png", np.full((H, W), 255, np.uint8))
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", tmp / "o.png", *FAST)
+    assert code == 1 and "error:" in stderr and "whole photo" in stderr
+
+
+# ---------------------------------------------------------------- unreadable input
+
+
+def test_missing_photo(capsys, files):
+    tmp, _, mask = files
+    code, _, stderr = run_cli(capsys, "inpaint", tmp / "nope.jpg", "--mask", mask, "-o", tmp / "o.png", *FAST)
+    assert code == 1 and "Cannot read nope.jpg" in stderr
+
+
+def test_missing_mask(capsys, files):
+    tmp, photo, _ = files
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", tmp / "nomask.png", "-o", tmp / "o.png", *FAST)
+    assert code == 1 and "mask" in stderr and "nomask.png" in stderr
+
+
+def test_not_an_image(capsys, files):
+    tmp, _, mask = files
+    junk = tmp / "junk.jpg"
+    junk.write_bytes(b"GIF89a? no, just text pretending to be a photo" * 10)
+    code, _, stderr = run_cli(capsys, "inpaint", junk, "--mask", mask, "-o", tmp / "o.png", *FAST)
+    assert code == 1 and "junk.jpg is not an image" in stderr
+
+
+def test_truncated_jpeg(capsys, files):
+    tmp, _, mask = files
+    buf = io.BytesIO()
+    Image.fromarray(_photo()).save(buf, "JPEG", quality=90)
+    cut = tmp / "cut.jpg"
+    cut.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    out = tmp / "o.png"
+    code, _, stderr = run_cli(capsys, "inpaint", cut, "--mask", mask, "-o", out, *FAST)
+    assert code == 1 and "cut.jpg" in stderr and "truncated" in stderr
+    assert not out.exists()
+
+
+def test_unknown_output_extension(capsys, files):
+    tmp, photo, mask = files
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", tmp / "o.gif", *FAST)
+    assert code == 1 and "o.gif" in stderr and ".png" in stderr
+
+
+def test_bad_option_values(capsys, files):
+    tmp, photo, mask = files
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", tmp / "o.jpg", "--quality", "0", *FAST)
+    assert code == 1 and "--quality" in stderr
+    with pytest.raises(SystemExit) as info:  # argparse: usage and a message, exit 2
+        main(["inpaint", str(photo), "--mask", str(mask), "-o", str(tmp / "o.png"), "--backend", "gpu"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'gpu'" in err and "Traceback" not in err
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height, with almost no pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+def test_photo_beyond_the_pixel_limit_is_refused(capsys, files):
+    tmp, _, mask = files
+    huge = tmp / "huge.png"
+    huge.write_bytes(_png_header(12000, 10000))  # 120 MP claimed, a few bytes on disk
+    code, _, stderr = run_cli(capsys, "inpaint", huge, "--mask", mask, "-o", tmp / "o.png", *FAST)
+    assert code == 1 and "error:" in stderr and "huge.png" in stderr
+
+
+def test_pixel_limit_message(capsys, files, monkeypatch):
+    """The limit itself, on a real photo: only the limit argument is changed."""
+    tmp, photo, mask = files
+    monkeypatch.setattr(cli_common, "read_image", functools.partial(read_image, max_megapixels=0.01))
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", tmp / "o.png", *FAST)
+    assert code == 1 and "photo.png is 200x120" in stderr and "limit" in stderr and "memory" in stderr
+
+
+def test_npu_backend_is_refused_with_a_reason(capsys, files, tiny_model):
+    tmp, photo, mask = files
+    out = tmp / "o.png"
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, "--method", "telea",
+                              "--backend", "npu")
+    assert code != 0 and "NPU" in stderr and "--backend cpu" in stderr
+    model = tiny_model("npu_model", size=64)
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, "--model", model,
+                              "--backend", "npu")
+    assert code != 0 and "NPU backend cannot run" in stderr
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- odd photos
+
+
+def test_sixteen_bit_grayscale_png(capsys, tmp_path):
+    gray16 = (np.arange(H * W, dtype=np.uint32).reshape(H, W) * 65535 // (H * W)).astype(np.uint16)
+    photo = tmp_path / "deep.png"
+    Image.fromarray(gray16).save(photo)
+    assert Image.open(photo).mode == "I;16"
+    mask = _save(tmp_path / "m.png", _mask())
+    out = tmp_path / "o.png"
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, *FAST)
+    assert code == 0 and "16-bit" in stderr
+    result = Image.open(out)
+    assert result.mode == "RGB"
+    expected = np.round(gray16 / 65535 * 255).astype(np.uint8)
+    arr, keep = np.asarray(result), _mask() == 0
+    for c in range(3):
+        assert np.array_equal(arr[:, :, c][keep], expected[keep])
+
+
+def test_rgba_png_keeps_its_alpha(capsys, tmp_path):
+    rgba = np.dstack([_photo(), np.tile(np.arange(W, dtype=np.uint8), (H, 1))])
+    photo = _save(tmp_path / "cut_out.png", rgba)
+    mask = _save(tmp_path / "m.png", _mask())
+    out = tmp_path / "o.png"
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, *FAST)
+    assert code == 0 and "alpha" in stderr
+    result = np.asarray(Image.open(out))
+    assert result.shape == (H, W, 4)
+    assert np.array_equal(result[:, :, 3], rgba[:, :, 3])  # alpha restored, everywhere
+    keep = _mask() == 0
+    assert np.array_equal(result[:, :, :3][keep], rgba[:, :, :3][keep])
+    # a format without alpha gets the colour only
+    out_jpg = tmp_path / "o.jpg"
+    assert run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out_jpg, *FAST)[0] == 0
+    assert Image.open(out_jpg).mode == "RGB"
+
+
+def test_grayscale_photo(capsys, tmp_path):
+    gray = _photo()[:, :, 0]
+    photo = _save(tmp_path / "gray.png", gray)
+    mask = _save(tmp_path / "m.png", _mask())
+    out = tmp_path / "o.png"
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, *FAST)
+    assert code == 0 and "grayscale" in stderr
+    result = _read_rgb(out)
+    keep = _mask() == 0
+    for c in range(3):
+        assert np.array_equal(result[:, :, c][keep], gray[keep])
+
+
+def test_cmyk_jpeg(capsys, tmp_path):
+    photo = tmp_path / "print.jpg"
+    Image.fromarray(_photo()).convert("CMYK").save(photo, quality=95)
+    assert Image.open(photo).mode == "CMYK"
+    mask = _save(tmp_path / "m.png", _mask())
+    out = tmp_path / "o.png"
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, *FAST)
+    assert code == 0 and "CMYK" in stderr
+    result = _read_rgb(out)
+    expected = np.asarray(Image.open(photo).convert("RGB"))
+    keep = _mask() == 0
+    assert np.array_equal(result[keep], expected[keep])
+
+
+def test_exif_rotated_jpeg_comes_out_upright(capsys, tmp_path):
+    stored = _photo(seed=4, h=100, w=160)  # as stored on disk: landscape
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to show
+    exif[0x010F] = "TestCam"
+    photo = tmp_path / "phone.jpg"
+    Image.fromarray(stored).save(photo, quality=95, exif=exif.tobytes())
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(photo)).convert("RGB"))
+    assert upright.shape == (160, 100, 3)  # portrait as shown
+    mask = _save(tmp_path / "m.png", _mask(160, 100))  # masks are painted on the upright photo
+    out = tmp_path / "o.jpg"
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, *FAST)
+    assert code == 0 and "EXIF orientation" in stderr
+    result = Image.open(out)
+    assert result.size == (100, 160)
+    assert result.getexif().get(0x0112, 1) == 1  # not rotated a second time by viewers
+    assert result.getexif().get(0x010F) == "TestCam"  # the rest of EXIF is kept
+    keep = _mask(160, 100) == 0
+    diff = np.abs(np.asarray(result.convert("RGB")).astype(int) - upright)[keep]
+    assert diff.mean() < 3  # JPEG re-encoding only
+    # the same with a mask in the stored orientation: another aspect, refused
+    sideways = _save(tmp_path / "side.png", _mask(100, 160))
+    assert run_cli(capsys, "inpaint", photo, "--mask", sideways, "-o", out, *FAST)[0] == 1
+
+
+def _icc_profile() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+@pytest.mark.parametrize("out_name", ["o.jpg", "o.png", "o.tif"])
+def test_icc_profile_is_kept(capsys, tmp_path, out_name):
+    icc = _icc_profile()
+    photo = tmp_path / "tagged.jpg"
+    Image.fromarray(_photo()).save(photo, quality=95, icc_profile=icc)
+    mask = _save(tmp_path / "m.png", _mask())
+    out = tmp_path / out_name
+    assert run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, *FAST)[0] == 0
+    assert Image.open(out).info.get("icc_profile") == icc
+
+
+def test_jpeg_quality_changes_the_file(capsys, files):
+    tmp, photo, mask = files
+    sizes = {}
+    for q in (30, 95):
+        out = tmp / f"q{q}.jpg"
+        assert run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, "--quality", q, *FAST)[0] == 0
+        sizes[q] = out.stat().st_size
+    assert sizes[30] < 0.7 * sizes[95]
+
+
+# ---------------------------------------------------------------- the console entry
+
+
+def test_python_dash_m_app_runs_the_command_line(tmp_path):
+    photo = _save(tmp_path / "p.png", _photo())
+    mask = _save(tmp_path / "m.png", _mask())
+    out = tmp_path / "o.png"
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "inpaint", str(photo), "--mask", str(mask), "-o", str(out), *FAST],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "opencv telea" in proc.stdout
+    assert np.array_equal(_read_rgb(out)[_mask() == 0], _photo()[_mask() == 0])
+    # an error through the same entry: message, exit 1, no traceback
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "inpaint", str(tmp_path / "absent.png"), "--mask", str(mask), "-o", str(out),
+         *FAST],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+    )
+    assert proc.returncode == 1 and "absent.png" in proc.stderr and "Traceback" not in proc.stderr
