@@ -1,0 +1,88 @@
+"""`inpaint-studio batch`: masks matched by stem, goes on past bad files, lists failures."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from app.cli.main import main
+
+FAST = ["--method", "telea", "--backend", "cpu"]
+
+
+def _photo(seed: int, h: int = 90, w: int = 130) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _mask(h: int = 90, w: int = 130) -> np.ndarray:
+    mask = np.zeros((h, w), np.uint8)
+    mask[30:60, 40:80] = 255
+    return mask
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def _folders(tmp_path):
+    photos, masks, out = tmp_path / "photos", tmp_path / "masks", tmp_path / "out"
+    photos.mkdir()
+    masks.mkdir()
+    return photos, masks, out
+
+
+def test_batch_goes_on_past_bad_files_and_lists_them(capsys, tmp_path):
+    photos, masks, out = _folders(tmp_path)
+    Image.fromarray(_photo(1)).save(photos / "good.png")
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    Image.fromarray(_photo(3)).save(photos / "lonely.png")  # no mask of this name
+    for stem in ("good", "broken"):
+        Image.fromarray(_mask()).save(masks / f"{stem}.png")
+    (photos / "notes.txt").write_text("not a photo: ignored")
+
+    code, stdout, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", out, *FAST)
+    assert code == 1
+    assert sorted(p.name for p in out.iterdir()) == ["good.png"]
+    written = np.asarray(Image.open(out / "good.png"))
+    assert np.array_equal(written[_mask() == 0], _photo(1)[_mask() == 0])
+    assert "1 of 3 photos filled with opencv telea" in stdout
+    failures = stderr[stderr.index("2 failed:") :]
+    assert "broken.jpg" in failures and "lonely.png: no mask with this name" in failures
+    assert "good.png" not in failures
+    assert "3/3" in stderr  # the progress bar reached the end
+
+
+def test_batch_all_good_exits_zero_with_format_and_scaled_masks(capsys, tmp_path):
+    photos, masks, out = _folders(tmp_path)
+    for i, stem in enumerate(("a", "b")):
+        Image.fromarray(_photo(10 + i)).save(photos / f"{stem}.png")
+    Image.fromarray(_mask()).save(masks / "a.png")
+    Image.fromarray(_mask()[::2, ::2]).save(masks / "b.jpg")  # half size, other extension: matched by stem
+    code, stdout, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", out, "--format", "jpg", *FAST)
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.jpg"]
+    assert "2 of 2 photos filled" in stdout and "failed" not in stderr
+    assert "scaled" in stderr
+
+
+def test_batch_mask_of_another_aspect_is_a_listed_failure(capsys, tmp_path):
+    photos, masks, out = _folders(tmp_path)
+    Image.fromarray(_photo(20)).save(photos / "x.png")
+    Image.fromarray(np.zeros((50, 50), np.uint8)).save(masks / "x.png")
+    code, _, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", out, *FAST)
+    assert code == 1 and "x.png:" in stderr and "aspect" in stderr
+
+
+def test_batch_folder_errors(capsys, tmp_path):
+    photos, masks, out = _folders(tmp_path)
+    code, _, stderr = run_cli(capsys, "batch", tmp_path / "nowhere", "--masks", masks, "-o", out, *FAST)
+    assert code == 2 and "nowhere" in stderr and "does not exist" in stderr
+    code, _, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", out, *FAST)
+    assert code == 2 and "no photos" in stderr
+    Image.fromarray(_photo(1)).save(photos / "p.png")
+    code, _, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", out, "--method", "telea",
+                              "--backend", "npu")
+    assert code != 0 and "NPU" in stderr
