@@ -200,6 +200,27 @@ def save_project(
         progress("saved", 1.0)
 
 
+def snapshot(doc: Document) -> Document:
+    """A copy of `doc` that a background save can read while the user goes on editing
+    (arrays copied; layer uids kept)."""
+    meta = ImageMeta(
+        exif=doc.meta.exif, icc_profile=doc.meta.icc_profile,
+        alpha=None if doc.meta.alpha is None else doc.meta.alpha.copy(),
+        source_format=doc.meta.source_format, notes=list(doc.meta.notes),
+    )
+    result = None
+    if doc.result is not None:
+        r = doc.result
+        result = InpaintOutcome(r.image.copy(), r.method, r.backend, None if r.mask is None else r.mask.copy(), list(r.notes))
+    layers = [
+        MaskLayer(name=x.name, mask=x.mask.copy(), kind=x.kind, visible=x.visible, locked=x.locked,
+                  color=tuple(x.color), opacity=x.opacity, uid=x.uid)
+        for x in doc.layers
+    ]
+    return Document(photo=doc.photo.copy(), layers=layers, result=result, meta=meta, settings=doc.settings,
+                    source_path=doc.source_path)
+
+
 def _run_steps(steps: list[_Step], progress: Progress | None, cancel: Cancel | None, verb: str) -> None:
     total = sum(s.weight for s in steps) or 1.0
     done = 0.0

@@ -1,0 +1,369 @@
+"""Projects in the editor: Save / Save As / Open Project off the GUI thread with progress,
+autosave on a timer, recovery after a crash, and the unsaved-changes question on close.
+
+The heavy work is app/io/project.py (save_project / load_project) and app/io/autosave.py,
+run on one background thread (so a save and an autosave never overlap) on a snapshot of
+the document: the user keeps painting while 24 MP and eight layers are encoded.
+
+Unsaved changes are counted, not guessed: every change the session reports (a stroke's
+pixels, a layer operation, undo/redo, a result) bumps a generation number; a save records
+the generation of the snapshot it wrote.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QSettings, QStandardPaths, QThreadPool, QTimer, Signal
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from app.canvas.document import Document
+from app.canvas.session import EditSession
+from app.io.autosave import DEFAULT_INTERVAL_MINUTES, AutosaveStore, Recovery
+from app.io.project import ProjectCancelled, ProjectError, load_project, save_project, snapshot
+from app.ui.messages import show_error
+
+PROJECT_FILTER = "OpenRaster project (*.ora)"
+Buttons = QMessageBox.StandardButton
+
+
+def default_autosave_folder() -> Path:
+    return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) / "autosave"
+
+
+class _Relay(QObject):
+    progress = Signal(str, float)
+    done = Signal(object)
+    failed = Signal(object)
+
+
+class _Job(QRunnable):
+    def __init__(self, fn: Callable[[Callable[[str, float], None]], Any], relay: _Relay) -> None:
+        super().__init__()
+        self._fn, self._relay = fn, relay
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        try:
+            value = self._fn(self._relay.progress.emit)
+        except Exception as exc:  # noqa: BLE001 - handed to the GUI thread as a message
+            self._relay.failed.emit(exc)
+        else:
+            self._relay.done.emit(value)
+
+
+class ProjectController(QObject):
+    progress = Signal(str, float)  # stage, fraction 0..1 of the running save/open
+    busy_changed = Signal(bool)
+    saved = Signal(str)  # path of a project written by Save / Save As
+    opened = Signal(object)  # Document read by Open Project or a recovery: show it (set_document)
+    autosaved = Signal(str)
+    notice = Signal(str)
+    dirty_changed = Signal(bool)
+
+    def __init__(self, session: EditSession, window: QWidget | None = None, settings: QSettings | None = None,
+                 autosave_folder: str | Path | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session, self.window = session, window
+        self.settings = settings or QSettings("InpaintStudio", "Inpaint Studio")
+        self.project_path: str | None = None
+        self.store = AutosaveStore(autosave_folder or default_autosave_folder())
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._relays: set[_Relay] = set()
+        self._cancel = threading.Event()
+        self._busy = 0
+        self._generation = 0
+        self._saved_generation = 0
+        self._autosaved_generation = 0
+        self._pending: tuple[str | None, bool] | None = None  # (project path, dirty) of the next document
+        self._recovered: Recovery | None = None
+        self._close_after_save: Callable[[], Any] | None = None
+        self._started = False
+        for signal in (session.layers_changed, session.layer_pixels_changed, session.photo_changed,
+                       session.result_changed, session.undo_stack.indexChanged):
+            signal.connect(self._changed)
+        session.document_replaced.connect(self._document_replaced)
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.autosave_now)
+
+    # ---------------------------------------------------------------- state
+    @property
+    def dirty(self) -> bool:
+        return self._generation != self._saved_generation
+
+    @property
+    def busy(self) -> bool:
+        return self._busy > 0
+
+    def autosave_minutes(self) -> float:
+        try:
+            return float(self.settings.value("autosave_minutes", DEFAULT_INTERVAL_MINUTES))
+        except (TypeError, ValueError):
+            return float(DEFAULT_INTERVAL_MINUTES)
+
+    def set_autosave_minutes(self, minutes: float) -> None:
+        self.settings.setValue("autosave_minutes", float(minutes))
+        self._restart_timer()
+
+    def _changed(self, *_args) -> None:
+        was = self.dirty
+        self._generation += 1
+        if not was:
+            self.dirty_changed.emit(True)
+
+    def _document_replaced(self) -> None:
+        path, dirty = self._pending or (None, False)
+        self._pending = None
+        self.project_path = path
+        self._generation += 1
+        self._saved_generation = self._generation - (1 if dirty else 0)
+        self._autosaved_generation = self._generation if not dirty else -1
+        self.dirty_changed.emit(self.dirty)
+
+    # ---------------------------------------------------------------- start / stop
+    def start(self) -> list[Recovery]:
+        """Take this session's autosave lock, start the timer; return leftovers of crashed
+        sessions (offer_recovery asks about them)."""
+        self._started = True
+        try:
+            self.store.start()
+            found = self.store.recoverable()
+        except (ProjectError, OSError) as exc:
+            self.notice.emit(f"Autosave is off: {exc}")
+            return []
+        self._restart_timer()
+        return found
+
+    def _restart_timer(self) -> None:
+        minutes = self.autosave_minutes()
+        if minutes > 0 and self._started:
+            self.timer.start(max(int(minutes * 60_000), 1000))
+        else:
+            self.timer.stop()
+
+    def offer_recovery(self, found: list[Recovery] | None = None) -> QMessageBox | None:
+        """Ask (window-modal, non-blocking) whether to recover the newest crashed autosave."""
+        found = self.store.recoverable() if found is None else found
+        if not found:
+            return None
+        rec = found[0]
+        more = f"\n\n{len(found) - 1} older autosave(s) will be offered next time." if len(found) > 1 else ""
+        box = QMessageBox(QMessageBox.Icon.Question, "Recover unsaved work?",
+                          f"Inpaint Studio did not close normally. Recover your work?\n\n{rec.describe()}{more}",
+                          Buttons.Yes | Buttons.Discard | Buttons.Cancel, self.window)
+        box.button(Buttons.Yes).setText("Recover")
+        box.button(Buttons.Cancel).setText("Later")
+        box.setObjectName("recovery_box")
+
+        def answered(button: int) -> None:
+            if button == Buttons.Yes:
+                self.recover(rec)
+            elif button == Buttons.Discard:
+                self.store.remove(rec)
+                self.notice.emit("The autosave was discarded.")
+
+        box.finished.connect(lambda _r: answered(box.standardButton(box.clickedButton())))
+        box.open()
+        return box
+
+    def recover(self, rec: Recovery) -> None:
+        """Open a crashed session's autosave as unsaved work that belongs to its project."""
+
+        def done(doc: Document) -> None:
+            self._recovered = rec
+            self._pending = (rec.project_path, True)
+            doc.source_path = rec.project_path or doc.source_path
+            self.opened.emit(doc)
+            self.notice.emit(f"Recovered {rec.title}; save it to keep it.")
+
+        self._run(lambda progress: load_project(rec.path, progress=progress, cancel=self._cancel.is_set),
+                  done, f"Cannot recover {rec.title}")
+
+    def shutdown(self) -> None:
+        """Normal exit: wait for a running save, then remove this session's autosave."""
+        self.timer.stop()
+        self._pool.waitForDone(-1)
+        if self._started:
+            self.store.close()
+            if self._recovered is not None:
+                self.store.remove(self._recovered)
+                self._recovered = None
+
+    # ---------------------------------------------------------------- save
+    def save(self) -> None:
+        if self.project_path:
+            self.save_to(self.project_path)
+        else:
+            self.save_as_dialog()
+
+    def save_as_dialog(self) -> None:
+        doc = self.session.document
+        stem = Path(self.project_path or doc.source_path or "untitled").stem
+        start = str(Path(self.project_path or doc.source_path or ".").with_name(f"{stem}.ora"))
+        path, _ = QFileDialog.getSaveFileName(self.window, "Save project", start, PROJECT_FILTER)
+        if path:
+            self.save_to(path if path.lower().endswith(".ora") else path + ".ora")
+        else:
+            self._close_after_save = None
+
+    def save_to(self, path: str) -> None:
+        snap, generation = snapshot(self.session.document), self._generation
+        name = Path(path).name
+        self.notice.emit(f"Saving {name}…")
+
+        def work(progress):
+            save_project(snap, path, progress=progress, cancel=self._cancel.is_set)
+            return path
+
+        def done(_path: str) -> None:
+            self.project_path = str(path)
+            self._saved_generation = generation
+            self.store.discard()  # the project on disk is at least as new as the autosave
+            self._autosaved_generation = generation
+            if self._recovered is not None:
+                self.store.remove(self._recovered)
+                self._recovered = None
+            self.dirty_changed.emit(self.dirty)
+            self.notice.emit(f"Saved {name}")
+            self.saved.emit(str(path))
+            close, self._close_after_save = self._close_after_save, None
+            if close is not None and not self.dirty:
+                close()
+
+        self._run(work, done, f"Could not save {name}", on_error=lambda: setattr(self, "_close_after_save", None))
+
+    def autosave_now(self) -> None:
+        """Write the autosave if anything changed since the last one (and nothing else runs)."""
+        if self.busy or self._generation == self._autosaved_generation or not self.dirty:
+            return
+        snap, generation = snapshot(self.session.document), self._generation
+        title = Path(self.project_path or snap.source_path or "Untitled").name
+
+        def work(_progress):
+            # autosaves are quiet: no progress, never cancelled by the user's Cancel
+            return self.store.write(snap, title, self.project_path)
+
+        def done(path: Path) -> None:
+            self._autosaved_generation = generation
+            if self._recovered is not None:  # our own autosave now holds the recovered work
+                self.store.remove(self._recovered)
+                self._recovered = None
+            self.autosaved.emit(str(path))
+
+        self._run(work, done, "Autosave failed", quiet=True)
+
+    # ---------------------------------------------------------------- open
+    def open_dialog(self) -> None:
+        if not self.confirm_discard_or_save():
+            return
+        start = str(Path(self.project_path).parent) if self.project_path else ""
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open project", start, PROJECT_FILTER + ";;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str) -> None:
+        name = Path(path).name
+        self.notice.emit(f"Opening {name}…")
+        limit = self.session.document.settings.max_megapixels
+
+        def done(doc: Document) -> None:
+            self._pending = (str(path), False)
+            self.opened.emit(doc)
+            notes = "; ".join(doc.meta.notes)
+            self.notice.emit(f"Opened {name}" + (f" ({notes})" if notes else ""))
+
+        self._run(lambda progress: load_project(path, progress=progress, cancel=self._cancel.is_set,
+                                                max_megapixels=max(limit, 1.0)),
+                  done, f"Cannot open {name}")
+
+    def cancel(self) -> None:
+        """Cancel the running save or open (the previous file and the open document stay)."""
+        if self.busy:
+            self._cancel.set()
+
+    # ---------------------------------------------------------------- close
+    def confirm_close(self, close: Callable[[], Any] | None = None) -> bool:
+        """True when the window may close now. With unsaved changes, asks Save / Discard /
+        Cancel; Save starts a save and calls `close` once it has succeeded."""
+        if self.busy and not self.dirty:
+            self._pool.waitForDone(-1)
+        if not self.dirty:
+            return True
+        answer = self._ask_unsaved("closing")
+        if answer == Buttons.Discard:
+            self._saved_generation = self._generation  # the user chose to drop them
+            return True
+        if answer == Buttons.Save:
+            self._close_after_save = close
+            self.save()
+        return False
+
+    def confirm_discard_or_save(self) -> bool:
+        """Before replacing the document: True to go on (saved synchronously or discarded)."""
+        if not self.dirty:
+            return True
+        answer = self._ask_unsaved("opening another project")
+        if answer == Buttons.Discard:
+            return True
+        if answer == Buttons.Save:
+            self.save()
+        return False  # after a save the user opens again; nothing is replaced meanwhile
+
+    def _ask_unsaved(self, doing: str) -> int:
+        name = Path(self.project_path).name if self.project_path else "this photo's masks"
+        box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved changes",
+                          f"Save the changes to {name} before {doing}?",
+                          Buttons.Save | Buttons.Discard | Buttons.Cancel, self.window)
+        box.setObjectName("unsaved_box")
+        box.setDefaultButton(Buttons.Save)
+        box.exec()
+        clicked = box.clickedButton()
+        return box.standardButton(clicked) if clicked is not None else Buttons.Cancel
+
+    # ---------------------------------------------------------------- background jobs
+    def _run(self, work, done, failure_title: str, quiet: bool = False, on_error: Callable[[], Any] | None = None) -> None:
+        relay = _Relay(self)
+        self._relays.add(relay)
+        if not quiet:
+            self._cancel.clear()
+            relay.progress.connect(self.progress.emit)
+        self._busy += 1
+        if self._busy == 1:
+            self.busy_changed.emit(True)
+
+        def finish() -> None:
+            self._relays.discard(relay)
+            relay.deleteLater()
+            self._busy -= 1
+            if self._busy == 0:
+                self.busy_changed.emit(False)
+
+        def ok(value) -> None:
+            finish()
+            done(value)
+
+        def bad(exc: Exception) -> None:
+            finish()
+            if on_error:
+                on_error()
+            if isinstance(exc, ProjectCancelled):
+                self.notice.emit(str(exc))
+            elif quiet:
+                self.notice.emit(f"{failure_title}: {exc}")
+            else:
+                self.notice.emit(failure_title)
+                message = str(exc) if isinstance(exc, ProjectError) else f"{type(exc).__name__}: {exc}"
+                if self.window is not None:
+                    show_error(self.window, failure_title, message)
+
+        relay.done.connect(ok)
+        relay.failed.connect(bad)
+        self._pool.start(_Job(work, relay))
+
+    def wait(self, msecs: int = -1) -> bool:
+        """Block until queued jobs have run (tests, shutdown)."""
+        return self._pool.waitForDone(msecs)

@@ -1,0 +1,191 @@
+"""ProjectController against an EditSession (no main window): background save/open with
+progress, snapshot isolation, cancel, autosave, crash recovery and the close question."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+
+from app.canvas.document import Document
+from app.canvas.session import EditSession
+from app.io.autosave import AutosaveStore
+from app.io.project import load_project, save_project
+from app.ui.project_controller import ProjectController
+from tests.io.conftest import make_doc
+
+Buttons = QMessageBox.StandardButton
+
+
+@pytest.fixture
+def env(qtbot, tmp_path):
+    window = QWidget()
+    qtbot.addWidget(window)
+    session = EditSession(make_doc(layers=2))
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    ctl = ProjectController(session, window, settings, autosave_folder=tmp_path / "autosave")
+    ctl.opened.connect(session.set_document)  # what the main window does
+    yield ctl, session, window, tmp_path
+    ctl.shutdown()
+
+
+def answer_next_box(button):
+    """Click `button` on the next modal message box (run from inside its exec loop)."""
+
+    def click():
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            box.button(button).click()
+        else:
+            QTimer.singleShot(10, click)
+
+    QTimer.singleShot(0, click)
+
+
+def test_save_runs_in_background_with_progress(env, qtbot):
+    ctl, session, _, tmp = env
+    stages = []
+    ctl.progress.connect(lambda stage, f: stages.append((stage, f)))
+    session.set_layer_props(session.document.layers[0].uid, name="renamed")
+    assert ctl.dirty
+    with qtbot.waitSignal(ctl.saved, timeout=30000) as blocker:
+        ctl.save_to(str(tmp / "p.ora"))
+        assert ctl.busy
+    assert blocker.args == [str(tmp / "p.ora")]
+    assert not ctl.dirty and not ctl.busy and ctl.project_path == str(tmp / "p.ora")
+    assert [s for s, _ in stages][:2] == ["header", "photo"] and stages[-1][1] == 1.0
+    assert load_project(tmp / "p.ora").layers[0].name == "renamed"
+
+
+def test_edits_during_a_save_stay_unsaved(env, qtbot):
+    ctl, session, _, tmp = env
+    layer = session.document.layers[0]
+    before = layer.mask.copy()
+    with qtbot.waitSignal(ctl.saved, timeout=30000):
+        ctl.save_to(str(tmp / "p.ora"))
+        session.replace_layer_mask(layer.uid, 255 - before, "invert")  # while it saves
+    assert np.array_equal(load_project(tmp / "p.ora").layers[0].mask, before)  # the snapshot
+    assert ctl.dirty  # the inversion is not in the file
+
+
+def test_open_project_replaces_the_document_clean(env, qtbot):
+    ctl, session, _, tmp = env
+    other = make_doc(seed=9, layers=3)
+    save_project(other, tmp / "o.ora")
+    with qtbot.waitSignal(ctl.opened, timeout=30000):
+        ctl.open_path(str(tmp / "o.ora"))
+    assert np.array_equal(session.document.photo, other.photo) and len(session.document.layers) == 3
+    assert ctl.project_path == str(tmp / "o.ora") and not ctl.dirty
+
+
+def test_bad_project_is_a_message_and_keeps_the_document(env, qtbot):
+    ctl, session, window, tmp = env
+    doc = session.document
+    (tmp / "bad.ora").write_bytes(b"not a zip at all")
+    with qtbot.waitSignal(ctl.busy_changed, timeout=30000, check_params_cb=lambda busy: not busy):
+        ctl.open_path(str(tmp / "bad.ora"))
+    assert session.document is doc
+    assert "Cannot open bad.ora" in window.property("last_message")
+    assert "not a readable OpenRaster project" in window.property("last_message")
+
+
+def test_cancel_keeps_the_previous_file(env, qtbot):
+    ctl, session, _, tmp = env
+    path = tmp / "p.ora"
+    save_project(make_doc(seed=3), path)
+    before = path.read_bytes()
+    rng = np.random.default_rng(0)
+    big = Document(photo=rng.integers(0, 256, (1200, 1600, 3), dtype=np.uint8))
+    big.layers.append(big.new_layer("m"))
+    session.set_document(big)
+    notices = []
+    ctl.notice.connect(notices.append)
+    ctl.progress.connect(lambda stage, f: ctl.cancel() if stage == "header" else None)
+    with qtbot.waitSignal(ctl.busy_changed, timeout=60000, check_params_cb=lambda busy: not busy):
+        ctl.save_to(str(path))
+    assert path.read_bytes() == before
+    assert any("cancelled" in n for n in notices) and ctl.dirty is False or ctl.project_path is None
+    assert ctl.project_path is None  # the cancelled save did not become the project's file
+
+
+def test_autosave_only_when_changed(env, qtbot):
+    ctl, session, _, tmp = env
+    ctl.set_autosave_minutes(2)
+    ctl.start()
+    assert ctl.timer.isActive() and ctl.timer.interval() == 120_000
+    session.set_layer_props(session.document.layers[0].uid, visible=False)
+    with qtbot.waitSignal(ctl.autosaved, timeout=30000) as blocker:
+        ctl.autosave_now()
+    assert load_project(blocker.args[0]).layers[0].visible is False
+    with qtbot.assertNotEmitted(ctl.autosaved, wait=300):
+        ctl.autosave_now()  # nothing changed since
+    ctl.set_autosave_minutes(0)
+    assert not ctl.timer.isActive()
+
+
+def test_recover_after_a_crash(env, qtbot):
+    ctl, session, _, tmp = env
+    crashed = AutosaveStore(tmp / "autosave")
+    crashed.start()
+    work = make_doc(seed=11, layers=4)
+    crashed.write(work, "wedding.tif", str(tmp / "wedding.ora"))
+    crashed._lock.close()  # the process died: the OS drops its lock, the files stay
+    found = ctl.start()
+    assert [r.title for r in found] == ["wedding.tif"]
+    answer_next_box(Buttons.Yes)
+    with qtbot.waitSignal(ctl.opened, timeout=30000):
+        box = ctl.offer_recovery(found)
+        assert box is not None and "wedding.tif" in box.text()
+    assert np.array_equal(session.document.layers[3].mask, work.layers[3].mask)
+    assert ctl.dirty and ctl.project_path == str(tmp / "wedding.ora")
+    assert crashed.path.exists()  # kept until our own autosave holds the work
+    with qtbot.waitSignal(ctl.autosaved, timeout=30000):
+        ctl.autosave_now()
+    assert not crashed.path.exists()
+    assert ctl.store.recoverable() == []
+
+
+def test_declined_recovery_is_removed(env, qtbot):
+    ctl, _, _, tmp = env
+    crashed = AutosaveStore(tmp / "autosave")
+    crashed.start()
+    crashed.write(make_doc(), "x")
+    crashed._lock.close()
+    found = ctl.start()
+    box = ctl.offer_recovery(found)
+    box.button(Buttons.Discard).click()
+    assert not crashed.path.exists() and ctl.store.recoverable() == []
+
+
+def test_close_asks_only_with_unsaved_changes(env, qtbot):
+    ctl, session, _, tmp = env
+    assert ctl.confirm_close()  # nothing changed
+    session.set_layer_props(session.document.layers[0].uid, opacity=0.9)
+    answer_next_box(Buttons.Cancel)
+    assert not ctl.confirm_close()
+    answer_next_box(Buttons.Discard)
+    assert ctl.confirm_close()
+
+
+def test_close_with_save_closes_after_the_save(env, qtbot, monkeypatch):
+    ctl, session, _, tmp = env
+    ctl.project_path = str(tmp / "p.ora")
+    session.set_layer_props(session.document.layers[0].uid, opacity=0.9)
+    closed = []
+    answer_next_box(Buttons.Save)
+    with qtbot.waitSignal(ctl.saved, timeout=30000):
+        assert not ctl.confirm_close(lambda: closed.append(True))
+    assert closed == [True]
+    assert load_project(tmp / "p.ora").layers[0].opacity == 0.9
+
+
+def test_normal_exit_cleans_the_autosave(env, qtbot):
+    ctl, session, _, tmp = env
+    ctl.start()
+    session.set_layer_props(session.document.layers[0].uid, locked=True)
+    with qtbot.waitSignal(ctl.autosaved, timeout=30000):
+        ctl.autosave_now()
+    assert any((tmp / "autosave").glob("*.ora"))
+    ctl.shutdown()
+    assert list((tmp / "autosave").iterdir()) == []
