@@ -96,16 +96,38 @@ class ResDilated(nn.Module):
         return F.leaky_relu(x + self.b(self.a(x)), 0.2)
 
 
+def push_pull_fill(image: torch.Tensor, keep: torch.Tensor, levels: int = 5) -> torch.Tensor:
+    """Smooth fill of the hole from the known pixels (push-pull / normalized convolution
+    pyramid): average the known pixels down `levels` times, then fill each level's gaps
+    from the upsampled level below. Cheap ONNX ops only (AvgPool, Resize, Div, Mul); the
+    side must be divisible by 2**levels."""
+    nums, dens = [image * keep], [keep]
+    for _ in range(levels):
+        nums.append(F.avg_pool2d(nums[-1], 2))
+        dens.append(F.avg_pool2d(dens[-1], 2))
+    num, den = nums[-1], dens[-1]
+    mean = num.sum(dim=(2, 3), keepdim=True) / (den.sum(dim=(2, 3), keepdim=True) + 1e-6)
+    w = (den * 4.0).clamp(0.0, 1.0)
+    fill = w * (num / (den + 1e-6)) + (1.0 - w) * mean
+    for lvl in range(levels - 1, -1, -1):
+        up = F.interpolate(fill, scale_factor=2.0, mode="bilinear", align_corners=False)
+        num, den = nums[lvl], dens[lvl]
+        w = den if lvl == 0 else (den * 4.0).clamp(0.0, 1.0)
+        fill = w * (num / (den + 1e-6)) + (1.0 - w) * up
+    return fill
+
+
 class InpaintNet(nn.Module):
     """U-Net: 3 stride-2 downsamplings (input side must be a multiple of 8; the engine
     uses multiples of 32), a dilated residual bottleneck at 1/8 resolution, nearest
     upsampling + conv decoders with skip connections."""
 
-    def __init__(self, width: int = 32, dilations=(1, 2, 4, 8, 16, 1)):
+    def __init__(self, width: int = 32, dilations=(1, 2, 4, 8, 16, 1), prefill: bool = False):
         super().__init__()
         c1, c2, c3 = width, width * 2, width * 4
         self.width = width
         self.dilations = tuple(dilations)
+        self.prefill = bool(prefill)
         self.e1 = ConvAct(4, c1, 5)  # 1/1
         self.e2 = nn.Sequential(ConvAct(c1, c2, 3, 2), ConvAct(c2, c2, 3))  # 1/2
         self.e3 = nn.Sequential(ConvAct(c2, c3, 3, 2), ConvAct(c3, c3, 3))  # 1/4
@@ -117,7 +139,11 @@ class InpaintNet(nn.Module):
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         keep = 1.0 - mask
-        x = torch.cat([(image * 2.0 - 1.0) * keep, mask], dim=1)
+        if self.prefill:
+            base = push_pull_fill(image, keep)
+            x = torch.cat([base * 2.0 - 1.0, mask], dim=1)
+        else:
+            x = torch.cat([(image * 2.0 - 1.0) * keep, mask], dim=1)
         f1 = self.e1(x)
         f2 = self.e2(f1)
         f3 = self.e3(f2)
@@ -128,8 +154,9 @@ class InpaintNet(nn.Module):
         u = self.d2(torch.cat([u, f2], 1))
         u = F.interpolate(u, scale_factor=2.0, mode="nearest")
         raw = self.d1(torch.cat([u, f1], 1))
-        out = (raw + 1.0) * 0.5
-        return out
+        if self.prefill:  # the net predicts a correction to the smooth fill
+            return base + raw * 0.5
+        return (raw + 1.0) * 0.5
 
     def inpaint(self, image, mask):
         """Clamped prediction composited with the known pixels (what is exported)."""
@@ -268,7 +295,7 @@ def save_checkpoint(path: Path, model, opt, step: int, args: dict, rng_state) ->
     tmp = path.with_suffix(".tmp")
     torch.save({
         "model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-        "config": {"width": model.width, "dilations": list(model.dilations)},
+        "config": {"width": model.width, "dilations": list(model.dilations), "prefill": model.prefill},
         "args": args, "rng": rng_state, "torch_rng": torch.get_rng_state(),
     }, tmp)
     os.replace(tmp, path)
@@ -276,7 +303,7 @@ def save_checkpoint(path: Path, model, opt, step: int, args: dict, rng_state) ->
 
 def load_model(path: str | Path) -> tuple[InpaintNet, dict]:
     ck = torch.load(path, map_location="cpu", weights_only=False)
-    model = InpaintNet(**{"width": ck["config"]["width"], "dilations": ck["config"]["dilations"]})
+    model = InpaintNet(**ck["config"])
     model.load_state_dict(ck["model"])
     model.eval()
     return model, ck
@@ -291,6 +318,7 @@ def parse_args(argv=None):
     ap.add_argument("--data", default=str(DATA_ROOT), help="root holding photos/ and masks/")
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--prefill", type=int, default=1, help="1 = the net corrects a push-pull fill (default)")
     ap.add_argument("--batch", type=int, default=12)
     ap.add_argument("--lr", type=float, default=4e-4)
     ap.add_argument("--steps", type=int, default=1_000_000, help="stop after this many steps")
@@ -320,14 +348,18 @@ def train(args) -> dict:
         photos = photos[: args.max_photos]
     if not photos:
         raise SystemExit(f"no training photos under {root / 'photos'}")
-    model = InpaintNet(width=args.width)
+    model = InpaintNet(width=args.width, prefill=args.prefill)
+    if args.prefill:  # start as the smooth fill: a small last layer
+        with torch.no_grad():
+            model.d1[-1].weight.mul_(0.1)
+            model.d1[-1].bias.zero_()
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
     step = 0
     latest = run / "latest.pt"
     sampler = Sampler(photos, masks, args.crop, args.seed)
     if latest.exists() and not args.fresh:
         ck = torch.load(latest, map_location="cpu", weights_only=False)
-        model = InpaintNet(width=ck["config"]["width"], dilations=ck["config"]["dilations"])
+        model = InpaintNet(**ck["config"])
         model.load_state_dict(ck["model"])
         opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
         opt.load_state_dict(ck["opt"])

@@ -70,9 +70,10 @@ def test_loss_decreases_and_checkpoint_resumes(tools, data, tmp_path):
     assert res2["step"] == 43 and len(res2["history"]) == 3
 
 
-def test_model_keeps_known_pixels(tools):
+@pytest.mark.parametrize("prefill", [False, True])
+def test_model_keeps_known_pixels(tools, prefill):
     train, _ = tools
-    net = train.InpaintNet(width=8).eval()
+    net = train.InpaintNet(width=8, prefill=prefill).eval()
     img = torch.rand(1, 3, 64, 64)
     mask = torch.zeros(1, 1, 64, 64)
     mask[..., 16:40, 8:30] = 1
@@ -88,7 +89,7 @@ def test_export_onnx_runs_in_onnxruntime(tools, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     train, export = tools
-    net = train.InpaintNet(width=8).eval()
+    net = train.InpaintNet(width=8, prefill=True).eval()
     out = tmp_path / "m.onnx"
     side = export.export(net, out, size=64, meta={"steps_trained": 0})
     assert side["input_size"] == 64 and side["contract"] == "image-only"
@@ -98,3 +99,14 @@ def test_export_onnx_runs_in_onnxruntime(tools, tmp_path):
     import onnx
     m = onnx.load(str(out))
     assert max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")) <= 17
+
+
+def test_push_pull_fill_is_smooth_and_exact_outside(tools):
+    train, _ = tools
+    img = torch.rand(1, 3, 64, 64)
+    keep = torch.ones(1, 1, 64, 64)
+    keep[..., 20:44, 20:44] = 0
+    fill = train.push_pull_fill(img, keep)
+    assert torch.allclose(fill * keep, img * keep, atol=1e-5)
+    flat = torch.full_like(img, 0.3)
+    assert torch.allclose(train.push_pull_fill(flat, keep), flat, atol=1e-4)  # a flat photo fills flat
