@@ -50,6 +50,13 @@ class OnnxBackend(Backend):
                 + ", ".join(repr(m) for m in missing)
                 + f" (inputs: {sorted(names_in)}, outputs: {sorted(names_out)})."
             )
+        for tensor in session.get_inputs():
+            fixed = [d for d in tensor.shape[1:] if isinstance(d, int) and d > 4]
+            if fixed and any(d != spec.input_size for d in fixed):
+                raise ModelError(
+                    f"The model {spec.path.name} takes {tensor.name} of shape {tensor.shape}, but its sidecar "
+                    f"says input_size {spec.input_size}."
+                )
         self._session, self._spec = session, spec
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
