@@ -191,6 +191,12 @@ def test_unknown_output_extension(capsys, files):
     assert code == 1 and "o.gif" in stderr and ".png" in stderr
 
 
+def test_output_folder_missing(capsys, files):
+    tmp, photo, mask = files
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", tmp / "absent" / "o.png", *FAST)
+    assert code == 1 and "Cannot write in" in stderr and "absent" in stderr
+
+
 def test_bad_option_values(capsys, files):
     tmp, photo, mask = files
     code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", tmp / "o.jpg", "--quality", "0", *FAST)
