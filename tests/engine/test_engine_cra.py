@@ -6,9 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.engine import Cancelled, InpaintSettings, inpaint
-from app.engine import cra
-
+from app.engine import Cancelled, InpaintSettings, cra, inpaint
 
 # ---------------------------------------------------------------- aggregate
 

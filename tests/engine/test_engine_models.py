@@ -102,7 +102,7 @@ def hifill_case():
     side = 1024
     image = _photo(side, seed=3)
     mask = _square_mask(side, 288, 736, 288, 736)
-    settings = dict(context_fraction=0.0, context_min_px=64, feather_px=0)
+    settings = {"context_fraction": 0.0, "context_min_px": 64, "feather_px": 0}
     (region,) = find_regions(mask > 0, 0.0, 64, GRID)
     return image, mask, settings, region
 
@@ -146,7 +146,7 @@ def test_hifill_attention_on_a_hole_patch_is_not_used(tiny_model, hifill_case):
     """An attention pointing into the hole (no detail there) is renormalised over the valid
     patches: the fill still gets texture, never the hole's own pixels."""
     image, mask, kw, region = hifill_case
-    x0, y0, x1, y1 = region.box
+    _x0, _y0, _x1, _y1 = region.box
     centre = (GRID // 2) * GRID + GRID // 2  # a patch inside the hole
     path = tiny_model("hf_bad", contract="hifill", layout="NHWC", size=512, fill=90.0,
                       attention=_one_hot_attention(centre))

@@ -308,6 +308,18 @@ def test_progress_reports_every_stage_in_order():
     assert fractions == sorted(fractions) and 0.0 <= fractions[0] and fractions[-1] == 1.0
 
 
+def test_progress_over_several_regions_only_moves_forward():
+    rng = np.random.default_rng(32)
+    image = _photo(rng, 400, 400)
+    mask = _random_mask(rng, 400, 400, "apart")
+    calls = []
+    result = inpaint(image, mask, FAST.with_(coarse_size=64), progress=lambda *a: calls.append(a))
+    assert result.regions == 3
+    fractions = [c[3] for c in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert [c[0] for c in calls].count("model") == 2 * 3  # start and end of each region's coarse stage
+
+
 def test_cancel_is_honoured_at_every_poll():
     """Cancel at each point the engine polls (before start, per region, after the model,
     before every chunk): the job stops there and nothing is pasted."""

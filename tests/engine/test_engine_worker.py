@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QThread, Qt
+from PySide6.QtCore import Qt, QThread
 
 from app.engine import InpaintResult, InpaintSettings
 from app.engine.worker import EngineWorker
@@ -53,7 +53,7 @@ class Gate:
         self.reached = threading.Event()
         self.release = threading.Event()
         self.threads: list[tuple[QThread, int]] = []
-        worker._runner.progress.connect(self._on_progress, Qt.ConnectionType.DirectConnection)  # noqa: SLF001
+        worker._runner.progress.connect(self._on_progress, Qt.ConnectionType.DirectConnection)
 
     def _on_progress(self, job_id: int, stage: str, fraction: float) -> None:
         self.threads.append((QThread.currentThread(), threading.get_ident()))
