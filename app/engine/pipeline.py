@@ -73,7 +73,7 @@ def resolve_coarse(settings: InpaintSettings, backend: Backend | None):
     owns = backend is None
     note = ""
     if backend is None:
-        backend, note = select_backend(settings.backend, spec)
+        backend, note = select_backend(settings.backend, spec, chunk=settings.npu_chunk)
     try:
         stage = ModelCoarse(backend, spec)
     except BaseException:

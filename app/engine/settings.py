@@ -26,6 +26,9 @@ class InpaintSettings:
     # residual split level: detail above this size comes from the photo (0 = the coarse size)
     detail_size: int = 128
     chunk_columns: int = 3072  # residual columns per aggregation chunk (the NPU matmul width)
+    # the NPU's fixed-shape MatMul chunk, MxN or MxKxN (models/matmul_MxKxN.om); a smaller installed
+    # chunk model is used when this one does not fit in the device memory
+    npu_chunk: str = "1024x3072"
     # a box side above this is worked at reduced scale (bounded memory on huge holes)
     max_work_side: int = 4096
     feather_px: int = 3  # seam width inside the hole edge

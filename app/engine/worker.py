@@ -49,13 +49,13 @@ class _Runner(QObject):
         self._reason = ""  # why this backend was chosen: told once, in the next result's notes
 
     def _backend_for(self, settings: InpaintSettings) -> Backend:
-        key = (settings.backend, settings.model_path)
+        key = (settings.backend, settings.model_path, settings.npu_chunk)
         if self._backend is None or self._backend_key != key:
             self.close_backend()
             # the NPU backend loads the model's .om files here, on the engine thread that owns them
             model = Path(settings.model_path) if settings.model_path else DEFAULT_MODEL
             spec = load_spec(model) if model.is_file() else None
-            self._backend, self._reason = select_backend(settings.backend, spec)
+            self._backend, self._reason = select_backend(settings.backend, spec, chunk=settings.npu_chunk)
             self._backend_key = key
         return self._backend
 

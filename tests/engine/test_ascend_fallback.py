@@ -200,3 +200,15 @@ def test_command_line_npu_without_pyacl_fails_with_the_reason(monkeypatch, model
     err = capsys.readouterr().err
     assert code != 0 and "The NPU backend cannot run: pyacl is not available" in err
     assert "Traceback" not in err and not (tmp_path / "out.png").exists()
+
+
+def test_the_chunk_shape_is_a_setting(acl, tmp_path):
+    path = tiny_generator(tmp_path, size=128)
+    convert(path, TileShape(256, 256, 768))
+    rgb, mask = photos()[0]
+    settings = InpaintSettings(method="model", model_path=str(path), npu_chunk="256x768")
+    result = inpaint(rgb, mask, settings)
+    assert result.backend == "npu (Ascend)" and "256x256x768 MatMul chunks" in result.notes[0]
+    result = inpaint(rgb, mask, settings.with_(npu_chunk="lots"))
+    assert result.backend.startswith("cpu") and "chunk setting is not usable" in result.notes[0]
+    assert is_clean(acl)

@@ -537,7 +537,10 @@ def open_npu_backend(spec: ModelSpec, *, chunk: str | TileShape = DEFAULT_CHUNK,
 
     Call it on the thread that will run the jobs (the engine thread).
     """
-    backend = AscendBackend(device_id=device_id, chunk=chunk, matmul_dir=matmul_dir, acl=acl)
+    try:
+        backend = AscendBackend(device_id=device_id, chunk=chunk, matmul_dir=matmul_dir, acl=acl)
+    except ValueError as exc:  # a malformed chunk setting
+        raise BackendUnavailable(f"the NPU chunk setting is not usable: {exc}") from None
     try:
         backend.load(spec)
     except BackendUnavailable:
