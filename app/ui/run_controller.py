@@ -115,6 +115,9 @@ class RunController(QObject):
                                  mask=self._run_mask, notes=list(getattr(result, "notes", [])))
         self.session.set_result(outcome)
         self.finished.emit(outcome)
+        for note in outcome.notes:  # the NPU failed and the job was rerun on the CPU: say so
+            if "fell back" in note:
+                self.notice.emit(note)
 
     def _on_failed(self, job_id: int, message: str) -> None:
         if job_id == self._job:

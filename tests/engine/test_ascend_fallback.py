@@ -212,3 +212,29 @@ def test_the_chunk_shape_is_a_setting(acl, tmp_path):
     result = inpaint(rgb, mask, settings.with_(npu_chunk="lots"))
     assert result.backend.startswith("cpu") and "chunk setting is not usable" in result.notes[0]
     assert is_clean(acl)
+
+
+def test_editor_run_tells_the_user_when_the_npu_fell_back(qtbot, acl, model):
+    from app.canvas.document import Document
+    from app.canvas.session import EditSession
+    from app.ui.run_controller import RunController
+
+    rgb, mask = photos()[1]
+    session = EditSession(Document(rgb, settings=InpaintSettings(model_path=str(model))))
+    session.add_layer("Rocket", mask=mask)
+    runner = RunController(session)
+    runner.method = "model"
+    notices = []
+    runner.notice.connect(notices.append)
+    try:
+        with qtbot.waitSignal(runner.finished, timeout=120_000) as first:
+            assert runner.start()
+        assert first.args[0].backend == "npu (Ascend)" and notices == []
+        acl.double.inject("mdl.execute", 507011)
+        with qtbot.waitSignal(runner.finished, timeout=120_000) as second:
+            assert runner.start()
+        assert second.args[0].backend.startswith("cpu")  # the status bar shows the backend that ran
+        assert len(notices) == 1 and "fell back to the CPU" in notices[0] and "507011" in notices[0]
+    finally:
+        runner.shutdown()
+    assert is_clean(acl)
