@@ -71,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
                 loaded = load_photo(photo)
                 mask = load_mask_for(masks[photo.stem], loaded.rgb, args.invert_mask)
                 result = inpaint(loaded.rgb, mask, settings, backend=backend)
+                for note in result.notes:
+                    if "fell back" in note:
+                        print(f"\nwarning: {photo.name}: {note}", file=sys.stderr)
                 write_image(target, result.image, loaded.meta, args.quality)
             except (CliError, EngineError, SaveError, ValueError) as exc:
                 failures.append((photo.name, str(exc)))
