@@ -257,3 +257,20 @@ def test_shutdown_joins_the_thread_even_with_a_job_running(qtbot):
     worker.shutdown()  # marks the job stale: it stops at its next chunk, then the thread ends
     assert worker.thread_object.isFinished() and not worker.thread_object.isRunning()
     worker.shutdown()  # a second shutdown is harmless
+
+
+def test_signal_emits_do_not_leak_references(qtbot, worker):
+    """PySide6 6.12.0 on Python 3.11 dropped a reference to True on every emit(): the
+    process aborted ("deallocating True") after a few thousand progress reports. The
+    worker emits once per chunk, so this guards the PySide6 pin in pyproject.toml."""
+    import sys
+
+    seen = []
+    worker.progress.connect(lambda *a: seen.append(a))
+    before = sys.getrefcount(True), sys.getrefcount(False), sys.getrefcount(None)
+    for k in range(500):
+        worker.progress.emit(0, "aggregate", k / 500)
+    qtbot.wait(10)
+    after = sys.getrefcount(True), sys.getrefcount(False), sys.getrefcount(None)
+    assert len(seen) == 500
+    assert after[0] >= before[0] and after[1] >= before[1], f"refcounts fell: {before} -> {after}"
