@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out_dir.mkdir(parents=True, exist_ok=True)
     failures: list[tuple[str, str]] = []
+    written: dict[Path, str] = {}  # a.png and a.jpg would both write a.<ext>: refuse the second
     # one backend and one loaded model for the whole batch
     try:
         stage, backend, note, _owned = resolve_coarse(settings, None)
@@ -68,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
                 suffix = ("." + args.format.lstrip(".")) if args.format else photo.suffix
                 target = out_dir / (photo.stem + suffix)
                 format_for(target)
-                loaded = load_photo(photo)
+                if target in written:
+                    raise CliError(f"{written[target]} already writes {target.name}; rename one of them")
+                written[target] = photo.name
+                loaded = load_photo(photo, settings.max_megapixels)
                 mask = load_mask_for(masks[photo.stem], loaded.rgb, args.invert_mask)
                 result = inpaint(loaded.rgb, mask, settings, backend=backend)
                 for note in result.notes:

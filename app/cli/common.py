@@ -38,9 +38,9 @@ def settings_from(args: argparse.Namespace) -> InpaintSettings:
                            chunk_columns=args.chunk_columns)
 
 
-def load_photo(path: str | Path) -> LoadedImage:
+def load_photo(path: str | Path, max_megapixels: float = InpaintSettings.max_megapixels) -> LoadedImage:
     try:
-        loaded = read_image(path)
+        loaded = read_image(path, max_megapixels=max_megapixels)
     except ImageReadError as exc:
         raise CliError(str(exc)) from exc
     for note in loaded.meta.notes:

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         format_for(args.output)
         settings = settings_from(args)
-        loaded = load_photo(args.photo)
+        loaded = load_photo(args.photo, settings.max_megapixels)
         mask = load_mask_for(args.mask, loaded.rgb, args.invert_mask)
         bar = ProgressBar(Path(args.photo).name)
         try:

@@ -93,8 +93,9 @@ def aggregate(
     return out
 
 
-def softmax_rows(scores: np.ndarray, scale: float) -> np.ndarray:
-    z = scores * np.float32(scale)
+def softmax_rows(scores: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
+    """Row-wise softmax of scores * scale (scale: a number or one per row)."""
+    z = scores * (np.float32(scale) if np.isscalar(scale) else scale)
     z -= z.max(axis=1, keepdims=True)
     np.exp(z, out=z)
     z /= z.sum(axis=1, keepdims=True)
@@ -114,14 +115,32 @@ def patch_descriptors(coarse: np.ndarray, grid: int) -> np.ndarray:
     return feats
 
 
-def compute_attention(coarse: np.ndarray, grid: int, rows: np.ndarray, cols: np.ndarray, scale: float) -> np.ndarray:
+def compute_attention(
+    coarse: np.ndarray, grid: int, rows: np.ndarray, cols: np.ndarray, scale: float, peak: float = 0.0, rank: int = 4
+) -> np.ndarray:
     """Attention of hole patches (rows) over valid patches (cols): a softmax over the
-    cosine similarity of patch descriptors, restricted to the valid columns."""
+    cosine similarity of patch descriptors, restricted to the valid columns.
+
+    Each row's scale is at least `scale`, raised where the row's best candidates are
+    nearly tied (a smooth coarse patch resembles many sources) so that the best source
+    outweighs the `rank`-th best by at least e**peak: averaging many residuals cancels
+    the texture they carry."""
     feats = patch_descriptors(coarse, grid)
     feats = feats - feats[cols].mean(axis=0, keepdims=True)
     feats /= np.linalg.norm(feats, axis=1, keepdims=True) + 1e-6
-    scores = feats[rows] @ feats[cols].T
-    return softmax_rows(scores.astype(np.float32), scale)
+    scores = (feats[rows] @ feats[cols].T).astype(np.float32)
+    return softmax_rows(scores, row_scales(scores, scale, peak, rank))
+
+
+def row_scales(scores: np.ndarray, scale: float, peak: float, rank: int = 4) -> np.ndarray:
+    """Per-row softmax scale: max(scale, peak / (best - rank-th best score))."""
+    scales = np.full((scores.shape[0], 1), np.float32(scale))
+    if peak <= 0 or scores.shape[1] < 2:
+        return scales
+    k = min(rank, scores.shape[1]) - 1
+    top = -np.partition(-scores, (0, k), axis=1)
+    gap = np.maximum(top[:, 0] - top[:, k], 1e-6)[:, None]
+    return np.maximum(scales, np.float32(peak) / gap).astype(np.float32)
 
 
 def attention_from_model(raw: np.ndarray, layout: str) -> np.ndarray:

@@ -245,7 +245,7 @@ def _aggregate_residual(large, residual, box_hole, box_source, coarse, model_att
     if model_attention is not None:
         attention = cra.renormalise(model_attention, rows, cols)
     else:
-        attention = cra.compute_attention(coarse, grid, rows, cols, settings.attention_scale)
+        attention = cra.compute_attention(coarse, grid, rows, cols, settings.attention_scale, settings.attention_peak)
     sources = cra.gather_patches(residual, grid, cols)
     done = cra.aggregate(
         attention,

@@ -23,6 +23,9 @@ class InpaintSettings:
     cra: bool = True
     attention_grid: int = 32  # patches per box side, as HiFill
     attention_scale: float = 200.0  # softmax scale on cosine similarity: high = peaked (averaging cancels texture)
+    # where a hole patch's best sources are nearly tied, sharpen its row until the best
+    # outweighs the 4th best by e**peak (0 = off)
+    attention_peak: float = 8.0
     # residual split level: detail above this size comes from the photo (0 = the coarse size)
     detail_size: int = 128
     chunk_columns: int = 3072  # residual columns per aggregation chunk (the NPU matmul width)

@@ -55,6 +55,9 @@ def read_image(path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS)
 
 
 def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> LoadedImage:
+    # our own limit below replaces Pillow's bomb check, which would refuse photos under it
+    # with a misleading message; the declared size is checked before any pixel is decoded
+    Image.MAX_IMAGE_PIXELS = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -73,6 +76,9 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"{label} is damaged or truncated and cannot be decoded ({exc}).") from exc
     meta = ImageMeta(source_format=img.format or "", icc_profile=img.info.get("icc_profile"))
+    if img.format == "PNG" and len(data) > 25 and data[24] == 16 and img.mode in ("RGB", "RGBA"):
+        # Pillow reduces 16-bit colour PNGs to 8 bits on open; the IHDR bit depth tells
+        meta.notes.append("16-bit colour reduced to 8-bit RGB")
     exif = img.getexif()
     if exif.get(0x0112, 1) != 1:
         meta.notes.append("rotated upright from its EXIF orientation")

@@ -223,3 +223,27 @@ def test_protect_columns_observed_at_the_matmul():
     assert max_colour_residual(free) > 100  # the checkerboard's residual is +-120 in R - G
     assert max_colour_residual(guarded) < 1e-3
     assert guarded.seen[0].shape[0] < free.seen[0].shape[0]
+
+
+def test_nearly_tied_rows_are_sharpened_until_the_best_source_dominates():
+    """A smooth hole patch resembles many sources about equally; averaging them would
+    cancel their texture, so its row is sharpened: best / 4th best >= e**peak."""
+    from app.engine.cra import row_scales, softmax_rows
+
+    rng = np.random.default_rng(3)
+    tied = 0.9 + rng.uniform(0, 0.01, (5, 40)).astype(np.float32)  # spread 0.01
+    spread = rng.uniform(-1, 1, (5, 40)).astype(np.float32)  # already distinct
+    scores = np.vstack([tied, spread])
+    weights = softmax_rows(scores, row_scales(scores, 10.0, 8.0))
+    ordered = -np.sort(-weights, axis=1)
+    assert np.allclose(weights.sum(axis=1), 1.0, atol=1e-5)
+    assert np.all(ordered[:5, 0] / ordered[:5, 3] >= np.exp(8.0) * 0.999)
+    flat = softmax_rows(tied, 10.0)  # the base scale alone leaves them nearly uniform
+    assert (-np.sort(-flat, axis=1))[:, 0].max() < 0.05
+    # rows whose scores are already spread keep the base scale
+    assert np.allclose(row_scales(spread, 10.0, 8.0)[:, 0], np.maximum(10.0, 8.0 / _top_gap(spread)))
+
+
+def _top_gap(scores):
+    top = -np.sort(-scores, axis=1)
+    return top[:, 0] - top[:, 3]
