@@ -611,6 +611,8 @@ def _parse_xml(data: bytes, label: str) -> ET.Element:
         return ET.fromstring(data)
     except ET.ParseError as exc:
         raise ProjectError(f"{label}: stack.xml is not well-formed XML ({exc}).") from exc
+    except LookupError as exc:  # an XML declaration naming an encoding that does not exist
+        raise ProjectError(f"{label}: stack.xml declares an unknown text encoding ({exc}).") from exc
 
 
 def _layers_of(stack: ET.Element, depth: int = 0):

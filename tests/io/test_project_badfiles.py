@@ -331,3 +331,13 @@ def test_fuzz_entries(fuzz_dir, data):
         else:
             payload[at : at + 1] = data.draw(st.binary(min_size=0, max_size=3))
     check_load(fuzz_dir, rezip(valid_bytes(), {name: bytes(payload)}))
+
+
+
+def test_unknown_xml_encoding_is_a_clean_error(tmp_path, valid):
+    """Found by the fuzz test: an XML declaration naming a non-existent encoding made
+    ElementTree raise LookupError, which escaped as a crash."""
+    stack = stack_of(valid)
+    body = stack.split("?>", 1)[1] if stack.startswith("<?xml") else stack
+    data = rezip(valid, {"stack.xml": b"<?xml version='1.0' encoding='U-1TF-8'?>" + body.encode()})
+    open_bad(tmp_path, data, "encoding")
