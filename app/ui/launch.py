@@ -19,9 +19,14 @@ def launch_editor(argv: list[str]) -> int:
     window = MainWindow()
     window.set_document(blank_document())
     window.show()
+    from app.ui.project_controller import start_session  # autosave on; offer recovery after a crash
+
+    recovery = start_session(window.projects)
     photo = argv[0] if argv else None
-    if photo is not None:
+    if photo is not None and photo.lower().endswith(".ora"):
+        window.projects.open_path(photo)
+    elif photo is not None:
         window.files.open_path(photo)
-    elif SAMPLE_PHOTO.exists():
+    elif SAMPLE_PHOTO.exists() and recovery is None:
         window.files.open_path(str(SAMPLE_PHOTO), remember=False)
     return int(app.exec())

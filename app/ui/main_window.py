@@ -70,6 +70,9 @@ class MainWindow(QMainWindow):
         from app.ui.restore_controller import install_restore  # old-photo restoration dock
 
         self.restore = install_restore(self)
+        from app.ui.project_controller import install_projects  # Open/Save Project, autosave, recovery
+
+        self.projects = install_projects(self)
         self.resize(1280, 820)
 
     # ---------------------------------------------------------------- extension API
@@ -201,6 +204,10 @@ class MainWindow(QMainWindow):
             a[name].setEnabled(has_layer)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if not self.projects.confirm_close(self.close):  # unsaved changes: Save / Discard / Cancel
+            event.ignore()
+            return
+        self.projects.shutdown()
         self.runner.shutdown()
         self.files.tasks.wait(10000)
         super().closeEvent(event)

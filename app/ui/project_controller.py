@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QSettings, QStandardPaths, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QRunnable, QSettings, QStandardPaths, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from app.canvas.document import Document
@@ -82,6 +82,8 @@ class ProjectController(QObject):
         self._pending: tuple[str | None, bool] | None = None  # (project path, dirty) of the next document
         self._recovered: Recovery | None = None
         self._close_after_save: Callable[[], Any] | None = None
+        self._question: QMessageBox | None = None
+        self._discarding = False
         self._started = False
         for signal in (session.layers_changed, session.layer_pixels_changed, session.photo_changed,
                        session.result_changed, session.undo_stack.indexChanged):
@@ -258,8 +260,14 @@ class ProjectController(QObject):
 
     # ---------------------------------------------------------------- open
     def open_dialog(self) -> None:
-        if not self.confirm_discard_or_save():
+        if self.dirty:  # ask first; Discard goes on to the file dialog, Save saves (then open again)
+            self._ask_unsaved("opening another project",
+                              lambda b: self._open_file_dialog() if b == Buttons.Discard else
+                              (self.save() if b == Buttons.Save else None))
             return
+        self._open_file_dialog()
+
+    def _open_file_dialog(self) -> None:
         start = str(Path(self.project_path).parent) if self.project_path else ""
         path, _ = QFileDialog.getOpenFileName(self.window, "Open project", start, PROJECT_FILTER + ";;All files (*)")
         if path:
@@ -287,42 +295,46 @@ class ProjectController(QObject):
 
     # ---------------------------------------------------------------- close
     def confirm_close(self, close: Callable[[], Any] | None = None) -> bool:
-        """True when the window may close now. With unsaved changes, asks Save / Discard /
-        Cancel; Save starts a save and calls `close` once it has succeeded."""
+        """True when the window may close now. With unsaved changes it returns False and asks,
+        without blocking (a window-modal box): Save saves and then calls `close`, Discard
+        calls `close` at once, Cancel keeps everything as it is."""
         if self.busy and not self.dirty:
-            self._pool.waitForDone(-1)
-        if not self.dirty:
+            self._pool.waitForDone(-1)  # a save of exactly this state is finishing
+        if not self.dirty or self._discarding:
             return True
-        answer = self._ask_unsaved("closing")
-        if answer == Buttons.Discard:
-            self._saved_generation = self._generation  # the user chose to drop them
-            return True
-        if answer == Buttons.Save:
-            self._close_after_save = close
-            self.save()
+        if self._question is not None:
+            return False  # already asking
+
+        def answered(button) -> None:
+            if button == Buttons.Discard:
+                self._discarding = True
+                if close is not None:
+                    close()
+                self._discarding = False
+            elif button == Buttons.Save:
+                self._close_after_save = close
+                self.save()
+
+        self._ask_unsaved("closing", answered)
         return False
 
-    def confirm_discard_or_save(self) -> bool:
-        """Before replacing the document: True to go on (saved synchronously or discarded)."""
-        if not self.dirty:
-            return True
-        answer = self._ask_unsaved("opening another project")
-        if answer == Buttons.Discard:
-            return True
-        if answer == Buttons.Save:
-            self.save()
-        return False  # after a save the user opens again; nothing is replaced meanwhile
-
-    def _ask_unsaved(self, doing: str) -> int:
+    def _ask_unsaved(self, doing: str, answered: Callable[[Any], None]) -> QMessageBox:
         name = Path(self.project_path).name if self.project_path else "this photo's masks"
-        box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved changes",
-                          f"Save the changes to {name} before {doing}?",
+        box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved changes", f"Save the changes to {name} before {doing}?",
                           Buttons.Save | Buttons.Discard | Buttons.Cancel, self.window)
         box.setObjectName("unsaved_box")
         box.setDefaultButton(Buttons.Save)
-        box.exec()
-        clicked = box.clickedButton()
-        return box.standardButton(clicked) if clicked is not None else Buttons.Cancel
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        self._question = box
+
+        def finished(_result: int) -> None:
+            self._question = None
+            clicked = box.clickedButton()
+            answered(box.standardButton(clicked) if clicked is not None else Buttons.Cancel)
+
+        box.finished.connect(finished)
+        box.open()
+        return box
 
     # ---------------------------------------------------------------- background jobs
     def _run(self, work, done, failure_title: str, quiet: bool = False, on_error: Callable[[], Any] | None = None) -> None:
@@ -367,3 +379,75 @@ class ProjectController(QObject):
     def wait(self, msecs: int = -1) -> bool:
         """Block until queued jobs have run (tests, shutdown)."""
         return self._pool.waitForDone(msecs)
+
+
+# -------------------------------------------------------------------- editor glue
+
+PROJECT_ACTIONS = (
+    ("open_project", "Open &Project…", ("Ctrl+Shift+O",), "Open an .ora project with its mask layers"),
+    ("save_project", "&Save Project", ("Ctrl+S",), "Save the photo and every mask layer as an .ora project"),
+    ("save_project_as", "Save Project &As…", ("Ctrl+Shift+S",), "Save the project under another name"),
+)
+
+
+def install_projects(window, autosave_folder: str | Path | None = None) -> ProjectController:
+    """Put Open Project / Save Project / Save Project As into the File menu (before Export),
+    show save/open progress with a Cancel button in the status bar, and wire the controller
+    to the window (the one call MainWindow makes). Autosave and recovery start with
+    `start_session()`, which the launcher calls (tests choose their own folder first)."""
+    import shiboken6
+    from PySide6.QtWidgets import QProgressBar, QToolButton
+
+    from app.ui.actions import ActionSpec
+
+    ctl = ProjectController(window.session, window, getattr(window.files, "settings", None), autosave_folder,
+                            parent=window)
+    menu = window.menus["file"]
+    before = window.actions["export"]
+    handlers = {"open_project": ctl.open_dialog, "save_project": ctl.save, "save_project_as": ctl.save_as_dialog}
+    for name, text, keys, tip in PROJECT_ACTIONS:
+        action = window.actions.add(ActionSpec(name, text, "file", keys, tip=tip))
+        action.triggered.connect(lambda _checked=False, h=handlers[name]: h())
+        menu.insertAction(before, action)
+    menu.insertSeparator(before)
+
+    bar, cancel = QProgressBar(), QToolButton()
+    bar.setObjectName("project_progress")
+    bar.setRange(0, 1000)
+    bar.setMaximumWidth(160)
+    cancel.setText("Cancel")
+    cancel.setObjectName("project_cancel")
+    cancel.clicked.connect(ctl.cancel)
+    for widget in (bar, cancel):
+        window.status.addPermanentWidget(widget)
+        widget.hide()
+
+    def busy(on: bool) -> None:
+        bar.setValue(0)
+        bar.setVisible(on)
+        cancel.setVisible(on)
+
+    def progress(stage: str, fraction: float) -> None:
+        bar.setValue(int(fraction * 1000))
+        bar.setFormat(f"{stage} %p%")
+
+    def saved(path: str) -> None:
+        window.setWindowTitle(f"{Path(path).name} – Inpaint Studio")
+
+    def alive(fn):  # the session's last signals can arrive while the window is being destroyed
+        return lambda *args: fn(*args) if shiboken6.isValid(window) else None
+
+    busy, progress, saved = alive(busy), alive(progress), alive(saved)
+    ctl.busy_changed.connect(busy)
+    ctl.progress.connect(progress)
+    ctl.opened.connect(window.set_document)
+    ctl.saved.connect(saved)
+    ctl.notice.connect(alive(lambda text: window.status.showMessage(text, 6000)))
+    ctl.autosaved.connect(alive(lambda _path: window.status.showMessage("Autosaved", 3000)))
+    ctl.dirty_changed.connect(alive(window.setWindowModified))
+    return ctl
+
+
+def start_session(ctl: ProjectController) -> QMessageBox | None:
+    """At start-up: autosave on, and offer to recover what a crashed session left behind."""
+    return ctl.offer_recovery(ctl.start())

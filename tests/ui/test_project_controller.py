@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.canvas.document import Document
 from app.canvas.session import EditSession
@@ -28,19 +28,6 @@ def env(qtbot, tmp_path):
     ctl.opened.connect(session.set_document)  # what the main window does
     yield ctl, session, window, tmp_path
     ctl.shutdown()
-
-
-def answer_next_box(button):
-    """Click `button` on the next modal message box (run from inside its exec loop)."""
-
-    def click():
-        box = QApplication.activeModalWidget()
-        if isinstance(box, QMessageBox):
-            box.button(button).click()
-        else:
-            QTimer.singleShot(10, click)
-
-    QTimer.singleShot(0, click)
 
 
 def test_save_runs_in_background_with_progress(env, qtbot):
@@ -105,7 +92,7 @@ def test_cancel_keeps_the_previous_file(env, qtbot):
     with qtbot.waitSignal(ctl.busy_changed, timeout=60000, check_params_cb=lambda busy: not busy):
         ctl.save_to(str(path))
     assert path.read_bytes() == before
-    assert any("cancelled" in n for n in notices) and ctl.dirty is False or ctl.project_path is None
+    assert any("cancelled" in n for n in notices)
     assert ctl.project_path is None  # the cancelled save did not become the project's file
 
 
@@ -133,10 +120,10 @@ def test_recover_after_a_crash(env, qtbot):
     crashed._lock.close()  # the process died: the OS drops its lock, the files stay
     found = ctl.start()
     assert [r.title for r in found] == ["wedding.tif"]
-    answer_next_box(Buttons.Yes)
     with qtbot.waitSignal(ctl.opened, timeout=30000):
         box = ctl.offer_recovery(found)
         assert box is not None and "wedding.tif" in box.text()
+        box.button(Buttons.Yes).click()
     assert np.array_equal(session.document.layers[3].mask, work.layers[3].mask)
     assert ctl.dirty and ctl.project_path == str(tmp / "wedding.ora")
     assert crashed.path.exists()  # kept until our own autosave holds the work
@@ -158,25 +145,34 @@ def test_declined_recovery_is_removed(env, qtbot):
     assert not crashed.path.exists() and ctl.store.recoverable() == []
 
 
+def open_question(window) -> QMessageBox:
+    boxes = [b for b in window.findChildren(QMessageBox, "unsaved_box") if b.isVisible()]
+    assert len(boxes) == 1
+    return boxes[0]
+
+
 def test_close_asks_only_with_unsaved_changes(env, qtbot):
-    ctl, session, _, tmp = env
-    assert ctl.confirm_close()  # nothing changed
+    ctl, session, window, tmp = env
+    closed = []
+    assert ctl.confirm_close(lambda: closed.append(1))  # nothing changed: close at once
     session.set_layer_props(session.document.layers[0].uid, opacity=0.9)
-    answer_next_box(Buttons.Cancel)
-    assert not ctl.confirm_close()
-    answer_next_box(Buttons.Discard)
-    assert ctl.confirm_close()
+    assert not ctl.confirm_close(lambda: closed.append(1))  # asks, without blocking
+    open_question(window).button(Buttons.Cancel).click()
+    assert closed == [] and ctl.dirty
+    assert not ctl.confirm_close(lambda: closed.append(1))
+    open_question(window).button(Buttons.Discard).click()
+    assert closed == [1]
 
 
-def test_close_with_save_closes_after_the_save(env, qtbot, monkeypatch):
-    ctl, session, _, tmp = env
+def test_close_with_save_closes_after_the_save(env, qtbot):
+    ctl, session, window, tmp = env
     ctl.project_path = str(tmp / "p.ora")
     session.set_layer_props(session.document.layers[0].uid, opacity=0.9)
     closed = []
-    answer_next_box(Buttons.Save)
+    assert not ctl.confirm_close(lambda: closed.append(True))
     with qtbot.waitSignal(ctl.saved, timeout=30000):
-        assert not ctl.confirm_close(lambda: closed.append(True))
-    assert closed == [True]
+        open_question(window).button(Buttons.Save).click()
+    assert closed == [True] and not ctl.dirty
     assert load_project(tmp / "p.ora").layers[0].opacity == 0.9
 
 

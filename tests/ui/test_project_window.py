@@ -1,0 +1,115 @@
+"""Projects in the editor window: File menu actions and shortcuts, save/open with progress
+in the status bar, the close question, and recovery at start (offscreen)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QMessageBox, QProgressBar
+
+from app.io.autosave import AutosaveStore
+from app.io.project import load_project, save_project
+from app.ui.main_window import MainWindow
+from app.ui.project_controller import start_session
+from tests.io.conftest import make_doc
+
+Buttons = QMessageBox.StandardButton
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(settings=settings)
+    win.projects.store = AutosaveStore(tmp_path / "autosave")  # never the user's own folder
+    qtbot.addWidget(win)
+    win.set_document(make_doc(w=96, h=64, layers=2, result=False))
+    win.resize(900, 600)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.projects.shutdown()
+    win.runner.shutdown()
+    win.files.tasks.wait(5000)
+
+
+def test_file_menu_has_project_actions_with_shortcuts(window):
+    a = window.actions
+    assert a["save_project"].shortcut() == QKeySequence("Ctrl+S")
+    assert a["save_project_as"].shortcut() == QKeySequence("Ctrl+Shift+S")
+    assert a["open_project"].shortcut() == QKeySequence("Ctrl+Shift+O")
+    names = [x.objectName() for x in window.menus["file"].actions()]
+    assert names.index("open_project") < names.index("save_project") < names.index("export")
+
+
+def test_save_shortcut_saves_in_background_with_progress(window, qtbot, tmp_path):
+    win, ctl = window, window.projects
+    ctl.project_path = str(tmp_path / "w.ora")
+    layer = win.current_document().layers[0]
+    win.session.set_layer_props(layer.uid, name="wires")
+    bar = win.status.findChild(QProgressBar, "project_progress")
+    shown = []
+    ctl.busy_changed.connect(lambda busy: shown.append(bar.isVisible()))
+    with qtbot.waitSignal(ctl.saved, timeout=30000):
+        win.actions["save_project"].trigger()
+    assert shown == [True, False] and not bar.isVisible()
+    assert load_project(tmp_path / "w.ora").layers[0].name == "wires"
+    assert win.windowTitle().startswith("w.ora")
+
+
+def test_open_project_shows_its_layers(window, qtbot, tmp_path):
+    other = make_doc(seed=4, w=80, h=60, layers=3)
+    save_project(other, tmp_path / "o.ora")
+    with qtbot.waitSignal(window.projects.opened, timeout=30000):
+        window.projects.open_path(str(tmp_path / "o.ora"))
+    doc = window.current_document()
+    assert doc.size == (80, 60) and [x.name for x in doc.layers] == [x.name for x in other.layers]
+    assert window.layers_panel.findChildren(object)  # the panel rebuilt without error
+    assert "o.ora" in window.windowTitle()
+    shot = window.grab()
+    shot.save(str(tmp_path / "project-open.png"))
+    assert not shot.isNull()
+
+
+def open_question(win) -> QMessageBox:
+    boxes = [b for b in win.findChildren(QMessageBox, "unsaved_box") if b.isVisible()]
+    assert len(boxes) == 1
+    return boxes[0]
+
+
+def test_close_with_unsaved_changes_asks(window, qtbot):
+    win = window
+    win.session.set_layer_props(win.current_document().layers[0].uid, visible=False)
+    win.close()
+    assert win.isVisible()  # asking
+    open_question(win).button(Buttons.Cancel).click()
+    assert win.isVisible()  # cancelled: still open, nothing lost
+    win.close()
+    open_question(win).button(Buttons.Discard).click()
+    assert not win.isVisible()
+
+
+def test_close_with_save_writes_then_closes(window, qtbot, tmp_path):
+    win = window
+    win.projects.project_path = str(tmp_path / "c.ora")
+    win.session.set_layer_props(win.current_document().layers[1].uid, opacity=0.25)
+    win.close()
+    open_question(win).button(Buttons.Save).click()
+    qtbot.waitUntil(lambda: not win.isVisible(), timeout=30000)
+    assert load_project(tmp_path / "c.ora").layers[1].opacity == 0.25
+
+
+def test_recovery_offered_at_start(window, qtbot, tmp_path):
+    crashed = AutosaveStore(tmp_path / "autosave")
+    crashed.start()
+    work = make_doc(seed=8, w=70, h=50, layers=2)
+    crashed.write(work, "attic scan.png")
+    crashed._lock.close()  # as if the process had died
+    with qtbot.waitSignal(window.projects.opened, timeout=30000):
+        box = start_session(window.projects)
+        assert box is not None and "attic scan.png" in box.text()
+        box.button(Buttons.Yes).click()
+    doc = window.current_document()
+    assert doc.size == (70, 50) and np.array_equal(doc.layers[1].mask, work.layers[1].mask)
+    assert window.projects.dirty  # recovered work is not saved yet
