@@ -433,7 +433,7 @@ def load_project(
             raise
         except MemoryError as exc:
             raise ProjectError(f"{label} needs more memory than is available to open.") from exc
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error) as exc:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, TypeError, LookupError, struct.error) as exc:
             raise ProjectError(f"{label} is damaged and cannot be read ({_short(exc)}).") from exc
     doc.source_path = str(path)
     if progress:
