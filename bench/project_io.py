@@ -14,7 +14,7 @@ the project with the levels app/io/project.py uses, against the same save at lev
 from __future__ import annotations
 
 import argparse
-import io
+import itertools
 import os
 import sys
 import tempfile
@@ -26,8 +26,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.canvas.document import Document, LayerKind  # noqa: E402
-from app.io import project  # noqa: E402
+from app.canvas.document import Document, LayerKind
+from app.io import project
 
 
 def synthetic_photo(w: int, h: int, seed: int = 0) -> np.ndarray:
@@ -90,8 +90,8 @@ def main() -> int:
     ap.add_argument("--skip-levels", action="store_true", help="only the full save/open")
     args = ap.parse_args()
 
-    w = int(round((args.megapixels * 1e6 * 3 / 2) ** 0.5))
-    h = int(round(w * 2 / 3))
+    w = round((args.megapixels * 1e6 * 3 / 2) ** 0.5)
+    h = round(w * 2 / 3)
     if args.photo:
         from app.io.images import read_image
 
@@ -122,6 +122,9 @@ def main() -> int:
         t, _ = timed(lambda: project._composite(doc), args.repeat)
         print(f"merged image composite of {len(doc.layers)} layers: {t:.2f} s")
 
+    snap_t, _ = timed(lambda: project.snapshot(doc), max(args.repeat, 3))
+    print(f"snapshot before a background save (the only part on the GUI thread): {snap_t * 1000:.0f} ms")
+
     with tempfile.TemporaryDirectory() as folder:
         target = os.path.join(folder, "big.ora")
         ref_target = os.path.join(folder, "ref.ora")
@@ -145,7 +148,7 @@ def main() -> int:
     print(f"open: {open_t:.2f} s (level-6 file: {ref_open:.2f} s, {open_t / ref_open:.2f}x)")
     print(f"round trip identical: {same}")
     if len(stages) > 1:
-        spans = [(a[0], b[1] - a[1]) for a, b in zip(stages, stages[1:])]
+        spans = [(a[0], b[1] - a[1]) for a, b in itertools.pairwise(stages)]
         print("save stages: " + ", ".join(f"{name} {dt:.2f}s" for name, dt in spans if dt >= 0.05))
     return 0
 

@@ -107,7 +107,7 @@ def run_info(args: argparse.Namespace) -> int:
         row = {"name": entry.name, "role": entry.role, "visible": entry.visible, "opacity": entry.opacity, "src": entry.src}
         if entry.role == "mask":
             layer = next(masks)
-            row |= {"kind": layer.kind.value, "locked": layer.locked, "color": "#%02x%02x%02x" % tuple(layer.color),
+            row |= {"kind": layer.kind.value, "locked": layer.locked, "color": "#{:02x}{:02x}{:02x}".format(*layer.color),
                     "painted": round(float(np.count_nonzero(layer.mask)) / layer.mask.size, 6)}
         elif entry.role == "result":
             row |= {"method": entry.method, "backend": entry.backend}

@@ -184,7 +184,7 @@ def _try_lock(path: Path):
     """An open file holding an exclusive, non-blocking OS lock on `path`, or None if taken.
     The OS drops the lock when the process dies, however it dies."""
     try:
-        handle = open(path, "a+b")
+        handle = open(path, "a+b")  # noqa: SIM115 - held open: the lock lives as long as the file
     except OSError:
         return None
     try:

@@ -361,7 +361,7 @@ def _composite(doc: Document) -> np.ndarray:
     out = doc.photo.copy()
     flat = out.reshape(-1, 3)
     for layer in doc.layers:
-        weight = int(round(min(max(float(layer.opacity), 0.0), 1.0) * 255))
+        weight = round(min(max(float(layer.opacity), 0.0), 1.0) * 255)
         if not layer.visible or weight == 0:
             continue
         idx = np.flatnonzero(layer.mask)

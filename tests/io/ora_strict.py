@@ -17,6 +17,7 @@ import struct
 import xml.etree.ElementTree as ET
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -58,7 +59,7 @@ def _png_rgba(data: bytes, what: str) -> np.ndarray:
 
 
 def read_strict(path) -> OraImage:
-    raw = open(path, "rb").read()
+    raw = Path(path).read_bytes()
     # local file header of the first entry: signature, version, flags, method, ..., name len, extra len
     if raw[:4] != b"PK\x03\x04":
         raise SpecViolation("not a zip file (no local header at byte 0)")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import app.io.atomic as atomic
+from app.io import atomic
 from app.io.project import ProjectError, load_project, save_project
 from tests.io.conftest import make_doc
 

@@ -56,7 +56,7 @@ def rezip(data: bytes, replace: dict | None = None, drop=(), first=None, mime_de
 
 
 def stack_of(data: bytes) -> str:
-    return dict((i.filename, d) for i, d in entries(data))["stack.xml"].decode()
+    return {i.filename: d for i, d in entries(data)}["stack.xml"].decode()
 
 
 def png(w: int, h: int, mode: str = "RGBA") -> bytes:
@@ -94,7 +94,7 @@ def test_corrupt_layer_bytes(tmp_path, valid):
 
 
 def test_corrupt_png_with_valid_crc(tmp_path, valid):
-    photo = dict((i.filename, d) for i, d in entries(valid))["data/photo.png"]
+    photo = {i.filename: d for i, d in entries(valid)}["data/photo.png"]
     broken = photo[:60] + bytes(len(photo) - 120) + photo[-60:]
     open_bad(tmp_path, rezip(valid, {"data/photo.png": broken}), "damaged|not a readable")
 
@@ -216,7 +216,7 @@ def test_newer_format_version(tmp_path, valid):
     xml = stack_of(valid).replace('inpaint:format-version="1"', 'inpaint:format-version="2"')
     err = open_bad(tmp_path, rezip(valid, {"stack.xml": xml.encode()}), "newer version")
     assert "format 2" in str(err)
-    raw = json.loads(dict((i.filename, d) for i, d in entries(valid))["inpaint-studio/project.json"])
+    raw = json.loads({i.filename: d for i, d in entries(valid)}["inpaint-studio/project.json"])
     raw["format_version"] = 7
     open_bad(tmp_path, rezip(valid, {"inpaint-studio/project.json": json.dumps(raw).encode()}), "format 7")
 
@@ -233,7 +233,7 @@ def test_xml_entities_refused(tmp_path, valid):
 
 
 def test_damaged_settings_fall_back_with_a_note(tmp_path, valid):
-    raw = json.loads(dict((i.filename, d) for i, d in entries(valid))["inpaint-studio/project.json"])
+    raw = json.loads({i.filename: d for i, d in entries(valid)}["inpaint-studio/project.json"])
     raw["settings"]["cra"] = "yes"
     raw["settings"]["coarse_size"] = 1.5
     raw["settings"]["unknown_future_key"] = 3

@@ -83,7 +83,7 @@ def test_info_on_a_bad_file_is_one_line(tmp_path, capsys):
 
 
 def test_inpaint_project_fills_visible_fill_layers_only(files, capsys):
-    folder, photo, a, b = files
+    folder, photo, a, _b = files
     out = folder / "p.ora"
     assert main(["project", "new", str(folder / "photo.png"), "--layer", f"wire={folder / 'a.png'}",
                  "--layer", f"off={folder / 'b.png'}", "--hidden", "off", "-o", str(out)]) == 0

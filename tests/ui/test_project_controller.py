@@ -97,7 +97,7 @@ def test_cancel_keeps_the_previous_file(env, qtbot):
 
 
 def test_autosave_only_when_changed(env, qtbot):
-    ctl, session, _, tmp = env
+    ctl, session, _, _tmp = env
     ctl.set_autosave_minutes(2)
     ctl.start()
     assert ctl.timer.isActive() and ctl.timer.interval() == 120_000
@@ -152,7 +152,7 @@ def open_question(window) -> QMessageBox:
 
 
 def test_close_asks_only_with_unsaved_changes(env, qtbot):
-    ctl, session, window, tmp = env
+    ctl, session, window, _tmp = env
     closed = []
     assert ctl.confirm_close(lambda: closed.append(1))  # nothing changed: close at once
     session.set_layer_props(session.document.layers[0].uid, opacity=0.9)
