@@ -113,3 +113,19 @@ def test_recovery_offered_at_start(window, qtbot, tmp_path):
     doc = window.current_document()
     assert doc.size == (70, 50) and np.array_equal(doc.layers[1].mask, work.layers[1].mask)
     assert window.projects.dirty  # recovered work is not saved yet
+
+
+def test_dropped_ora_opens_as_a_project(window, qtbot, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    other = make_doc(seed=6, w=40, h=30, layers=2)
+    save_project(other, tmp_path / "dropped.ora")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tmp_path / "dropped.ora"))])
+    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                      Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.projects.opened, timeout=30000):
+        assert window._drop.eventFilter(window, drop)
+    assert window.current_document().size == (40, 30) and len(window.current_document().layers) == 2
+    assert window.projects.project_path == str(tmp_path / "dropped.ora")
