@@ -7,6 +7,7 @@ about a second. Errors come back as messages; nothing is lost (writes are atomic
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -55,15 +56,22 @@ class FileController(QObject):
         self.settings = settings or QSettings("InpaintStudio", "Inpaint Studio")
         self.tasks = BackgroundTasks(self)
         self.jpeg_quality = 92
+        # asked before another photo replaces the document (the project controller asks
+        # about unsaved changes); True = go on now, False = it calls back when answered
+        self.confirm_replace: Callable[[Callable[[], None]], bool] = lambda proceed: True
 
     # ---------------------------------------------------------------- open
     def open_dialog(self) -> None:
+        if not self.confirm_replace(self.open_dialog):
+            return
         start = str(Path(self.recent_files()[0]).parent) if self.recent_files() else ""
         path, _ = QFileDialog.getOpenFileName(self.window, "Open photo", start, OPEN_FILTER)
         if path:
             self.open_path(path)
 
     def open_path(self, path: str, remember: bool = True) -> None:
+        if not self.confirm_replace(lambda: self.open_path(path, remember)):
+            return
         name = Path(path).name
         self.notice.emit(f"Opening {name}…")
         self.busy_changed.emit(True)

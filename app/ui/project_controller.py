@@ -294,7 +294,7 @@ class ProjectController(QObject):
             self._cancel.set()
 
     # ---------------------------------------------------------------- close
-    def confirm_close(self, close: Callable[[], Any] | None = None) -> bool:
+    def confirm_close(self, close: Callable[[], Any] | None = None, doing: str = "closing") -> bool:
         """True when the window may close now. With unsaved changes it returns False and asks,
         without blocking (a window-modal box): Save saves and then calls `close`, Discard
         calls `close` at once, Cancel keeps everything as it is."""
@@ -315,8 +315,13 @@ class ProjectController(QObject):
                 self._close_after_save = close
                 self.save()
 
-        self._ask_unsaved("closing", answered)
+        self._ask_unsaved(doing, answered)
         return False
+
+    def confirm_replace(self, proceed: Callable[[], Any]) -> bool:
+        """Before another photo replaces the document: True to go on now; otherwise asks
+        (Save saves and then calls `proceed`, Discard calls it at once)."""
+        return self.confirm_close(proceed, "opening another photo")
 
     def _ask_unsaved(self, doing: str, answered: Callable[[Any], None]) -> QMessageBox:
         name = Path(self.project_path).name if self.project_path else "this photo's masks"
@@ -441,6 +446,7 @@ def install_projects(window, autosave_folder: str | Path | None = None) -> Proje
     ctl.busy_changed.connect(busy)
     ctl.progress.connect(progress)
     ctl.opened.connect(window.set_document)
+    window.files.confirm_replace = ctl.confirm_replace
     ctl.saved.connect(saved)
     ctl.notice.connect(alive(lambda text: window.status.showMessage(text, 6000)))
     ctl.autosaved.connect(alive(lambda _path: window.status.showMessage("Autosaved", 3000)))

@@ -90,6 +90,23 @@ def test_close_with_unsaved_changes_asks(window, qtbot):
     assert not win.isVisible()
 
 
+def test_opening_a_photo_with_unsaved_changes_asks_first(window, qtbot, tmp_path):
+    from PIL import Image
+
+    win = window
+    photo = tmp_path / "next.png"
+    Image.new("RGB", (40, 30), (10, 200, 30)).save(photo)
+    win.session.set_layer_props(win.current_document().layers[0].uid, name="careful work")
+    win.files.open_path(str(photo))
+    open_question(win).button(Buttons.Cancel).click()
+    qtbot.wait(50)
+    assert win.current_document().layers[0].name == "careful work"  # nothing replaced
+    with qtbot.waitSignal(win.files.document_loaded, timeout=30000):
+        win.files.open_path(str(photo))
+        open_question(win).button(Buttons.Discard).click()
+    assert win.current_document().size == (40, 30)
+
+
 def test_close_with_save_writes_then_closes(window, qtbot, tmp_path):
     win = window
     win.projects.project_path = str(tmp_path / "c.ora")
