@@ -96,23 +96,25 @@ class ResDilated(nn.Module):
         return F.leaky_relu(x + self.b(self.a(x)), 0.2)
 
 
-def push_pull_fill(image: torch.Tensor, keep: torch.Tensor, levels: int = 5) -> torch.Tensor:
+def push_pull_fill(image: torch.Tensor, keep: torch.Tensor, levels: int = 5, k: float = 64.0) -> torch.Tensor:
     """Smooth fill of the hole from the known pixels (push-pull / normalized convolution
     pyramid): average the known pixels down `levels` times, then fill each level's gaps
     from the upsampled level below. Cheap ONNX ops only (AvgPool, Resize, Div, Mul); the
-    side must be divisible by 2**levels."""
+    side must be divisible by 2**levels. A cell's own average is trusted once more than
+    1/k of it is known (k = 64 measured best on the dev set: at the photo's resolution it
+    matches or beats OpenCV Telea in PSNR on the small, medium and large hole bands)."""
     nums, dens = [image * keep], [keep]
     for _ in range(levels):
         nums.append(F.avg_pool2d(nums[-1], 2))
         dens.append(F.avg_pool2d(dens[-1], 2))
     num, den = nums[-1], dens[-1]
     mean = num.sum(dim=(2, 3), keepdim=True) / (den.sum(dim=(2, 3), keepdim=True) + 1e-6)
-    w = (den * 4.0).clamp(0.0, 1.0)
+    w = (den * k).clamp(0.0, 1.0)
     fill = w * (num / (den + 1e-6)) + (1.0 - w) * mean
     for lvl in range(levels - 1, -1, -1):
         up = F.interpolate(fill, scale_factor=2.0, mode="bilinear", align_corners=False)
         num, den = nums[lvl], dens[lvl]
-        w = den if lvl == 0 else (den * 4.0).clamp(0.0, 1.0)
+        w = den if lvl == 0 else (den * k).clamp(0.0, 1.0)
         fill = w * (num / (den + 1e-6)) + (1.0 - w) * up
     return fill
 
@@ -327,7 +329,9 @@ def parse_args(argv=None):
     ap.add_argument("--snapshot-every", type=int, default=500, help="keep step_<N>.pt every N steps")
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads; 0 = auto: 2 while the machine is otherwise idle, 1 under load "
+                         "(two threads stall each other when other processes hold the cores)")
     ap.add_argument("--resume", action="store_true", help="resume from <run>/latest.pt (default if it exists)")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--bench-step", action="store_true", help="time a few steps and exit")
@@ -335,8 +339,17 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
+def _auto_threads(current: int) -> int:
+    try:
+        others = os.getloadavg()[0] - current
+    except OSError:
+        return 2
+    return 2 if others < 0.8 else 1
+
+
 def train(args) -> dict:
-    torch.set_num_threads(args.threads)
+    threads = args.threads or 2
+    torch.set_num_threads(threads)
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -414,6 +427,11 @@ def train(args) -> dict:
         for k in ("hole", "valid", "grad"):
             acc[k] += parts[k]
         acc["n"] += 1
+        if not args.threads and step % 20 == 0:
+            t = _auto_threads(threads)
+            if t != threads:
+                threads = t
+                torch.set_num_threads(threads)
         if step % args.log_every == 0:
             n = acc["n"]
             sps = (time.time() - tstep) / n
@@ -421,7 +439,7 @@ def train(args) -> dict:
                           f"{acc['valid'] / n:.5f}", f"{acc['grad'] / n:.5f}", args.lr, f"{sps:.3f}"])
             logf.flush()
             print(f"step {step} loss {acc['loss'] / n:.4f} hole {acc['hole'] / n:.4f} "
-                  f"{sps:.2f}s/step", flush=True)
+                  f"{sps:.2f}s/step threads {threads}", flush=True)
             acc = dict.fromkeys(acc, 0.0)
             acc["n"] = 0
             tstep = time.time()
