@@ -24,9 +24,13 @@ DEFAULT_SENSITIVITY = 0.5
 @dataclass(frozen=True)
 class DustParams:
     radius: int = 3  # median window radius: specks up to ~2*radius px across
-    floor: float = 24.0  # grey levels a speck must differ from its local median
-    texture_gain: float = 10.0  # ... and this many times the local texture level
+    floor: float = 22.0  # grey levels a speck must differ from its local median
+    texture_gain: float = 8.0  # ... and this many times the mean deviation around it
     texture_window: int = 21
+    texture_statistic: str = "mean"  # mean also sees sparse pebbles and twigs that a median misses
+    isolation_radius: int = 15  # px around a speck searched for company
+    company_ratio: float = 0.5  # company = pixels deviating more than this share of the speck's contrast
+    max_company: float = 2.0  # ... at most this many times the speck's area
     max_area: int = 40  # px; bigger blobs are content (or scratches)
     max_elongation: float = 4.0  # length / width; longer = a line (scratch detector's job)
     edge_ratio: float = 0.5  # drop if this fraction of the blob sits on a strong real edge
@@ -40,12 +44,14 @@ class ScratchParams:
     angles: int = 12  # line kernel orientations over 180 degrees
     floor: float = 18.0  # high (seed) threshold, grey levels
     low_ratio: float = 0.5  # hysteresis: low threshold = ratio * high
-    texture_gain: float = 2.5
+    texture_gain: float = 5.0  # seeds exceed this many times the typical line response nearby
     texture_window: int = 31
-    clutter_gain: float = 2.5  # real line-rich areas (facades, railings): mean line response around
+    clutter_gain: float = 5.0  # real line-rich areas (facades, railings): mean line response around
     clutter_window: int = 61
-    min_length: int = 25  # px along the component
+    min_length: int = 60  # px along the component (on small photos: min_length_fraction of the long side)
+    min_length_fraction: float = 0.15
     min_elongation: float = 5.0  # length / mean width
+    max_spread: float = 0.25  # std across the main axis / length: a line, or a gentle curve
     edge_ratio: float = 0.5
     max_chroma_gain: float = 0.5
 
@@ -146,9 +152,23 @@ _edge_fraction = _mean_in
 
 
 def _length(box, area: int) -> float:
-    """Rough length of a thin component: the longer of its box diagonal and side."""
+    """Rough length of a thin component: its box diagonal."""
     _, _, w, h = box
     return float(max(np.hypot(w, h), 1.0))
+
+
+def _shape(labels: np.ndarray, i: int, box) -> tuple[float, float]:
+    """(length, spread) of a component from the principal axes of its pixels: length is
+    the extent along the main axis (a segment of length L has variance L^2/12) and spread
+    the standard deviation across it. A scratch or crease has a small spread for its
+    length, even when it bends gently; a web of texture does not."""
+    x, y, w, h = box
+    ys, xs = np.nonzero(labels[y : y + h, x : x + w] == i)
+    if len(xs) < 3:
+        return float(len(xs)), 0.0
+    cov = np.cov(np.stack([xs, ys]).astype(np.float64))
+    lo, hi = np.linalg.eigvalsh(cov)
+    return float(np.sqrt(12.0 * max(hi, 0.0))), float(np.sqrt(max(lo, 0.0)))
 
 
 def detect_dust(
@@ -165,13 +185,17 @@ def detect_dust(
     scale = sensitivity_scale(sensitivity)
     med = cv2.medianBlur(gray, 2 * params.radius + 1)
     diff = gray.astype(np.int16) - med.astype(np.int16)
-    texture = texture_level(diff, params.texture_window, "mean")
+    # candidates: far from the local median by an absolute floor and by a multiple of the
+    # typical (median) deviation around; which of them are dust is decided per blob below
+    texture = texture_level(diff, params.texture_window, params.texture_statistic).astype(np.float32)
     high = np.maximum(params.floor, params.texture_gain * texture) * scale
     absdiff = np.abs(diff).astype(np.float32)
     seeds = absdiff > high
     low = absdiff > high * 0.5
     edges = real_edges(gray, cleanup.edge_threshold) if _edges is None else _edges
     chroma = chroma_gain(rgb) if _chroma is None else _chroma
+    H, W = gray.shape
+    r = params.isolation_radius
 
     def keep(i, labels, box, area) -> bool:
         if area > params.max_area:
@@ -182,8 +206,17 @@ def detect_dust(
             return False
         if _mean_in(labels, i, box, chroma) > params.max_chroma_gain:
             return False
-        return _edge_fraction(labels, i, box, edges) < params.edge_ratio
-
+        if _edge_fraction(labels, i, box, edges) >= params.edge_ratio:
+            return False
+        # isolation: a speck stands alone; a pebble in gravel or a leaf in foliage has
+        # company of comparable contrast around it
+        x, y, w, h = box
+        x0, y0, x1, y1 = max(x - r, 0), max(y - r, 0), min(x + w + r, W), min(y + h + r, H)
+        own = labels[y0:y1, x0:x1] == i
+        contrast = float(absdiff[y0:y1, x0:x1][own].max())
+        near = cv2.dilate(own.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        company = int(((absdiff[y0:y1, x0:x1] > params.company_ratio * contrast) & ~near).sum())
+        return company <= params.max_company * max(area, 4)
     found = _component_filter(low, seeds, keep)
     return _finish(found, cleanup.dilate)
 
@@ -199,24 +232,28 @@ def _line_kernels(length: int, angles: int) -> list[np.ndarray]:
     return out
 
 
-def line_response(gray: np.ndarray, params: ScratchParams = ScratchParams()) -> np.ndarray:
-    """Thin-line response (float32, grey levels): black-hat (dark lines) and top-hat (bright
-    lines) with a disc wider than a scratch, each opened by line kernels at several angles
-    and lengths, which keeps what is long at that orientation. Texture survives openings at
-    every angle alike, a line at one: the response is the best angle minus the median over
-    angles, maximum over polarities and lengths."""
+def oriented_responses(gray: np.ndarray, params: ScratchParams = ScratchParams()) -> np.ndarray:
+    """Thin-line responses per orientation, float32 [angles, H, W] in grey levels.
+
+    Black-hat (dark lines) and top-hat (bright lines) with a disc wider than a scratch, each
+    opened by a line kernel of each orientation (and several lengths): what survives is long
+    at that orientation. Texture survives openings at every angle alike and a line at one,
+    so the median over angles is subtracted."""
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * params.max_width + 1,) * 2)
-    dark = cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, disc)
-    bright = cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, disc)
-    best = np.zeros(gray.shape, np.float32)
+    hats = (cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, disc), cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, disc))
+    out = np.zeros((params.angles,) + gray.shape, np.float32)
     for length in params.line_lengths:
         kernels = _line_kernels(_odd(length), params.angles)
-        for resp in (dark, bright):
-            stack = np.stack([cv2.morphologyEx(resp, cv2.MORPH_OPEN, k) for k in kernels])
-            top = stack.max(axis=0).astype(np.float32)
-            typical = np.median(stack, axis=0).astype(np.float32)
-            np.maximum(best, top - typical, out=best)
-    return best
+        for hat in hats:
+            stack = np.stack([cv2.morphologyEx(hat, cv2.MORPH_OPEN, k) for k in kernels]).astype(np.float32)
+            stack -= np.median(stack, axis=0)[None]
+            np.maximum(out, stack, out=out)
+    return out
+
+
+def line_response(gray: np.ndarray, params: ScratchParams = ScratchParams()) -> np.ndarray:
+    """Best thin-line response over orientations (float32, grey levels)."""
+    return oriented_responses(gray, params).max(axis=0)
 
 
 def detect_scratches(
@@ -231,22 +268,25 @@ def detect_scratches(
     """Scratches, creases and tears: long thin line responses, hysteresis, shape filter."""
     gray = luminance(rgb)
     scale = sensitivity_scale(sensitivity)
-    resp = line_response(gray, params)
+    oriented = oriented_responses(gray, params)
+    resp = oriented.max(axis=0)
     # texture level: the typical line response nearby (grass, water ripples, hair are
     # line-like too) and, for line-rich areas (facades, railings), its mean over a wider area
     texture = np.maximum(
-        texture_level(resp, params.texture_window).astype(np.float32),
+        params.texture_gain * texture_level(resp, params.texture_window).astype(np.float32),
         params.clutter_gain * texture_level(resp, params.clutter_window, "mean"),
     )
-    high = np.maximum(params.floor, params.texture_gain * texture) * scale
-    seeds = resp > high
-    low = resp > high * params.low_ratio
+    high = np.maximum(params.floor, texture) * scale
     edges = real_edges(gray, cleanup.edge_threshold, params.max_width) if _edges is None else _edges
     chroma = chroma_gain(rgb) if _chroma is None else _chroma
 
+    min_length = min(params.min_length, params.min_length_fraction * max(gray.shape))
+
     def keep(i, labels, box, area) -> bool:
-        length = _length(box, area)
-        if length < params.min_length:
+        if _length(box, area) < min_length:
+            return False
+        length, spread = _shape(labels, i, box)
+        if length < min_length or spread > params.max_spread * length:
             return False
         if length / max(area / length, 0.5) < params.min_elongation:
             return False
@@ -254,7 +294,13 @@ def detect_scratches(
             return False
         return _edge_fraction(labels, i, box, edges) < params.edge_ratio
 
-    found = _component_filter(low, seeds, keep)
+    # hysteresis per orientation (with its neighbours, so gentle curves stay whole): a
+    # scratch does not merge with crossing texture into one web of unknown shape
+    found = np.zeros(gray.shape, bool)
+    n = params.angles
+    for a in range(n):
+        r = np.maximum(np.maximum(oriented[a], oriented[(a - 1) % n]), oriented[(a + 1) % n])
+        found |= _component_filter(r > high * params.low_ratio, r > high, keep)
     return _finish(found, cleanup.dilate)
 
 
@@ -287,6 +333,8 @@ def detect_damage(
     sensitivity: float = DEFAULT_SENSITIVITY,
     *,
     cancel=None,
+    dust: DustParams = DustParams(),
+    scratches: ScratchParams = ScratchParams(),
 ) -> np.ndarray:
     """Union of the chosen detectors' proposals (uint8 HxW, 255 = damage).
     `cancel()` -> bool is polled between detectors; when it says so, returns None."""
@@ -302,6 +350,9 @@ def detect_damage(
     for kind in kinds:
         if cancel is not None and cancel():
             return None
-        fn = detect_scratches if kind == "scratches" else detect_dust
-        np.maximum(mask, fn(rgb, sensitivity, cleanup=cleanup, _edges=edges, _chroma=chroma), out=mask)
+        if kind == "scratches":
+            found = detect_scratches(rgb, sensitivity, scratches, cleanup, _edges=edges, _chroma=chroma)
+        else:
+            found = detect_dust(rgb, sensitivity, dust, cleanup, _edges=edges, _chroma=chroma)
+        np.maximum(mask, found, out=mask)
     return mask

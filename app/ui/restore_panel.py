@@ -305,5 +305,5 @@ class RestorePanel(QWidget):
         self._repair_timer.stop()
         self.detector.cancel()
         self.repairer.cancel()
-        self.detector.wait()
-        self.repairer.wait()
+        self.detector.wait(10000)  # a running detection finishes its current detector, then stops
+        self.repairer.wait(10000)
