@@ -35,10 +35,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.io.images import read_image  # noqa: E402
-from app.restore.detect import detect_damage  # noqa: E402
-from app.restore.pipeline import FILL_SETTINGS, fill_damage  # noqa: E402
-from app.restore.synthetic import add_damage, score_proposal  # noqa: E402
+from app.io.images import read_image
+from app.restore.detect import detect_damage
+from app.restore.pipeline import FILL_SETTINGS, fill_damage
+from app.restore.synthetic import add_damage, score_proposal
 
 SEED = 20240606
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"

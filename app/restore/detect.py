@@ -227,7 +227,7 @@ def _line_kernels(length: int, angles: int) -> list[np.ndarray]:
     for a in np.arange(angles) * np.pi / angles:
         k = np.zeros((length, length), np.uint8)
         dx, dy = np.cos(a) * c, np.sin(a) * c
-        cv2.line(k, (int(round(c - dx)), int(round(c - dy))), (int(round(c + dx)), int(round(c + dy))), 1, 1)
+        cv2.line(k, (round(c - dx), round(c - dy)), (round(c + dx), round(c + dy)), 1, 1)
         out.append(k)
     return out
 

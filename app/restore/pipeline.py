@@ -40,7 +40,7 @@ def restore(
     rgb: np.ndarray,
     kinds=KINDS,
     sensitivity: float = DEFAULT_SENSITIVITY,
-    steps: RepairSteps = RepairSteps(),
+    steps: RepairSteps | None = None,
     settings: InpaintSettings = FILL_SETTINGS,
     *,
     mask: np.ndarray | None = None,
@@ -51,5 +51,5 @@ def restore(
     if mask is None:
         mask = detect_damage(rgb, kinds, sensitivity, cancel=cancel)
     filled, method, notes = fill_damage(rgb, mask, settings, progress, cancel)
-    out = apply_repairs(filled, steps) if steps.any else filled
+    out = apply_repairs(filled, steps) if steps is not None and steps.any else filled
     return RestoreResult(image=out, mask=mask, method=method, notes=notes)

@@ -57,7 +57,7 @@ def denoise(rgb: np.ndarray, strength: float | None = None, *, template: int = 7
     return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
 
 
-def clahe_l(rgb: np.ndarray, clip_limit: float = 2.0, tiles: int = 8) -> np.ndarray:
+def clahe_l(rgb: np.ndarray, clip_limit: float = 1.5, tiles: int = 8) -> np.ndarray:
     """Contrast-limited adaptive histogram equalisation on L of Lab (hue kept)."""
     rgb = _check(rgb)
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
@@ -97,7 +97,7 @@ def repair_fade(
     rgb: np.ndarray,
     *,
     clahe: bool = True,
-    clip_limit: float = 2.0,
+    clip_limit: float = 1.5,
     levels: bool = True,
     low: float = 0.5,
     high: float = 99.5,
@@ -136,7 +136,7 @@ class RepairSteps:
     denoise_strength: float | None = None  # None = automatic (from the noise estimate)
     fade: bool = False
     clahe: bool = True
-    clip_limit: float = 2.0
+    clip_limit: float = 1.5
     levels: bool = True
     balance: bool = True
     sharpen: bool = False

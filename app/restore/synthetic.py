@@ -69,7 +69,7 @@ def _draw_path(alpha: np.ndarray, pts: np.ndarray, widths: np.ndarray, strengths
             continue
         canvas = np.zeros(((y1 - y0) * _SS, (x1 - x0) * _SS), np.uint8)
         poly = np.round((chunk - [x0, y0]) * _SS + (_SS - 1) / 2.0).astype(np.int32)
-        thick = max(int(round(widths[i] * _SS)), 1)
+        thick = max(round(widths[i] * _SS), 1)
         cv2.polylines(canvas, [poly], False, 255, thickness=thick, lineType=cv2.LINE_8)
         cov = cv2.resize(canvas, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
         view = alpha[y0:y1, x0:x1]
@@ -174,7 +174,7 @@ def _stamp_blobs(alpha: np.ndarray, blobs: list, strength: float) -> None:
     canvas = np.zeros(((y1 - y0) * _SS, (x1 - x0) * _SS), np.uint8)
     for centre, ax, ay, ang in blobs:
         c = tuple(int(v) for v in np.round((centre - [x0, y0]) * _SS + (_SS - 1) / 2.0))
-        axes = (max(int(round(ax * _SS)), 1), max(int(round(ay * _SS)), 1))
+        axes = (max(round(ax * _SS), 1), max(round(ay * _SS), 1))
         cv2.ellipse(canvas, c, axes, float(ang), 0, 360, 255, -1, lineType=cv2.LINE_8)
     cov = cv2.resize(canvas, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     view = alpha[y0:y1, x0:x1]

@@ -134,7 +134,7 @@ class RestoreController(QObject):
         # re-detection would slip an extra undo step in after the Apply
         self.panel.set_photo(photo if usable else None)
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.window and event.type() == QEvent.Type.Close:
             self.panel.shutdown()
         return False

@@ -48,7 +48,7 @@ def test_dust_detector_finds_specks_not_lines(photo):
         cv2.circle(damaged, (x, y), 2, (v, v, v), -1)
         cv2.circle(truth, (x, y), 2, 255, -1)
     mask = detect.detect_dust(damaged)
-    n, labels = cv2.connectedComponents(mask)
+    n, _ = cv2.connectedComponents(mask)
     assert n - 1 == len(spots)
     for x, y, _ in spots:
         assert mask[y, x] == 255

@@ -127,7 +127,7 @@ def test_repair_toggles_preview_and_request(qtbot, panel, damaged):
     with qtbot.waitSignal(panel.repair_preview, timeout=10000) as sig:
         panel.fade_box.setChecked(True)
     steps = panel.repair_steps()
-    assert steps == RepairSteps(fade=True, clip_limit=2.0, denoise_strength=None, sharpen_amount=0.6)
+    assert steps == RepairSteps(fade=True, clip_limit=1.5, denoise_strength=None, sharpen_amount=0.6)
     assert sig.args[0] == steps
     assert np.array_equal(sig.args[1], apply_repairs(damaged, steps))
     base = damaged[::-1].copy()  # e.g. a pending fill result
