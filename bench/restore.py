@@ -9,7 +9,8 @@ Definitions (pixel-wise, tolerance band t = 2 px):
   recall    = visibly damaged pixels (changed >= 12 grey levels) within t px of a proposed
               pixel / visibly damaged pixels
   flagged   = share of pixels proposed on the *undamaged* photo (every one a false alarm)
-Both per-image means and pooled (all pixels of the set together) are printed.
+Both per-image means and pooled (all pixels of the set together) are printed, and the
+recall of strong damage alone (changed >= 30 levels), to tell faint misses from bad ones.
 
 PSNR against the clean photo: doing nothing (the damaged photo), the restore (fill of the
 proposal through the engine), and the fill of the true damage mask (the upper bound), plus
@@ -41,6 +42,7 @@ from app.restore.pipeline import FILL_SETTINGS, fill_damage
 from app.restore.synthetic import add_damage, score_proposal
 
 SEED = 20240606
+STRONG_LEVELS = 30  # also reported: recall of damage that changed a pixel by at least this much
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 
 
@@ -83,8 +85,10 @@ def run_set(name: str, files: list[Path], sensitivities: list[float], fill: bool
             near_truth = cv2.dilate(dmg.support, np.ones((5, 5), np.uint8)) > 0
             near_prop = cv2.dilate(prop, np.ones((5, 5), np.uint8)) > 0
             vis = dmg.visible > 0
+            change = np.abs(dmg.image.astype(np.int16) - clean.astype(np.int16)).max(axis=2)
+            strong = vis & (change >= STRONG_LEVELS)
             rows[s].append((sc.precision, sc.recall, flag, (prop_b & near_truth).sum(), prop_b.sum(),
-                            (vis & near_prop).sum(), vis.sum()))
+                            (vis & near_prop).sum(), vis.sum(), (strong & near_prop).sum(), strong.sum()))
             if fill and s == sensitivities[0]:
                 true_mask = cv2.dilate(dmg.support, np.ones((3, 3), np.uint8))
                 restored, _, _ = fill_damage(dmg.image, prop, FILL_SETTINGS)
@@ -94,13 +98,15 @@ def run_set(name: str, files: list[Path], sensitivities: list[float], fill: bool
     n = len(files)
     print(f"\n[{name}] {n} photos, {time.perf_counter() - t0:.0f} s "
           f"(detection {t_detect / max(n * len(sensitivities), 1):.2f} s/photo)")
-    print("  sens  precision(mean/pooled)  recall(mean/pooled)  clean-flagged(mean/max %)")
+    print(f"  sens  precision(mean/pooled)  recall(mean/pooled)  clean-flagged(mean/max %)  "
+          f"recall of strong damage (>= {STRONG_LEVELS} levels, pooled)")
     for s, r in rows.items():
         a = np.array(r, dtype=np.float64)
         pooled_p = a[:, 3].sum() / max(a[:, 4].sum(), 1)
         pooled_r = a[:, 5].sum() / max(a[:, 6].sum(), 1)
         print(f"  {s:4.2f}  {a[:, 0].mean():.3f} / {pooled_p:.3f}          {a[:, 1].mean():.3f} / {pooled_r:.3f}"
-              f"        {100 * a[:, 2].mean():.3f} / {100 * a[:, 2].max():.3f}")
+              f"        {100 * a[:, 2].mean():.3f} / {100 * a[:, 2].max():.3f}"
+              f"              {a[:, 7].sum() / max(a[:, 8].sum(), 1):.3f}")
     if ps:
         p = np.array(ps)
         print(f"  PSNR dB vs clean (mean): nothing {p[:, 0].mean():.2f} | restore (proposal) {p[:, 1].mean():.2f} | "
