@@ -154,12 +154,13 @@ def _run(image, hole, source, settings, stage, backend, backend_note, report, ca
         # pieces of one long hole go in order, each seeing the pieces filled before it as
         # photo, so they join without a seam; filled pixels are never a CRA source
         _fill_region(out, remaining, source, region, settings, stage, backend, out, sub, cancel)
-        remaining[_own_mask(region, remaining.shape)] = False
+        remaining[_own_mask(region)] = False
     report("paste", n, n, 1.0)
     return InpaintResult(out, stage.label, backend.name, n, notes)
 
 
-def _own_mask(region: Region, shape: tuple[int, int]) -> tuple[slice, slice]:
+def _own_mask(region: Region) -> tuple[slice, slice]:
+    """Slices of the rectangle whose hole pixels this region fills."""
     ox0, oy0, ox1, oy1 = region.own
     return slice(max(oy0, 0), max(oy1, 0)), slice(max(ox0, 0), max(ox1, 0))
 
