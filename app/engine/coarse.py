@@ -25,6 +25,9 @@ class CoarseOutput:
 
 
 class OpenCVCoarse:
+    #: OpenCV fills any size: a box smaller than `size` is filled as it is, not upsampled
+    fixed_size = False
+
     def __init__(self, method: str, size: int = 512) -> None:
         self.flag = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}[method]
         self.size = size
@@ -32,12 +35,14 @@ class OpenCVCoarse:
 
     def run(self, small: np.ndarray, hole: np.ndarray) -> CoarseOutput:
         src = np.clip(small + 0.5, 0, 255).astype(np.uint8)
-        radius = max(3, self.size // 128)
+        radius = max(3, small.shape[0] // 128)
         filled = cv2.inpaint(src, hole.astype(np.uint8) * 255, radius, self.flag)
         return CoarseOutput(filled.astype(np.float32), None)
 
 
 class ModelCoarse:
+    fixed_size = True  # the model (and an NPU .om above all) takes one input size
+
     def __init__(self, backend: Backend, spec: ModelSpec) -> None:
         self.backend = backend
         self.spec = spec

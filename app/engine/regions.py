@@ -1,7 +1,9 @@
 """Hole regions: which boxes of the photo the engine works in.
 
 Each group of nearby holes gets one square box (hole bounding box plus a context margin)
-at the photo's own resolution; holes far apart get separate boxes; a long thin hole (a
+at the photo's own resolution; holes far apart get separate boxes, and so do scattered
+holes whose merged box would be mostly empty (dust); boxes may overlap, since regions
+are filled in order and each sees the fills before it; a long thin hole (a
 scratch across the photo) is cut into square-ish pieces along its length instead of
 being squeezed into one huge square.
 """
@@ -52,11 +54,21 @@ def _fit(start: int, side: int, limit: int) -> int:
     return min(max(start, 0), limit - side)
 
 
-def _overlaps(a, b) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+#: fixed work of one region (crops, an OpenCV fill, the paste), in box pixels; a
+#: generator run costs far more (the pipeline passes its own figure)
+REGION_OVERHEAD = 256 * 256
 
 
-def find_regions(mask: np.ndarray, fraction: float, minimum: int, grid: int, max_aspect: float = 3.0) -> list[Region]:
+def _cost(g, fraction: float, minimum: int, overhead: int) -> int:
+    """Work of filling hole bbox g in one box: its square box's pixels plus the overhead."""
+    ext = max(g[2] - g[0], g[3] - g[1])
+    side = ext + 2 * _margin(ext, fraction, minimum)
+    return side * side + overhead
+
+
+def find_regions(
+    mask: np.ndarray, fraction: float, minimum: int, grid: int, max_aspect: float = 3.0, overhead: int = REGION_OVERHEAD
+) -> list[Region]:
     """Group the hole pixels of `mask` (bool or 0/255) into work regions."""
     height, width = mask.shape
     hole = (mask > 0).view(np.uint8) if mask.dtype == bool else (mask > 0).astype(np.uint8)
@@ -93,14 +105,22 @@ def find_regions(mask: np.ndarray, fraction: float, minimum: int, grid: int, max
                 hit = (~used) & (arr[:, 0] < cur_box[2]) & (cur_box[0] < arr[:, 2]) & (arr[:, 1] < cur_box[3]) & (
                     cur_box[1] < arr[:, 3]
                 )
-                idx = np.flatnonzero(hit)
-                grew = len(idx) > 0
-                for j in idx:
+                grew = False
+                for j in np.flatnonzero(hit):
                     g = groups[j]
-                    cur = [min(cur[0], g[0]), min(cur[1], g[1]), max(cur[2], g[2]), max(cur[3], g[3])]
-                    cur_box = np.concatenate([np.minimum(cur_box[:2], arr[j][:2]), np.maximum(cur_box[2:], arr[j][2:])])
+                    union = [min(cur[0], g[0]), min(cur[1], g[1]), max(cur[2], g[2]), max(cur[3], g[3])]
+                    # merge only when one box costs no more work than two: a scatter of
+                    # dust specks must not become one photo-sized box
+                    if _cost(union, fraction, minimum, overhead) > (
+                        _cost(cur, fraction, minimum, overhead) + _cost(g, fraction, minimum, overhead)
+                    ):
+                        continue
+                    cur = union
+                    ext = max(cur[2] - cur[0], cur[3] - cur[1])
+                    m = _margin(ext, fraction, minimum)
+                    cur_box = np.array([cur[0] - m, cur[1] - m, cur[2] + m, cur[3] + m])
                     used[j] = True
-                    changed = True
+                    grew = changed = True
             merged.append(cur)
         groups = merged
     regions: list[Region] = []

@@ -347,3 +347,26 @@ def test_cancel_that_never_fires_changes_nothing():
     watched = inpaint(image, mask, settings, cancel=lambda: bool(polled.append(1))).image
     assert np.array_equal(plain, watched)
     assert len(polled) > 3  # polled before start, per region, after the model and per chunk
+
+
+def test_scattered_dust_is_not_merged_into_one_photo_sized_box():
+    """Specks spread over the photo each get a small box (cheap with OpenCV, which fills a
+    small box as it is); a tight cluster still shares one box."""
+    from app.engine.regions import find_regions
+
+    rng = np.random.default_rng(5)
+    mask = np.zeros((1500, 2000), np.uint8)
+    for _ in range(120):
+        cv2.circle(mask, (int(rng.integers(0, 2000)), int(rng.integers(0, 1500))), 2, 255, -1)
+    regions = find_regions(mask, 0.5, 48, 32)
+    assert len(regions) > 30  # one box each, or a few close ones together
+    assert max(r.side for r in regions) < 600
+    cluster = np.zeros((1500, 2000), np.uint8)
+    for x in range(900, 1000, 12):
+        cv2.circle(cluster, (x, 700), 2, 255, -1)
+    assert len(find_regions(cluster, 0.5, 48, 32)) == 1
+    # every speck is filled and nothing outside changes
+    photo = rng.integers(0, 256, (1500, 2000, 3), dtype=np.uint8)
+    out = inpaint(photo, mask, InpaintSettings(method="telea", backend="cpu"))
+    assert out.regions == len(regions)
+    assert np.array_equal(out.image[mask == 0], photo[mask == 0])
