@@ -17,6 +17,7 @@ Methods:
     net           the raw network: hole box + context -> resized to the model's input
                   size -> model -> resized back -> hole pixels pasted (no CRA)
     engine        app.engine.inpaint(method="model") - the product path (CRA on top)
+    engine-nocra  the same with cra=False: what the CRA detail stage adds or costs
 
 Per band and method it prints: PSNR (dB, whole photo), SSIM (whole photo, Gaussian
 window 11/1.5 on each RGB channel), L1 inside the hole (0..255 scale), sharpness ratio
@@ -216,10 +217,10 @@ class RawNet:
         return res
 
 
-def m_engine(model_path):
+def m_engine(model_path, **extra):
     from app.engine import InpaintSettings, inpaint
 
-    settings = InpaintSettings(method="model", model_path=str(model_path) if model_path else None)
+    settings = InpaintSettings(method="model", model_path=str(model_path) if model_path else None, **extra)
 
     def run(img, mask):
         return inpaint(img, mask, settings).image
@@ -254,6 +255,8 @@ def main(argv=None):
                 methods[name] = RawNet(Path(args.model), Path(args.ckpt) if args.ckpt else None, args.size)
             elif name == "engine":
                 methods[name] = m_engine(args.model)
+            elif name == "engine-nocra":  # the engine's regions and paste, without CRA detail
+                methods[name] = m_engine(args.model, cra=False)
             else:
                 raise SystemExit(f"unknown method {name}")
         except (ImportError, OSError, ValueError) as exc:
