@@ -30,6 +30,9 @@ Cancel = Callable[[], bool]
 
 STAGES = ("prepare", "model", "aggregate", "paste")
 
+#: automatic residual split for OpenCV coarse fills: they are smooth above ~1/128 of the box
+OPENCV_DETAIL_SIZE = 128
+
 
 @dataclass(eq=False)
 class InpaintResult:
@@ -216,7 +219,7 @@ def _fill_region(image, hole, source, region: Region, settings, stage, backend, 
 
     # the split between the coarse fill's structure and the photo's own detail: below
     # detail_size the coarse fill is trusted, above it detail comes from the photo
-    detail = min(size, settings.detail_size or size)
+    detail = min(size, settings.detail_size or (size if stage.fixed_size else OPENCV_DETAIL_SIZE))
     if settings.cra and work > detail:
         base = coarse if detail == size else cv2.resize(coarse, (detail, detail), interpolation=cv2.INTER_AREA)
         low = small if detail == size else cv2.resize(small, (detail, detail), interpolation=cv2.INTER_AREA)
