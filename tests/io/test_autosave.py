@@ -60,7 +60,7 @@ def test_crashed_session_is_offered_then_removed(tmp_path):
         from tests.io.conftest import make_doc
         store = AutosaveStore({str(folder)!r})
         store.start()
-        store.write(make_doc(seed=5), "scan 1912.tif", "/work/scan.ora")
+        store.write(make_doc(seed=5), "scan 1912.tif", "/home/someone/scan.ora")
         print("SAVED", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
         """
@@ -76,7 +76,7 @@ def test_crashed_session_is_offered_then_removed(tmp_path):
     found = store.recoverable()
     assert len(found) == 1
     rec = found[0]
-    assert rec.title == "scan 1912.tif" and rec.project_path == "/work/scan.ora"
+    assert rec.title == "scan 1912.tif" and rec.project_path == "/home/someone/scan.ora"
     assert "scan 1912.tif" in rec.describe() and "scan.ora" in rec.describe()
     assert not (folder / f".{session}.ora.abc123.tmp").exists()
     doc = load_project(rec.path)
