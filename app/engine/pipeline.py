@@ -28,8 +28,6 @@ from app.engine.settings import METHODS, InpaintSettings
 Progress = Callable[[str, int, int, float], None]
 Cancel = Callable[[], bool]
 
-STAGES = ("prepare", "model", "aggregate", "paste")
-
 #: automatic residual split for OpenCV coarse fills: they are smooth above ~1/128 of the box
 OPENCV_DETAIL_SIZE = 128
 

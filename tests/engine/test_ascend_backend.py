@@ -27,13 +27,6 @@ def model(tmp_path):
     return path
 
 
-@pytest.fixture
-def acl(monkeypatch):
-    module = make_acl()
-    monkeypatch.setitem(sys.modules, "acl", module)
-    return module
-
-
 def feeds(seed=0, size=64):
     rng = np.random.default_rng(seed)
     mask = np.zeros((1, 1, size, size), np.float32)

@@ -30,13 +30,6 @@ def model(tmp_path):
     return path
 
 
-@pytest.fixture
-def acl(monkeypatch):
-    module = make_acl()
-    monkeypatch.setitem(sys.modules, "acl", module)
-    return module
-
-
 def photos():
     rgb = read_image(RESOURCES / "sample.png").rgb
     mask = read_mask(RESOURCES / "sample_mask.png")
