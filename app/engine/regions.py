@@ -40,6 +40,9 @@ def _square_box(bx0, by0, bx1, by1, width, height, fraction, minimum, grid) -> t
     the photo where it fits. Returns (x0, y0, side)."""
     extent = max(bx1 - bx0, by1 - by0)
     side = extent + 2 * _margin(extent, fraction, minimum)
+    # context past the photo is only mirrored padding: no larger than the photo's long side,
+    # so a hole across the whole photo still reaches the coarse stage at the best scale
+    side = min(side, max(width, height))
     side = -(-side // grid) * grid
     cx, cy = (bx0 + bx1) / 2, (by0 + by1) / 2
     x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))

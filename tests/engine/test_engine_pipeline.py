@@ -130,6 +130,15 @@ def test_long_scratch_is_split_into_pieces():
     assert not magenta[mask > 0].any()
 
 
+def test_box_of_a_hole_across_the_photo_is_no_larger_than_the_photo():
+    """Context past the photo is only mirrored padding: a hole spanning the photo gets a box
+    of the photo's long side, so the coarse stage sees it at the best possible scale."""
+    mask = np.zeros((321, 481), bool)
+    mask[10:300, 20:460] = True
+    (region,) = find_regions(mask, 0.5, 48, 32)
+    assert 460 - 20 <= region.side <= 512  # 481 rounded up to the grid, not 440 + 2 * 220
+
+
 def test_photo_smaller_than_its_box_is_padded_not_stretched():
     rng = np.random.default_rng(12)
     image = _photo(rng, 96, 120)
