@@ -40,20 +40,24 @@ class DustParams:
 @dataclass(frozen=True)
 class ScratchParams:
     max_width: int = 4  # px: structures wider than this are content
-    line_lengths: tuple[int, ...] = (15, 31)  # line kernels (scales), px
+    line_length: int = 15  # px: line kernel of the opening
     angles: int = 12  # line kernel orientations over 180 degrees
-    floor: float = 18.0  # high (seed) threshold, grey levels
+    along: int = 41  # px: responses averaged along their own orientation (a scratch keeps its level)
+    floor: float = 14.0  # high (seed) threshold, grey levels
     low_ratio: float = 0.5  # hysteresis: low threshold = ratio * high
-    texture_gain: float = 5.0  # seeds exceed this many times the typical line response nearby
+    texture_gain: float = 3.5  # seeds exceed this many times the typical (median) response nearby
     texture_window: int = 31
-    clutter_gain: float = 5.0  # real line-rich areas (facades, railings): mean line response around
-    clutter_window: int = 61
+    core_ratio: float = 0.5  # kept pixels: own (unaveraged) response above this share of the seed threshold
     min_length: int = 60  # px along the component (on small photos: min_length_fraction of the long side)
     min_length_fraction: float = 0.15
     min_elongation: float = 5.0  # length / mean width
     max_spread: float = 0.25  # std across the main axis / length: a line, or a gentle curve
     edge_ratio: float = 0.5
     max_chroma_gain: float = 0.5
+    parallel_range: tuple[int, int] = (8, 60)  # px either side searched for parallel lines
+    max_parallel: float = 0.6  # drop when parallel neighbours reach this share of the own response
+    side_offset: int = 6  # px either side of the line where the background is compared
+    max_step: float = 0.6  # drop when the two sides differ by more than this share of the ridge
 
 
 @dataclass(frozen=True)
@@ -232,28 +236,80 @@ def _line_kernels(length: int, angles: int) -> list[np.ndarray]:
     return out
 
 
-def oriented_responses(gray: np.ndarray, params: ScratchParams = ScratchParams()) -> np.ndarray:
-    """Thin-line responses per orientation, float32 [angles, H, W] in grey levels.
+def _median_over_first_axis(stack: np.ndarray) -> np.ndarray:
+    """Median over axis 0 of a uint8 stack, kept in uint8 (np.median would go float64)."""
+    n = stack.shape[0]
+    part = np.partition(stack, [(n - 1) // 2, n // 2], axis=0)
+    lo, hi = part[(n - 1) // 2], part[n // 2]
+    return ((lo.astype(np.uint16) + hi) // 2).astype(np.uint8)
 
-    Black-hat (dark lines) and top-hat (bright lines) with a disc wider than a scratch, each
-    opened by a line kernel of each orientation (and several lengths): what survives is long
-    at that orientation. Texture survives openings at every angle alike and a line at one,
-    so the median over angles is subtracted."""
+
+def oriented_responses(gray: np.ndarray, params: ScratchParams = ScratchParams()) -> tuple[np.ndarray, np.ndarray]:
+    """Thin-line responses per orientation: (own, along), uint8 [angles, H, W], grey levels.
+
+    own: black-hat (dark lines) and top-hat (bright lines) with a disc wider than a scratch,
+    each opened by a line kernel of each orientation; what survives is a line at that
+    orientation. Texture survives openings at every angle alike and a line at one, so the
+    median over angles is subtracted.
+    along: `own` averaged along its orientation over `params.along` px. A scratch keeps its
+    level over that length; grass blades, hair and twigs are shorter and are diluted."""
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * params.max_width + 1,) * 2)
-    hats = (cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, disc), cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, disc))
-    out = np.zeros((params.angles,) + gray.shape, np.float32)
-    for length in params.line_lengths:
-        kernels = _line_kernels(_odd(length), params.angles)
-        for hat in hats:
-            stack = np.stack([cv2.morphologyEx(hat, cv2.MORPH_OPEN, k) for k in kernels]).astype(np.float32)
-            stack -= np.median(stack, axis=0)[None]
-            np.maximum(out, stack, out=out)
-    return out
+    kernels = _line_kernels(_odd(params.line_length), params.angles)
+    own = np.zeros((params.angles,) + gray.shape, np.uint8)
+    for op in (cv2.MORPH_BLACKHAT, cv2.MORPH_TOPHAT):
+        hat = cv2.morphologyEx(gray, op, disc)
+        stack = np.stack([cv2.morphologyEx(hat, cv2.MORPH_OPEN, k) for k in kernels])
+        med = _median_over_first_axis(stack)
+        for a in range(params.angles):
+            np.maximum(own[a], cv2.subtract(stack[a], med), out=own[a])
+        del stack
+    along = np.empty_like(own)
+    if params.along > 1:
+        for a, k in enumerate(_line_kernels(_odd(params.along), params.angles)):
+            along[a] = cv2.filter2D(own[a], -1, k.astype(np.float32) / float(k.sum()), borderType=cv2.BORDER_REFLECT)
+    else:
+        along[:] = own
+    return own, along
 
 
 def line_response(gray: np.ndarray, params: ScratchParams = ScratchParams()) -> np.ndarray:
-    """Best thin-line response over orientations (float32, grey levels)."""
-    return oriented_responses(gray, params).max(axis=0)
+    """Best (along-averaged) thin-line response over orientations (uint8, grey levels)."""
+    return oriented_responses(gray, params)[1].max(axis=0)
+
+
+def _band(stack: np.ndarray, a: int) -> np.ndarray:
+    """Max over orientation a and its two neighbours: gentle curves stay whole."""
+    n = stack.shape[0]
+    return np.maximum(np.maximum(stack[a], stack[(a - 1) % n]), stack[(a + 1) % n])
+
+
+def _line_context(gray_s: np.ndarray, own: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+                  params: ScratchParams) -> tuple[float, float]:
+    """(parallel, step) of a line given by its pixels, both as shares of its own contrast.
+
+    parallel: the typical strongest line response found on copies of the line shifted along
+    its normal by parallel_range px: a scratch is alone, a window frame, railing or stripe
+    pattern has neighbours of its kind.
+    step: how much the background differs on its two sides (side_offset px away): a scratch
+    lies on one background, a halo along a real edge separates two different ones."""
+    h, w = gray_s.shape
+    cov = np.cov(np.stack([xs, ys]).astype(np.float64))
+    nx, ny = np.linalg.eigh(cov)[1][:, 0]  # the normal: the axis of least spread
+    level = max(float(np.median(own[ys, xs])), 1.0)
+
+    def shifted(img, d):
+        sx = np.clip(np.round(xs + d * nx).astype(np.intp), 0, w - 1)
+        sy = np.clip(np.round(ys + d * ny).astype(np.intp), 0, h - 1)
+        return img[sy, sx]
+
+    company = np.zeros(len(xs), np.uint8)
+    for d in range(params.parallel_range[0], params.parallel_range[1] + 1):
+        np.maximum(company, shifted(own, d), out=company)
+        np.maximum(company, shifted(own, -d), out=company)
+    left, right = shifted(gray_s, -params.side_offset), shifted(gray_s, params.side_offset)
+    step = float(np.median(np.abs(left - right)))
+    ridge = float(np.median(np.abs(gray_s[ys, xs] - 0.5 * (left + right))))
+    return float(np.median(company)) / level, step / max(ridge, 1.0)
 
 
 def detect_scratches(
@@ -265,21 +321,18 @@ def detect_scratches(
     _edges: np.ndarray | None = None,
     _chroma: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Scratches, creases and tears: long thin line responses, hysteresis, shape filter."""
+    """Scratches and creases: long thin line responses, hysteresis, shape and context filter."""
     gray = luminance(rgb)
     scale = sensitivity_scale(sensitivity)
-    oriented = oriented_responses(gray, params)
-    resp = oriented.max(axis=0)
-    # texture level: the typical line response nearby (grass, water ripples, hair are
-    # line-like too) and, for line-rich areas (facades, railings), its mean over a wider area
-    texture = np.maximum(
-        params.texture_gain * texture_level(resp, params.texture_window).astype(np.float32),
-        params.clutter_gain * texture_level(resp, params.clutter_window, "mean"),
-    )
+    own, along = oriented_responses(gray, params)
+    # texture level: the typical (median) response nearby; grass, water ripples and hair are
+    # line-like too. A median ignores the few pixels a scratch takes in the window.
+    texture = params.texture_gain * texture_level(along.max(axis=0), params.texture_window).astype(np.float32)
     high = np.maximum(params.floor, texture) * scale
+    low = high * params.low_ratio
     edges = real_edges(gray, cleanup.edge_threshold, params.max_width) if _edges is None else _edges
     chroma = chroma_gain(rgb) if _chroma is None else _chroma
-
+    gray_s = cv2.GaussianBlur(gray, (0, 0), 1.0).astype(np.float32)
     min_length = min(params.min_length, params.min_length_fraction * max(gray.shape))
 
     def keep(i, labels, box, area) -> bool:
@@ -292,15 +345,25 @@ def detect_scratches(
             return False
         if _mean_in(labels, i, box, chroma) > params.max_chroma_gain:
             return False
-        return _edge_fraction(labels, i, box, edges) < params.edge_ratio
+        if _edge_fraction(labels, i, box, edges) >= params.edge_ratio:
+            return False
+        x, y, w, h = box
+        ys, xs = np.nonzero(labels[y : y + h, x : x + w] == i)
+        xs, ys = xs + x, ys + y
+        core = band_own[ys, xs] > high[ys, xs] * params.core_ratio
+        if core.sum() >= 10:  # judge the line by its core, not the averaging's halo
+            xs, ys = xs[core], ys[core]
+        parallel, step = _line_context(gray_s, band_own, xs, ys, params)
+        return parallel < params.max_parallel and step < params.max_step
 
-    # hysteresis per orientation (with its neighbours, so gentle curves stay whole): a
-    # scratch does not merge with crossing texture into one web of unknown shape
+    # hysteresis per orientation band: a scratch does not merge with crossing texture into
+    # one web of unknown shape
     found = np.zeros(gray.shape, bool)
-    n = params.angles
-    for a in range(n):
-        r = np.maximum(np.maximum(oriented[a], oriented[(a - 1) % n]), oriented[(a + 1) % n])
-        found |= _component_filter(r > high * params.low_ratio, r > high, keep)
+    for a in range(params.angles):
+        r = _band(along, a)
+        band_own = _band(own, a)
+        found |= _component_filter(r > low, r > high, keep)
+    found &= own.max(axis=0) > high * params.core_ratio
     return _finish(found, cleanup.dilate)
 
 

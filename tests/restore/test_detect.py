@@ -102,3 +102,47 @@ def test_synthetic_damage_is_reproducible():
     assert np.array_equal(a.image, b.image) and np.array_equal(a.support, b.support)
     assert (a.visible > 0).sum() <= (a.support > 0).sum()
     assert (a.visible > 0).any()
+
+
+def grass_patch(h=300, w=400, seed=0):
+    """A clean, busy texture of short thin strokes at every angle (grass, fur, twigs)."""
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), 120, np.uint8)
+    for _ in range(1600):
+        x, y = rng.uniform(0, w), rng.uniform(0, h)
+        a, n = rng.uniform(0, np.pi), rng.uniform(6, 14)
+        v = int(rng.choice([rng.integers(60, 95), rng.integers(150, 185)]))
+        p0 = (int(x), int(y))
+        p1 = (int(x + n * np.cos(a)), int(y + n * np.sin(a)))
+        cv2.line(img, p0, p1, (v, v, v), 1, cv2.LINE_AA)
+    return img
+
+
+def test_scratch_across_texture_is_found_and_texture_alone_is_not():
+    clean = grass_patch()
+    assert (detect.detect_damage(clean) > 0).mean() < 0.005
+    damaged, truth = draw_scratch(clean, (10, 30), (390, 250), 30, width=2)
+    mask = detect.detect_scratches(damaged)
+    found = near(cv2.dilate(mask, np.ones((5, 5), np.uint8)), truth, 0).sum() / (truth > 0).sum()
+    assert found > 0.7
+    assert near(mask, truth).sum() / max((mask > 0).sum(), 1) > 0.7  # crossing strokes cling to it
+
+
+def test_parallel_thin_lines_are_content_not_scratches(photo):
+    # window frames, railings, blinds: a lone line is a scratch, a row of them is not
+    grid = photo.copy()
+    for y in range(15, 160, 22):
+        cv2.line(grid, (0, y), (199, y + 12), (235, 235, 235), 2)
+    assert (detect.detect_scratches(grid) > 0).sum() < 50
+    lone, _ = draw_scratch(photo, (0, 81), (199, 93), 235)
+    assert (detect.detect_scratches(lone) > 0).sum() > 200
+
+
+def test_thin_halo_along_a_real_edge_is_not_a_scratch():
+    # an over-sharpened edge: a thin bright line separating a dark and a light area
+    img = np.full((160, 200, 3), 70, np.uint8)
+    img[:, 101:] = 150
+    img += np.random.default_rng(0).integers(0, 3, img.shape, dtype=np.uint8)
+    img[:, 99:101] = 215
+    assert (detect.detect_scratches(img) > 0).sum() < 20
+    assert detect.detect_scratches(draw_scratch(img, (20, 10), (60, 150), 215)[0]).any()
