@@ -26,6 +26,9 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--chunk-columns", type=int, default=3072, metavar="N",
                         help="residual columns per aggregation chunk (default 3072)")
+    parser.add_argument("--texture", type=float, default=InpaintSettings.texture, metavar="T",
+                        help="the photo's own grain carried into the fill, as a share of the grain around "
+                             "it: 0 = smooth, 1 = as grainy as the surroundings (default 1, at most 2)")
     parser.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1-100 (default 95)")
 
 
@@ -34,8 +37,10 @@ def settings_from(args: argparse.Namespace) -> InpaintSettings:
         raise CliError("--quality must be between 1 and 100.")
     if args.chunk_columns < 1:
         raise CliError("--chunk-columns must be at least 1.")
+    if not 0.0 <= args.texture <= 2.0:
+        raise CliError("--texture must be between 0 (smooth) and 2.")
     return InpaintSettings(method=args.method, model_path=args.model, backend=args.backend,
-                           chunk_columns=args.chunk_columns)
+                           chunk_columns=args.chunk_columns, texture=args.texture)
 
 
 def load_photo(path: str | Path, max_megapixels: float = InpaintSettings.max_megapixels) -> LoadedImage:

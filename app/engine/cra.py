@@ -116,7 +116,8 @@ def patch_descriptors(coarse: np.ndarray, grid: int) -> np.ndarray:
 
 
 def compute_attention(
-    coarse: np.ndarray, grid: int, rows: np.ndarray, cols: np.ndarray, scale: float, peak: float = 0.0, rank: int = 4
+    coarse: np.ndarray, grid: int, rows: np.ndarray, cols: np.ndarray, scale: float, peak: float = 0.0, rank: int = 4,
+    bias: np.ndarray | None = None,
 ) -> np.ndarray:
     """Attention of hole patches (rows) over valid patches (cols): a softmax over the
     cosine similarity of patch descriptors, restricted to the valid columns.
@@ -124,11 +125,13 @@ def compute_attention(
     Each row's scale is at least `scale`, raised where the row's best candidates are
     nearly tied (a smooth coarse patch resembles many sources) so that the best source
     outweighs the `rank`-th best by at least e**peak: averaging many residuals cancels
-    the texture they carry."""
+    the texture they carry. `bias` (rows x cols) is added to the similarities."""
     feats = patch_descriptors(coarse, grid)
     feats = feats - feats[cols].mean(axis=0, keepdims=True)
     feats /= np.linalg.norm(feats, axis=1, keepdims=True) + 1e-6
     scores = (feats[rows] @ feats[cols].T).astype(np.float32)
+    if bias is not None:
+        scores += bias
     return softmax_rows(scores, row_scales(scores, scale, peak, rank))
 
 
@@ -175,3 +178,52 @@ def renormalise(attention: np.ndarray, rows: np.ndarray, cols: np.ndarray, scale
     block[empty] = 1.0
     sums[empty] = block.shape[1]
     return block / sums
+
+
+def patch_energy(image: np.ndarray, weight: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per patch: the weighted mean of the squared pixels (over channels) and the weight sum's
+    share of the patch, both (grid, grid)."""
+    side = image.shape[0]
+    p = side // grid
+    sq = np.einsum("ijc,ijc->ij", image, image) / image.shape[2] * weight
+    num = sq.reshape(grid, p, grid, p).sum(axis=(1, 3))
+    den = weight.astype(np.float32).reshape(grid, p, grid, p).sum(axis=(1, 3))
+    return num / np.maximum(den, 1e-6), den / (p * p)
+
+
+def target_energy(residual: np.ndarray, valid: np.ndarray, grid: int) -> np.ndarray:
+    """Detail energy each patch should carry, (grid*grid,): the mean square of its own valid
+    pixels where it has enough of them; inwards from there, ring by ring, the blend of its
+    already known neighbours (the nearest texture wins, as across a hole's edge)."""
+    energy, share = patch_energy(residual, valid, grid)
+    found = share >= 0.25
+    target = np.where(found, energy, 0).astype(np.float32)
+    weight = np.where(found, 1.0, share).astype(np.float32)
+    target = np.where(share > 0, energy, 0).astype(np.float32)
+    for _ in range(2 * grid):
+        if found.all():
+            break
+        num = cv2.GaussianBlur(target * weight, (3, 3), 0, borderType=cv2.BORDER_REFLECT)
+        den = cv2.GaussianBlur(weight, (3, 3), 0, borderType=cv2.BORDER_REFLECT)
+        ok = ~found & (den > 1e-3)
+        if not ok.any():
+            break
+        target[ok] = num[ok] / den[ok]
+        weight[ok] = 1.0
+        found |= ok
+    return target.reshape(-1)
+
+
+def energy_bias(source_energy: np.ndarray, wanted: np.ndarray, weight: float) -> np.ndarray:
+    """(rows x cols) score penalty: weight x |ln of the RMS ratio| between what a source patch
+    carries and what the hole patch should carry, so grain goes to grainy places."""
+    log_src = 0.5 * np.log(np.asarray(source_energy, np.float32) + 1.0)
+    log_want = 0.5 * np.log(np.asarray(wanted, np.float32) + 1.0)
+    return (-np.float32(weight) * np.abs(log_want[:, None] - log_src[None, :])).astype(np.float32)
+
+
+def energy_gains(done: np.ndarray, wanted: np.ndarray, most: float) -> np.ndarray:
+    """Gain per hole patch (row of `done`) bringing its aggregated detail to the `wanted`
+    mean-square energy, capped at `most`."""
+    carried = np.einsum("rd,rd->r", done, done) / done.shape[1]
+    return np.minimum(np.sqrt(wanted / np.maximum(carried, 1e-6)), most).astype(np.float32)

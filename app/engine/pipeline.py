@@ -218,7 +218,7 @@ def _fill_region(image, hole, source, region: Region, settings, stage, backend, 
     # the split between the coarse fill's structure and the photo's own detail: below
     # detail_size the coarse fill is trusted, above it detail comes from the photo
     detail = min(size, settings.detail_size or (size if stage.fixed_size else OPENCV_DETAIL_SIZE))
-    if settings.cra and work > detail:
+    if settings.cra and settings.texture > 0 and work > detail:
         base = coarse if detail == size else cv2.resize(coarse, (detail, detail), interpolation=cv2.INTER_AREA)
         low = small if detail == size else cv2.resize(small, (detail, detail), interpolation=cv2.INTER_AREA)
         large = cv2.resize(base, (work, work), interpolation=cv2.INTER_LINEAR)
@@ -249,10 +249,15 @@ def _aggregate_residual(large, residual, box_hole, box_source, coarse, model_att
     cols = np.flatnonzero(~cra.patch_any(polluted | ~box_source, grid))
     if len(rows) == 0 or len(cols) == 0:
         return
+    # the detail energy each patch should carry: that of the photo around it
+    wanted = cra.target_energy(residual, ~polluted & box_source, grid)
+    bias = cra.energy_bias(wanted[cols], wanted[rows], settings.energy_weight) if settings.energy_weight > 0 else None
     if model_attention is not None:
         attention = cra.renormalise(model_attention, rows, cols)
     else:
-        attention = cra.compute_attention(coarse, grid, rows, cols, settings.attention_scale, settings.attention_peak)
+        attention = cra.compute_attention(
+            coarse, grid, rows, cols, settings.attention_scale, settings.attention_peak, bias=bias
+        )
     sources = cra.gather_patches(residual, grid, cols)
     done = cra.aggregate(
         attention,
@@ -262,6 +267,11 @@ def _aggregate_residual(large, residual, box_hole, box_source, coarse, model_att
         on_chunk=lambda k, n: report("aggregate", k, n, 0.5 + 0.4 * k / n),
         cancel=cancel,
     )
+    # no more grain than the surroundings have (no tree texture in the sky), times `texture`
+    if settings.match_energy:
+        done *= cra.energy_gains(done, wanted[rows], 1.0)[:, None]
+    if settings.texture != 1.0:
+        done *= np.float32(settings.texture)
     cra.add_to_patches(large, grid, rows, done)
 
 

@@ -30,6 +30,16 @@ class InpaintSettings:
     # the model's own input size (a trained model's fill is trusted up to its resolution;
     # measured best PSNR at sharpness >= 0.8), 128 for the blurrier OpenCV fills
     detail_size: int = 0
+    # how much of the photo's own detail the fill carries, as a share of the detail energy of
+    # the photo around each hole patch: 0 = a smooth fill (best PSNR/SSIM), 1 = as grainy as
+    # its surroundings (measured in bench/quality.py: sharper, a little lower SSIM)
+    texture: float = 1.0
+    # scale each hole patch's carried detail to at most the energy of the photo around it
+    # (off: the attention's transplant as it is, HiFill's behaviour)
+    match_energy: bool = True
+    # attention prefers sources whose detail energy matches what the hole patch should carry:
+    # score penalty per unit of |ln RMS ratio| (0 = match on the coarse fill alone)
+    energy_weight: float = 0.3
     chunk_columns: int = 3072  # residual columns per aggregation chunk (the NPU matmul width)
     # the NPU's fixed-shape MatMul chunk, MxN or MxKxN (models/matmul_MxKxN.om); a smaller installed
     # chunk model is used when this one does not fit in the device memory

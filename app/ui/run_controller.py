@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.canvas.document import InpaintOutcome, LayerKind
 from app.canvas.session import EditSession
+from app.engine.settings import InpaintSettings
 
 STAGE_TEXT = {"prepare": "Preparing", "model": "Filling", "aggregate": "Adding detail", "paste": "Pasting back"}
 
@@ -45,6 +46,7 @@ class RunController(QObject):
         self._run_mask = None
         self._cancelling: int | None = None
         self.method = "auto"
+        self.texture = InpaintSettings.texture  # share of the surroundings' grain in the fill
 
     @property
     def running(self) -> bool:
@@ -68,7 +70,7 @@ class RunController(QObject):
             return False
         protect = doc.combined_mask(LayerKind.PROTECT)
         protect = protect if protect.any() else None
-        settings = doc.settings.with_(method=self.method)
+        settings = doc.settings.with_(method=self.method, texture=self.texture)
         try:
             worker = self._ensure_worker()
         except Exception as exc:  # noqa: BLE001 - the engine could not start: say why

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QProgressBar,
+    QSlider,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -32,6 +34,19 @@ class RunPanel(QWidget):
         for key, text in METHOD_CHOICES:
             self.method.addItem(text, key)
         self.method.currentIndexChanged.connect(lambda i: setattr(runner, "method", self.method.itemData(i)))
+        # how grainy the fill is: the share of the surroundings' own detail it carries
+        self.texture = QSlider(Qt.Orientation.Horizontal)
+        self.texture.setRange(0, 150)
+        self.texture.setSingleStep(5)
+        self.texture.setPageStep(25)
+        self.texture.setValue(round(runner.texture * 100))
+        self.texture.setToolTip(
+            "How much of the photo's own grain and fine detail goes into the fill.\n"
+            "0 % = smooth; 100 % = as grainy as the surroundings (default)."
+        )
+        self.texture_label = QLabel()
+        self.texture.valueChanged.connect(self._on_texture)
+        self._on_texture(self.texture.value())
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(True)
@@ -49,6 +64,10 @@ class RunPanel(QWidget):
         self.apply_button, self.discard_button = button("apply_result"), button("discard_result")
         form = QFormLayout()
         form.addRow("Method", self.method)
+        texture_row = QHBoxLayout()
+        texture_row.addWidget(self.texture, 1)
+        texture_row.addWidget(self.texture_label)
+        form.addRow("Texture", texture_row)
         row1 = QHBoxLayout()
         row1.addWidget(self.run_button)
         row1.addWidget(self.cancel_button)
@@ -70,6 +89,10 @@ class RunPanel(QWidget):
         runner.cancelled.connect(lambda: self._end("Cancelled"))
         runner.finished.connect(self._on_finished)
 
+    def _on_texture(self, value: int) -> None:
+        self.runner.texture = value / 100.0
+        self.texture_label.setText(f"{value} %")
+
     def show_progress(self, stage: str, fraction: float) -> None:
         if fraction < 0:  # unknown (cancelling): busy indicator
             self.progress.setFormat(f"{stage}…")
@@ -79,6 +102,7 @@ class RunPanel(QWidget):
 
     def _on_running(self, running: bool) -> None:
         self.method.setEnabled(not running)
+        self.texture.setEnabled(not running)
         if running:
             self.info.setText("")
 

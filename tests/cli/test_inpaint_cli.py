@@ -387,3 +387,23 @@ def test_python_dash_m_app_runs_the_command_line(tmp_path):
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300, check=False,
     )
     assert proc.returncode == 1 and "absent.png" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_texture_option_sets_how_grainy_the_fill_is(capsys, tmp_path):
+    rng = np.random.default_rng(4)
+    grainy = np.clip(128 + rng.normal(0, 25, (300, 300, 3)), 0, 255).astype(np.uint8)
+    photo = _save(tmp_path / "grain.png", grainy)
+    m = np.zeros((300, 300), np.uint8)
+    m[100:200, 100:200] = 255
+    mask = _save(tmp_path / "m.png", m)
+    spread = {}
+    for texture in ("0", "1"):
+        out = tmp_path / f"t{texture}.png"
+        code, _, _ = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, "--texture", texture, *FAST)
+        assert code == 0
+        result = _read_rgb(out).astype(float)
+        assert np.array_equal(result[m == 0], grainy[m == 0])
+        spread[texture] = result[110:190, 110:190].std()
+    assert spread["0"] < 5 < 15 < spread["1"]  # smooth vs about the photo's own grain (25)
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", tmp_path / "x.png", "--texture", "3", *FAST)
+    assert code == 1 and "--texture" in stderr

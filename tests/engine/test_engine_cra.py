@@ -247,3 +247,28 @@ def test_nearly_tied_rows_are_sharpened_until_the_best_source_dominates():
 def _top_gap(scores):
     top = -np.sort(-scores, axis=1)
     return top[:, 0] - top[:, 3]
+
+
+def test_target_energy_comes_from_the_nearest_known_texture():
+    """A hole across a flat/grainy border: each hole patch should carry the energy of the
+    side it is nearest to, not the photo's average."""
+    grid, p = 16, 8
+    side = grid * p
+    rng = np.random.default_rng(3)
+    residual = np.zeros((side, side, 3), np.float32)
+    residual[:, side // 2 :] = rng.normal(0, 10, (side, side // 2, 3))  # right half: energy 100
+    valid = np.ones((side, side), bool)
+    valid[4 * p : 12 * p, 2 * p : 14 * p] = False  # hole patches: rows 4-11, columns 2-13
+    wanted = cra.target_energy(residual, valid, grid).reshape(grid, grid)
+    assert wanted[0, 0] == 0 and 80 < wanted[0, grid - 1] < 120  # known patches keep their own
+    assert np.all(wanted[4:12, 2:6] < 10)  # hole patches near the flat side
+    assert np.all(wanted[4:12, 10:14] > 70)  # hole patches near the grainy side
+
+
+def test_energy_bias_and_gains_match_the_detail_to_its_place():
+    # a source of matching energy is not penalised; one 10x as strong (RMS) is, by ln(10) * w
+    bias = cra.energy_bias(np.array([99.0, 9999.0]), np.array([99.0]), 0.5)
+    assert bias[0, 0] == 0 and bias[0, 1] == pytest.approx(-0.5 * np.log(10), rel=1e-3)
+    done = np.full((3, 12), 4.0, np.float32)  # carried energy 16 in each row
+    gains = cra.energy_gains(done, np.array([0.0, 4.0, 64.0]), 1.0)
+    assert gains.tolist() == pytest.approx([0.0, 0.5, 1.0])  # capped: never more than asked

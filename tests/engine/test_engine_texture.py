@@ -69,3 +69,22 @@ def test_the_fill_is_not_a_copy_of_one_place():
     block = out[a + 10 : a + 70, a + 10 : a + 70]
     other = out[a + 75 : a + 135, a + 75 : a + 135]
     assert np.mean(np.abs(block - other)) > 5
+
+
+def test_detail_follows_the_local_texture_not_the_whole_photo():
+    """Half flat, half grainy: a hole across the border gets grain only on the grainy side.
+    The coarse fill is smooth on both sides, so the attention alone cannot tell them apart;
+    matching the carried detail's energy to the photo around each patch does."""
+    rng = np.random.default_rng(5)
+    image = np.full((SIDE, SIDE, 3), 128, np.uint8)
+    image[:, SIDE // 2 :] = np.clip(128 + rng.normal(0, 30, (SIDE, SIDE // 2, 3)), 0, 255).astype(np.uint8)
+    mask = np.zeros((SIDE, SIDE), np.uint8)
+    a, hole = SIDE // 2 - 150, 300
+    mask[a : a + hole, a : a + hole] = 255
+    flat_part = np.s_[a + 10 : a + hole - 10, a + 10 : SIDE // 2 - 25]  # a patch (19 px) off the border
+    grain_part = np.s_[a + 10 : a + hole - 10, SIDE // 2 + 25 : a + hole - 10]
+    outside = _laplacian_energy(image, np.s_[50:350, SIDE - 350 : SIDE - 50])
+    out = inpaint(image, mask, InpaintSettings(method="telea", backend="cpu")).image
+    assert np.array_equal(out[mask == 0], image[mask == 0])
+    assert _laplacian_energy(out, flat_part) < 0.02 * outside
+    assert _laplacian_energy(out, grain_part) > 0.5 * outside

@@ -246,3 +246,24 @@ def test_layer_panel_operations(window, qtbot, tmp_path):
         s.undo_stack.undo()
     assert [l.name for l in doc.layers] == ["Mask 1"] and not doc.layers[0].locked
     assert doc.layers[0].opacity == 0.5 and doc.layers[0].kind == LayerKind.FILL and not doc.layers[0].mask.any()
+
+
+def test_texture_slider_sets_how_grainy_the_fill_is(window, qtbot):
+    win = window
+    rng = np.random.default_rng(4)
+    grainy = np.clip(128 + rng.normal(0, 25, (300, 300, 3)), 0, 255).astype(np.uint8)
+    doc = Document(photo=grainy)
+    doc.layers.append(doc.new_layer("Mask 1"))
+    doc.layers[0].mask[100:200, 100:200] = 255
+    win.set_document(doc)
+    win.runner.method = "telea"
+    spread = {}
+    for value in (0, 100):
+        win.run_panel.texture.setValue(value)
+        assert win.run_panel.texture_label.text() == f"{value} %"
+        with qtbot.waitSignal(win.runner.finished, timeout=60000):
+            win.actions.run.trigger()
+            assert not win.run_panel.texture.isEnabled()  # no change of mind mid-run
+        spread[value] = doc.result.image[110:190, 110:190].astype(float).std()
+        win.actions.discard_result.trigger()
+    assert spread[0] < 5 < 15 < spread[100]
