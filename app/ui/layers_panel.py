@@ -4,9 +4,10 @@ is undoable; the panel redraws from the session's signals."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QCheckBox,
     QColorDialog,
     QComboBox,
@@ -54,7 +55,12 @@ class LayersPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.list = QListWidget()
-        self.list.setToolTip("Tick to show, double-click to rename. F = fill layer, P = protect layer, dark corner = locked")
+        self.list.setToolTip(
+            "Tick to show, double-click to rename, drag to reorder. F = fill layer, P = protect layer, "
+            "dark corner = locked"
+        )
+        self.list.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.list.setDefaultDropAction(Qt.DropAction.MoveAction)
         self.kind = QComboBox()
         self.kind.addItem("Fill (remove this area)", LayerKind.FILL)
         self.kind.addItem("Protect (never copy from here)", LayerKind.PROTECT)
@@ -86,6 +92,8 @@ class LayersPanel(QWidget):
 
         self.list.currentItemChanged.connect(self._on_current)
         self.list.itemChanged.connect(self._on_item_changed)
+        # after the drop has finished: the move rebuilds the list
+        self.list.model().rowsMoved.connect(lambda *_: QTimer.singleShot(0, self._follow_dragged_order))
         self.kind.activated.connect(lambda i: self._set(kind=self.kind.itemData(i)))
         self.locked.toggled.connect(lambda on: self._set(locked=on))
         self.colour.clicked.connect(self._pick_colour)
@@ -140,6 +148,27 @@ class LayersPanel(QWidget):
             self.session.set_layer_props(uid, name=name)
         else:
             self.refresh()  # an empty name: put the old one back
+
+    def _follow_dragged_order(self) -> None:
+        """A layer was dragged in the list: make the document's order follow (undoable)."""
+        doc = self.session.document
+        shown = [int(self.list.item(r).data(UID_ROLE)) for r in range(self.list.count())]
+        moved = self._dragged(shown, [layer.uid for layer in reversed(doc.layers)])
+        if moved is None:
+            self.refresh()  # not a single move: show the document's order again
+            return
+        self.session.move_layer(moved, len(shown) - 1 - shown.index(moved))  # the list shows the top first
+
+    @staticmethod
+    def _dragged(shown: list[int], order: list[int]) -> int | None:
+        """The layer whose move alone turns `order` into `shown` (None if there is none)."""
+        if shown == order:
+            return None
+        for uid in order:
+            rest = [u for u in order if u != uid]
+            if rest == [u for u in shown if u != uid]:
+                return uid
+        return None
 
     def _set(self, **props) -> None:
         layer = self.session.active_layer()

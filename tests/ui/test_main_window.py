@@ -267,3 +267,20 @@ def test_texture_slider_sets_how_grainy_the_fill_is(window, qtbot):
         spread[value] = doc.result.image[110:190, 110:190].astype(float).std()
         win.actions.discard_result.trigger()
     assert spread[0] < 5 < 15 < spread[100]
+
+
+def test_dragging_a_layer_in_the_list_reorders_the_document(window, qtbot):
+    from PySide6.QtCore import QModelIndex
+
+    win = window
+    panel, doc = win.layers_panel, win.current_document()
+    win.actions.add_layer.trigger()
+    win.actions.add_protect_layer.trigger()
+    assert [panel.list.item(r).text() for r in range(3)] == ["Protect 1", "Mask 2", "Mask 1"]
+    # what QListWidget's internal-move drop does: move the bottom row above the top one
+    assert panel.list.model().moveRow(QModelIndex(), 2, QModelIndex(), 0)
+    qtbot.waitUntil(lambda: [l.name for l in doc.layers] == ["Mask 2", "Protect 1", "Mask 1"], timeout=5000)
+    assert [panel.list.item(r).text() for r in range(3)] == ["Mask 1", "Protect 1", "Mask 2"]
+    win.session.undo_stack.undo()  # one undo step puts it back
+    assert [l.name for l in doc.layers] == ["Mask 1", "Mask 2", "Protect 1"]
+    assert [panel.list.item(r).text() for r in range(3)] == ["Protect 1", "Mask 2", "Mask 1"]
