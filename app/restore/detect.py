@@ -55,7 +55,8 @@ class ScratchParams:
     edge_ratio: float = 0.5
     max_chroma_gain: float = 0.5
     parallel_range: tuple[int, int] = (8, 60)  # px either side searched for parallel lines
-    max_parallel: float = 0.6  # drop when parallel neighbours reach this share of the own response
+    parallel_piece: int = 40  # px: pieces of the line searched separately
+    max_parallel: float = 0.4  # drop when parallel neighbours reach this share of the own response
     side_offset: int = 6  # px either side of the line where the background is compared
     max_step: float = 0.6  # drop when the two sides differ by more than this share of the ridge
 
@@ -283,33 +284,43 @@ def _band(stack: np.ndarray, a: int) -> np.ndarray:
     return np.maximum(np.maximum(stack[a], stack[(a - 1) % n]), stack[(a + 1) % n])
 
 
-def _line_context(gray_s: np.ndarray, own: np.ndarray, xs: np.ndarray, ys: np.ndarray,
-                  params: ScratchParams) -> tuple[float, float]:
-    """(parallel, step) of a line given by its pixels, both as shares of its own contrast.
-
-    parallel: the typical strongest line response found on copies of the line shifted along
-    its normal by parallel_range px: a scratch is alone, a window frame, railing or stripe
-    pattern has neighbours of its kind.
-    step: how much the background differs on its two sides (side_offset px away): a scratch
-    lies on one background, a halo along a real edge separates two different ones."""
+def _looks_alone_on_one_background(gray_s: np.ndarray, own: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+                                   params: ScratchParams) -> bool:
+    """Context test of a line given by its pixels; False for
+    - parallel: copies of it shifted along the normal by parallel_range px meet a line
+      response of max_parallel of its own: a scratch is alone; window frames, railings and
+      stripes have neighbours of their kind. The search runs per piece of the line
+      (`parallel_piece` px), at the distance that piece's neighbour has, because rows of
+      windows in perspective converge; texture at one distance averages out over a piece;
+    - step: the backgrounds side_offset px either side differ by more than max_step of
+      the ridge's contrast: a scratch lies on one background, a halo along a real edge
+      separates two."""
     h, w = gray_s.shape
     cov = np.cov(np.stack([xs, ys]).astype(np.float64))
-    nx, ny = np.linalg.eigh(cov)[1][:, 0]  # the normal: the axis of least spread
-    level = max(float(np.median(own[ys, xs])), 1.0)
+    vecs = np.linalg.eigh(cov)[1]
+    nx, ny = vecs[:, 0]  # the normal: the axis of least spread
 
     def shifted(img, d):
         sx = np.clip(np.round(xs + d * nx).astype(np.intp), 0, w - 1)
         sy = np.clip(np.round(ys + d * ny).astype(np.intp), 0, h - 1)
         return img[sy, sx]
 
-    company = np.zeros(len(xs), np.uint8)
+    t = xs * vecs[0, 1] + ys * vecs[1, 1]
+    piece = ((t - t.min()) // params.parallel_piece).astype(np.intp)
+    n = int(piece.max()) + 1
+    count = np.bincount(piece, minlength=n)
+    company = np.zeros(n)
     for d in range(params.parallel_range[0], params.parallel_range[1] + 1):
-        np.maximum(company, shifted(own, d), out=company)
-        np.maximum(company, shifted(own, -d), out=company)
+        for sd in (d, -d):
+            np.maximum(company, np.bincount(piece, shifted(own, sd).astype(np.float64), n) / np.maximum(count, 1),
+                       out=company)
+    level = max(float(np.median(own[ys, xs])), 1.0)
+    if np.median(company[count > 0]) >= params.max_parallel * level:
+        return False
     left, right = shifted(gray_s, -params.side_offset), shifted(gray_s, params.side_offset)
     step = float(np.median(np.abs(left - right)))
-    ridge = float(np.median(np.abs(gray_s[ys, xs] - 0.5 * (left + right))))
-    return float(np.median(company)) / level, step / max(ridge, 1.0)
+    ridge = max(float(np.median(np.abs(gray_s[ys, xs] - 0.5 * (left + right)))), 1.0)
+    return step < params.max_step * ridge
 
 
 def detect_scratches(
@@ -353,8 +364,7 @@ def detect_scratches(
         core = band_own[ys, xs] > high[ys, xs] * params.core_ratio
         if core.sum() >= 10:  # judge the line by its core, not the averaging's halo
             xs, ys = xs[core], ys[core]
-        parallel, step = _line_context(gray_s, band_own, xs, ys, params)
-        return parallel < params.max_parallel and step < params.max_step
+        return _looks_alone_on_one_background(gray_s, band_own, xs, ys, params)
 
     # hysteresis per orientation band: a scratch does not merge with crossing texture into
     # one web of unknown shape
