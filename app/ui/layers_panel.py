@@ -100,7 +100,8 @@ class LayersPanel(QWidget):
         self.opacity.valueChanged.connect(lambda v: self._set(opacity=v / 100.0))
         session.layers_changed.connect(self.refresh)
         session.document_replaced.connect(self.refresh)
-        session.active_layer_changed.connect(lambda _uid: self.refresh())
+        # only the selection moves: rebuilding the list under the pointer would end a drag
+        session.active_layer_changed.connect(self._select_active)
         self.refresh()
 
     # ---------------------------------------------------------------- view from model
@@ -117,6 +118,14 @@ class LayersPanel(QWidget):
                 item.setToolTip(f"{layer.name}: {kind} layer{', locked' if layer.locked else ''}")
                 self.list.addItem(item)
                 if layer.uid == self.session.active_uid:
+                    self.list.setCurrentItem(item)
+        self._show_props(self.session.active_layer())
+
+    def _select_active(self, _uid=None) -> None:
+        with QSignalBlocker(self.list):
+            for row in range(self.list.count()):
+                item = self.list.item(row)
+                if int(item.data(UID_ROLE)) == self.session.active_uid:
                     self.list.setCurrentItem(item)
         self._show_props(self.session.active_layer())
 
