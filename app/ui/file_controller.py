@@ -59,6 +59,8 @@ class FileController(QObject):
         # asked before another photo replaces the document (the project controller asks
         # about unsaved changes); True = go on now, False = it calls back when answered
         self.confirm_replace: Callable[[Callable[[], None]], bool] = lambda proceed: True
+        # set by the project controller: .ora paths (recent files, drops) open as projects
+        self.open_project: Callable[[str], None] | None = None
 
     # ---------------------------------------------------------------- open
     def open_dialog(self) -> None:
@@ -70,6 +72,9 @@ class FileController(QObject):
             self.open_path(path)
 
     def open_path(self, path: str, remember: bool = True) -> None:
+        if self.open_project is not None and path.lower().endswith(".ora"):
+            self.open_project(path)  # it asks about unsaved changes itself
+            return
         if not self.confirm_replace(lambda: self.open_path(path, remember)):
             return
         name = Path(path).name

@@ -53,8 +53,7 @@ class MainWindow(QMainWindow):
         self.run_panel = RunPanel(self.runner, self.actions)
         self.brush_options = BrushOptions(self.canvas)
         self.menus: dict[str, QMenu] = {}
-        self._drop = FileDropFilter(  # a dropped .ora opens as a project, anything else as a photo
-            lambda path: (self.projects.open_path if path.lower().endswith(".ora") else self.files.open_path)(path), self)
+        self._drop = FileDropFilter(self.files.open_path, self)  # a dropped .ora opens as a project
         self.installEventFilter(self._drop)
         self.canvas.installEventFilter(self._drop)
 

@@ -60,6 +60,7 @@ class ProjectController(QObject):
     busy_changed = Signal(bool)
     saved = Signal(str)  # path of a project written by Save / Save As
     opened = Signal(object)  # Document read by Open Project or a recovery: show it (set_document)
+    project_opened = Signal(str)  # path of a project file opened (not a recovery)
     autosaved = Signal(str)
     notice = Signal(str)
     dirty_changed = Signal(bool)
@@ -260,12 +261,9 @@ class ProjectController(QObject):
 
     # ---------------------------------------------------------------- open
     def open_dialog(self) -> None:
-        if self.dirty:  # ask first; Discard goes on to the file dialog, Save saves (then open again)
-            self._ask_unsaved("opening another project",
-                              lambda b: self._open_file_dialog() if b == Buttons.Discard else
-                              (self.save() if b == Buttons.Save else None))
-            return
-        self._open_file_dialog()
+        # ask first: Discard goes on to the file dialog, Save saves and then goes on
+        if self.confirm_close(self._open_file_dialog, "opening another project"):
+            self._open_file_dialog()
 
     def _open_file_dialog(self) -> None:
         start = str(Path(self.project_path).parent) if self.project_path else ""
@@ -274,6 +272,8 @@ class ProjectController(QObject):
             self.open_path(path)
 
     def open_path(self, path: str) -> None:
+        if not self.confirm_close(lambda: self.open_path(path), "opening another project"):
+            return  # asking about unsaved changes first (a drop or Open Recent)
         name = Path(path).name
         self.notice.emit(f"Opening {name}…")
         limit = self.session.document.settings.max_megapixels
@@ -281,6 +281,7 @@ class ProjectController(QObject):
         def done(doc: Document) -> None:
             self._pending = (str(path), False)
             self.opened.emit(doc)
+            self.project_opened.emit(str(path))
             notes = "; ".join(doc.meta.notes)
             self.notice.emit(f"Opened {name}" + (f" ({notes})" if notes else ""))
 
@@ -447,7 +448,10 @@ def install_projects(window, autosave_folder: str | Path | None = None) -> Proje
     ctl.progress.connect(progress)
     ctl.opened.connect(window.set_document)
     window.files.confirm_replace = ctl.confirm_replace
+    window.files.open_project = ctl.open_path  # Open Recent and drops route .ora files here
     ctl.saved.connect(saved)
+    ctl.saved.connect(window.files.add_recent)
+    ctl.project_opened.connect(window.files.add_recent)
     ctl.notice.connect(alive(lambda text: window.status.showMessage(text, 6000)))
     ctl.autosaved.connect(alive(lambda _path: window.status.showMessage("Autosaved", 3000)))
     ctl.dirty_changed.connect(alive(window.setWindowModified))

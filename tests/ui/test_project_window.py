@@ -146,3 +146,41 @@ def test_dropped_ora_opens_as_a_project(window, qtbot, tmp_path):
         assert window._drop.eventFilter(window, drop)
     assert window.current_document().size == (40, 30) and len(window.current_document().layers) == 2
     assert window.projects.project_path == str(tmp_path / "dropped.ora")
+
+
+def test_projects_join_open_recent_and_reopen_from_it(window, qtbot, tmp_path):
+    from PySide6.QtWidgets import QMenu
+
+    win = window
+    saved = tmp_path / "saved.ora"
+    win.projects.project_path = str(saved)
+    with qtbot.waitSignal(win.projects.saved, timeout=30000):
+        win.actions["save_project"].trigger()
+    other = make_doc(seed=8, w=50, h=40, layers=3)
+    save_project(other, tmp_path / "other.ora")
+    with qtbot.waitSignal(win.projects.opened, timeout=30000):
+        win.projects.open_path(str(tmp_path / "other.ora"))
+    recent = win.files.recent_files()
+    assert recent[:2] == [str((tmp_path / "other.ora").resolve()), str(saved.resolve())]
+    # the menu entry opens the saved project again, as a project (its layers come back)
+    menu = QMenu()
+    win.files.fill_recent_menu(menu)
+    entry = next(a for a in menu.actions() if a.text() == "saved.ora")
+    with qtbot.waitSignal(win.projects.opened, timeout=30000):
+        entry.trigger()
+    assert win.projects.project_path == str(saved) and win.current_document().size == (96, 64)
+    assert len(win.current_document().layers) == 2
+
+
+def test_opening_a_project_over_unsaved_changes_asks_first(window, qtbot, tmp_path):
+    win = window
+    save_project(make_doc(seed=9, w=40, h=30, layers=1), tmp_path / "next.ora")
+    win.session.set_layer_props(win.current_document().layers[0].uid, name="careful work")
+    win.files.open_path(str(tmp_path / "next.ora"))  # as from Open Recent or a drop
+    open_question(win).button(Buttons.Cancel).click()
+    qtbot.wait(50)
+    assert win.current_document().layers[0].name == "careful work"
+    with qtbot.waitSignal(win.projects.opened, timeout=30000):
+        win.files.open_path(str(tmp_path / "next.ora"))
+        open_question(win).button(Buttons.Discard).click()
+    assert win.current_document().size == (40, 30)
