@@ -47,6 +47,7 @@ class ScratchParams:
     low_ratio: float = 0.5  # hysteresis: low threshold = ratio * high
     texture_gain: float = 3.5  # seeds exceed this many times the typical (median) response nearby
     texture_window: int = 31
+    levels: tuple[float, ...] = (1.0, 1.5, 2.2)  # threshold multiples tried in turn
     core_ratio: float = 0.5  # kept pixels: own (unaveraged) response above this share of the seed threshold
     min_length: int = 60  # px along the component (on small photos: min_length_fraction of the long side)
     min_length_fraction: float = 0.15
@@ -368,11 +369,14 @@ def detect_scratches(
 
     # hysteresis per orientation band: a scratch does not merge with crossing texture into
     # one web of unknown shape
+    # and at stricter levels too: a scratch through grass that merges with the blades at one
+    # level stands alone at a higher one
     found = np.zeros(gray.shape, bool)
     for a in range(params.angles):
         r = _band(along, a)
         band_own = _band(own, a)
-        found |= _component_filter(r > low, r > high, keep)
+        for level in params.levels:
+            found |= _component_filter(r > low * level, r > high * level, keep)
     found &= own.max(axis=0) > high * params.core_ratio
     return _finish(found, cleanup.dilate)
 
