@@ -45,7 +45,9 @@ def register(sub) -> None:
                    help="non-local means on luminance; S = strength in grey levels, or 'auto' "
                    "(default when given without S: only if the photo measures as noisy)")
     p.add_argument("--auto-levels", action="store_true",
-                   help="fade repair: per-channel auto levels, gray-world balance, CLAHE on L")
+                   help="fade repair: per-channel auto levels, then CLAHE on L")
+    p.add_argument("--gray-world", action="store_true",
+                   help="gray-world colour balance (removes a cast; leave it off to keep a sepia tone)")
     p.add_argument("--sharpen", type=float, nargs="?", const=0.6, default=0.0, metavar="AMOUNT",
                    help="finish with an unsharp mask (default amount 0.6)")
     p.add_argument("--save-mask", metavar="MASK.png", help="also write the damage mask (white = filled)")
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             denoise=args.denoise is not False,
             denoise_strength=None if args.denoise is False else args.denoise,
             fade=args.auto_levels,
+            balance=args.gray_world,
             sharpen=args.sharpen > 0,
             sharpen_amount=args.sharpen or 0.6,
         )

@@ -3,11 +3,13 @@
 - `estimate_noise`: Immerkaer's fast noise sigma on the luminance;
 - `denoise`: non-local means on L of Lab, only when the estimate says the photo is noisy
   (or when a strength is given);
-- `clahe_l`, `auto_levels`, `gray_world`, and `repair_fade` combining them for faded prints;
+- `clahe_l`, `auto_levels`, `gray_world`, and `repair_fade` combining them for faded prints
+  (gray-world is a step of its own in `RepairSteps`: it would undo a sepia or a wanted tone);
 - `sharpen`: unsharp mask with a threshold so grain is not amplified.
 
 `RepairSteps` + `apply_repairs` run the chosen steps in the usual order
-(denoise -> fade -> sharpen) for the command line and the editor.
+(denoise -> fade: auto levels, gray-world balance, CLAHE -> sharpen) for the command line
+and the editor.
 """
 
 from __future__ import annotations
@@ -134,18 +136,19 @@ class RepairSteps:
 
     denoise: bool = False
     denoise_strength: float | None = None  # None = automatic (from the noise estimate)
-    fade: bool = False
+    fade: bool = False  # auto levels and CLAHE on L (as `levels` and `clahe` say)
     clahe: bool = True
     clip_limit: float = 1.5
     levels: bool = True
-    balance: bool = True
+    balance: bool = False  # gray-world balance, a toggle of its own (runs between levels and CLAHE)
+    balance_strength: float = 1.0
     sharpen: bool = False
     sharpen_amount: float = 0.6
     sharpen_radius: float = 1.5
 
     @property
     def any(self) -> bool:
-        return self.denoise or self.fade or self.sharpen
+        return self.denoise or self.fade or self.balance or self.sharpen
 
 
 def apply_repairs(rgb: np.ndarray, steps: RepairSteps, progress=None) -> np.ndarray:
@@ -155,11 +158,14 @@ def apply_repairs(rgb: np.ndarray, steps: RepairSteps, progress=None) -> np.ndar
         if progress:
             progress("denoise")
         out = denoise(out, steps.denoise_strength)
-    if steps.fade:
+    if steps.fade or steps.balance:
         if progress:
-            progress("fade")
-        out = repair_fade(out, clahe=steps.clahe, clip_limit=steps.clip_limit, levels=steps.levels,
-                          balance=steps.balance)
+            for name, on in (("fade", steps.fade), ("balance", steps.balance)):
+                if on:
+                    progress(name)
+        out = repair_fade(out, clahe=steps.fade and steps.clahe, clip_limit=steps.clip_limit,
+                          levels=steps.fade and steps.levels, balance=steps.balance,
+                          balance_strength=steps.balance_strength)
     if steps.sharpen:
         if progress:
             progress("sharpen")

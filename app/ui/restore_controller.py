@@ -25,7 +25,8 @@ REPAIR_TAG = "repair"
 
 
 def describe(steps: RepairSteps) -> str:
-    names = [n for n, on in (("denoise", steps.denoise), ("fade", steps.fade), ("sharpen", steps.sharpen)) if on]
+    names = [n for n, on in (("denoise", steps.denoise), ("fade", steps.fade), ("balance", steps.balance),
+                                 ("sharpen", steps.sharpen)) if on]
     return ", ".join(names) or "none"
 
 

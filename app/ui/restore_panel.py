@@ -187,14 +187,18 @@ class RestorePanel(QWidget):
         rf = QFormLayout(repair_box)
         self.denoise_box = QCheckBox("Denoise (non-local means)")
         self.denoise_strength = self._spin(0.0, 30.0, 0.0, 0.5, "auto", "Strength in grey levels; auto = from the noise estimate")
-        self.fade_box = QCheckBox("Fade repair (levels, balance, CLAHE)")
+        self.fade_box = QCheckBox("Fade repair (auto levels, CLAHE)")
         self.clahe_clip = self._spin(0.5, 6.0, 1.5, 0.25, None, "CLAHE clip limit")
+        self.balance_box = QCheckBox("Gray-world balance")
+        self.balance_box.setToolTip("Remove a colour cast (off keeps a sepia or a wanted tone)")
+        self.balance_strength = self._spin(0.1, 1.0, 1.0, 0.1, None, "How far the channel means are pulled together")
         self.sharpen_box = QCheckBox("Sharpen (unsharp mask)")
         self.sharpen_amount = self._spin(0.1, 3.0, 0.6, 0.1, None, "Unsharp mask amount")
         rf.addRow(self.denoise_box, self.denoise_strength)
         rf.addRow(self.fade_box, self.clahe_clip)
+        rf.addRow(self.balance_box, self.balance_strength)
         rf.addRow(self.sharpen_box, self.sharpen_amount)
-        for box in (self.denoise_box, self.fade_box, self.sharpen_box):
+        for box in (self.denoise_box, self.fade_box, self.balance_box, self.sharpen_box):
             box.toggled.connect(self.schedule_preview)
         self.apply_button = QPushButton("Apply repairs")
         self.apply_button.clicked.connect(lambda: self.repair_requested.emit(self.repair_steps()))
@@ -251,6 +255,8 @@ class RestorePanel(QWidget):
             denoise_strength=None if strength <= 0 else strength,
             fade=self.fade_box.isChecked(),
             clip_limit=self.clahe_clip.value(),
+            balance=self.balance_box.isChecked(),
+            balance_strength=self.balance_strength.value(),
             sharpen=self.sharpen_box.isChecked(),
             sharpen_amount=self.sharpen_amount.value(),
         )

@@ -76,3 +76,22 @@ def test_apply_repairs_runs_only_enabled_steps():
     assert seen == ["denoise", "fade", "sharpen"]
     with pytest.raises(ValueError):
         repair.sharpen(photo[:, :, 0])
+
+
+def test_gray_world_is_a_step_of_its_own():
+    # a sepia print keeps its tone through fade repair unless gray-world is asked for
+    photo = smooth_photo()
+    sepia = np.clip(photo.mean(axis=2, keepdims=True) * np.array([1.15, 1.0, 0.75]), 0, 255).astype(np.uint8)
+
+    def spread(img):
+        m = img.reshape(-1, 3).mean(axis=0)
+        return m.max() - m.min()
+
+    seen = []
+    faded = repair.apply_repairs(sepia, repair.RepairSteps(fade=True, levels=False), progress=seen.append)
+    assert seen == ["fade"] and spread(faded) > 20
+    seen.clear()
+    balanced = repair.apply_repairs(sepia, repair.RepairSteps(balance=True), progress=seen.append)
+    assert seen == ["balance"] and spread(balanced) < 3
+    assert np.array_equal(balanced, repair.gray_world(sepia))  # nothing else ran
+    assert repair.RepairSteps(balance=True).any and not repair.RepairSteps().any

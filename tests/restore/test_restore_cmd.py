@@ -65,3 +65,17 @@ def test_restore_bad_arguments_give_a_message(damaged, tmp_path, capsys, args, t
 def test_restore_missing_photo(tmp_path, capsys):
     assert main(["restore", str(tmp_path / "nope.jpg"), "-o", str(tmp_path / "o.png")]) == 1
     assert "Cannot read" in capsys.readouterr().err
+
+
+def test_gray_world_flag_removes_a_cast(tmp_path):
+    clean = smooth_photo()
+    cast = np.clip(clean * np.array([1.2, 1.0, 0.8]), 0, 255).astype(np.uint8)
+    path = tmp_path / "cast.png"
+    Image.fromarray(cast).save(path)
+    means = {}
+    for name, extra in (("plain", []), ("balanced", ["--gray-world"])):
+        out = tmp_path / f"{name}.png"
+        assert main(["restore", str(path), "-o", str(out), "--detect", "none"] + extra) == 0
+        means[name] = np.asarray(Image.open(out).convert("RGB")).reshape(-1, 3).mean(axis=0)
+    assert np.ptp(means["plain"]) > 15
+    assert np.ptp(means["balanced"]) < 3

@@ -129,6 +129,11 @@ def test_repair_toggles_preview_and_request(qtbot, panel, damaged):
     steps = panel.repair_steps()
     assert steps == RepairSteps(fade=True, clip_limit=1.5, denoise_strength=None, sharpen_amount=0.6)
     assert sig.args[0] == steps
+    with qtbot.waitSignal(panel.repair_preview, timeout=10000) as balanced:
+        panel.balance_box.setChecked(True)
+    assert balanced.args[0] == RepairSteps(fade=True, balance=True)
+    with qtbot.waitSignal(panel.repair_preview, timeout=10000):
+        panel.balance_box.setChecked(False)
     assert np.array_equal(sig.args[1], apply_repairs(damaged, steps))
     base = damaged[::-1].copy()  # e.g. a pending fill result
     panel.set_repair_source(base)
