@@ -18,6 +18,8 @@ Methods:
                   size -> model -> resized back -> hole pixels pasted (no CRA)
     engine        app.engine.inpaint(method="model") - the product path (CRA on top)
     engine-nocra  the same with cra=False: what the CRA detail stage adds or costs
+    engine@T      the engine at Texture T (0 = smooth fill, 1 = the default: detail as
+                  strong as the photo's around each hole patch)
 
 Per band and method it prints: PSNR (dB, whole photo), SSIM (whole photo, Gaussian
 window 11/1.5 on each RGB channel), L1 inside the hole (0..255 scale), sharpness ratio
@@ -257,6 +259,8 @@ def main(argv=None):
                 methods[name] = m_engine(args.model)
             elif name == "engine-nocra":  # the engine's regions and paste, without CRA detail
                 methods[name] = m_engine(args.model, cra=False)
+            elif name.startswith("engine@"):  # engine@0.5: the engine at another Texture setting
+                methods[name] = m_engine(args.model, texture=float(name.partition("@")[2]))
             else:
                 raise SystemExit(f"unknown method {name}")
         except (ImportError, OSError, ValueError) as exc:
@@ -292,7 +296,7 @@ def main(argv=None):
     print(file=sys.stderr)
 
     table = {}
-    hdr = f"{'band':<18}{'method':<12}{'PSNR':>8}{'SSIM':>8}{'L1hole':>9}{'sharp':>8}{'s/img':>9}"
+    hdr = f"{'band':<18}{'method':<14}{'PSNR':>8}{'SSIM':>8}{'L1hole':>9}{'sharp':>8}{'s/img':>9}"
     print(hdr)
     print("-" * len(hdr))
     for band, per in rows.items():
@@ -301,7 +305,7 @@ def main(argv=None):
                  "l1_hole": float(np.mean(r["l1"])), "sharpness": float(np.median(r["sharp"])),
                  "sec": float(np.mean(r["sec"])), "n": len(r["psnr"])}
             table.setdefault(band, {})[name] = t
-            print(f"{band:<18}{name:<12}{t['psnr']:8.2f}{t['ssim']:8.4f}{t['l1_hole']:9.2f}"
+            print(f"{band:<18}{name:<14}{t['psnr']:8.2f}{t['ssim']:8.4f}{t['l1_hole']:9.2f}"
                   f"{t['sharpness']:8.2f}{t['sec']:9.3f}")
     # overall speed ratio against PatchMatch
     secs = {n: np.mean([np.mean(rows[b][n]["sec"]) for b in rows]) for n in methods}
