@@ -59,6 +59,7 @@ EXIF_ENTRY = "inpaint-studio/exif.bin"
 ICC_ENTRY = "inpaint-studio/icc.icc"
 PHOTO_SRC = "data/photo.png"
 RESULT_SRC = "data/result.png"
+RESULT_NAME = "Result (not applied)"  # also how a file re-saved by another program shows our result
 RESULT_MASK = "inpaint-studio/result-mask.png"  # the fill mask the pending result was made with
 THUMB_SIZE = 256
 
@@ -317,7 +318,7 @@ def _stack_xml(doc: Document, srcs: list[str]) -> bytes:
             stack,
             "layer",
             {
-                "name": "Result (not applied)",
+                "name": RESULT_NAME,
                 "src": RESULT_SRC,
                 "x": "0",
                 "y": "0",
@@ -678,10 +679,18 @@ def _read_structure_inner(zf: zipfile.ZipFile, label: str, max_megapixels: float
     layers = [_layer_entry(el, names, label, w, h) for el in elements]
     roles = [layer.role for layer in layers]
     if "photo" not in roles:
-        # written by another program that dropped our attributes: the bottom layer is the photo
+        # written by another program that dropped our attributes (Krita re-saving our file
+        # keeps names, opacity, visibility and the masks exactly): the bottom layer is the
+        # photo, our result layer is known by its name, and kinds by the layer names
         layers[-1].role = "photo"
+        for layer in layers[:-1]:
+            if layer.name == RESULT_NAME and layer.x == 0 and layer.y == 0 and "result" not in roles:
+                layer.role = roles[layers.index(layer)] = "result"
+            elif "protect" in layer.name.lower():
+                layer.kind = LayerKind.PROTECT
         if len(layers) > 1:
-            notes.append("no Inpaint Studio layer roles found: the bottom layer is taken as the photo")
+            notes.append("no Inpaint Studio layer roles found (saved by another program): the bottom layer is taken "
+                         "as the photo, and layers named 'protect…' as protect layers")
     if roles.count("photo") > 1:
         raise ProjectError(f"{label} marks more than one layer as the photo.")
     if roles.count("result") > 1:

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from app.canvas.document import LayerKind
 from app.io.project import ProjectError, inspect_project, load_project, save_project
 from tests.io.conftest import make_doc
 
@@ -341,3 +342,48 @@ def test_unknown_xml_encoding_is_a_clean_error(tmp_path, valid):
     body = stack.split("?>", 1)[1] if stack.startswith("<?xml") else stack
     data = rezip(valid, {"stack.xml": b"<?xml version='1.0' encoding='U-1TF-8'?>" + body.encode()})
     open_bad(tmp_path, data, "encoding")
+
+
+def test_file_resaved_by_krita_keeps_masks_result_and_protect_by_name(tmp_path):
+    """Krita re-saving our project (checked by hand with Krita 5.1: `krita X.ora --export
+    --export-filename Y.ora`) drops our attributes, crops each layer to its content with
+    an x/y offset, and keeps names, opacity, visibility and the masks' alpha exactly."""
+
+    doc = make_doc(seed=5, w=40, h=30, layers=2)
+    doc.layers[1].name = "Protect faces"
+
+    def png(img: Image.Image) -> bytes:
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        return buf.getvalue()
+
+    files, xml_layers = {}, []
+    for i, layer in enumerate(reversed(doc.layers)):
+        ys, xs = np.nonzero(layer.mask)
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        rgba = np.zeros((y1 - y0, x1 - x0, 4), np.uint8)
+        rgba[..., :3] = layer.color
+        rgba[..., 3] = layer.mask[y0:y1, x0:x1]
+        files[f"data/layer{i + 2}.png"] = png(Image.fromarray(rgba, "RGBA"))
+        xml_layers.append(f'<layer name="{layer.name}" src="data/layer{i + 2}.png" x="{x0}" y="{y0}" '
+                          f'opacity="{layer.opacity}" visibility="{"visible" if layer.visible else "hidden"}"/>')
+    files["data/layer1.png"] = png(Image.fromarray(doc.result.image, "RGB").convert("RGBA"))
+    files["data/layer0.png"] = png(Image.fromarray(doc.photo, "RGB").convert("RGBA"))
+    xml = ('<image w="40" h="30" version="0.0.1"><stack>' + "".join(xml_layers)
+           + '<layer name="Result (not applied)" src="data/layer1.png" x="0" y="0" visibility="hidden"/>'
+           + '<layer name="Photo" src="data/layer0.png" x="0" y="0"/></stack></image>')
+    path = tmp_path / "krita.ora"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("mimetype", "image/openraster", compress_type=zipfile.ZIP_STORED)
+        zf.writestr("stack.xml", xml)
+        for name, data in files.items():
+            zf.writestr(name, data)
+    back = load_project(path)
+    assert np.array_equal(back.photo, doc.photo)
+    assert [x.name for x in back.layers] == [x.name for x in doc.layers]
+    for got, want in zip(back.layers, doc.layers):
+        assert np.array_equal(got.mask, want.mask) and got.visible == want.visible
+        assert got.opacity == pytest.approx(want.opacity)
+    assert [x.kind for x in back.layers] == [LayerKind.FILL, LayerKind.PROTECT]  # by its name
+    assert back.result is not None and np.array_equal(back.result.image, doc.result.image)
+    assert any("another program" in note for note in back.meta.notes)
