@@ -49,8 +49,8 @@ class ScratchParams:
     texture_window: int = 31
     levels: tuple[float, ...] = (1.0, 1.5, 2.2)  # threshold multiples tried in turn
     core_ratio: float = 0.5  # kept pixels: own (unaveraged) response above this share of the seed threshold
-    min_length: int = 60  # px along the component (on small photos: min_length_fraction of the long side)
-    min_length_fraction: float = 0.15
+    min_length: int = 90  # px along the component (on small photos: min_length_fraction of the long side)
+    min_length_fraction: float = 0.2
     min_elongation: float = 5.0  # length / mean width
     max_spread: float = 0.25  # std across the main axis / length: a line, or a gentle curve
     edge_ratio: float = 0.5
