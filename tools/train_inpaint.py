@@ -30,7 +30,9 @@ import csv
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -415,6 +417,15 @@ def train(args) -> dict:
     model.train()
     tstep = time.time()
     stop = False
+    # SIGTERM / Ctrl+C: finish the step, write the checkpoint, exit (no lost work)
+    interrupted = []
+
+    def _request_stop(signum, _frame):
+        interrupted.append(signum)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # signals reach only the main thread
+        previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     while not stop:
         img, mask = sampler.batch(args.batch)
         out = model(img, mask)
@@ -445,13 +456,17 @@ def train(args) -> dict:
             acc = dict.fromkeys(acc, 0.0)
             acc["n"] = 0
             tstep = time.time()
-        done = step >= args.steps or (args.minutes and time.time() - t0 > args.minutes * 60)
+        done = bool(interrupted) or step >= args.steps or (args.minutes and time.time() - t0 > args.minutes * 60)
         if done or time.time() - last_ck > args.ckpt_minutes * 60:
             save_checkpoint(latest, model, opt, step, vars(args), sampler.rng.getstate())
             last_ck = time.time()
         if args.snapshot_every and step % args.snapshot_every == 0:
             save_checkpoint(run / f"step_{step:06d}.pt", model, opt, step, vars(args), sampler.rng.getstate())
         stop = bool(done)
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+    if interrupted:
+        print(f"stopped by signal at step {step}; checkpoint written", flush=True)
     logf.close()
     return {"step": step, "history": history}
 
