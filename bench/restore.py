@@ -31,7 +31,12 @@ held-out sets: recall falls short everywhere, and on Urban100 real thin lines (w
 frames, railings) still pass for scratches.
 
   python bench/restore.py [--data DIR] [--set dev|bsds-test|sun|urban|all] [--limit N]
-                          [--sensitivity S] [--sweep] [--no-fill]
+                          [--sensitivity S] [--sweep] [--no-fill] [--slider]
+
+--slider times what a sensitivity slider move costs on a 12 MP photo (the first dev photo
+enlarged to 4000x3000 with synthetic damage): the whole detection (what a move cost before
+the analysis was cached) against the cached path (analysis once, then only the thresholds),
+and checks the two proposals are identical.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.io.images import read_image
-from app.restore.detect import detect_damage
+from app.restore.detect import analyse_damage, detect_damage, propose_damage
 from app.restore.pipeline import FILL_SETTINGS, fill_damage
 from app.restore.synthetic import add_damage, score_proposal
 
@@ -124,6 +129,30 @@ def run_set(name: str, files: list[Path], sensitivities: list[float], fill: bool
               f"{p[:, 3].mean():.2f}]")
 
 
+def slider_bench(files: list[Path], moves: tuple[float, ...] = (0.4, 0.6, 0.8)) -> None:
+    """Slider move on a 12 MP photo: whole detection vs thresholds on a cached analysis."""
+    clean = cv2.resize(read_image(files[0]).rgb, (4000, 3000), interpolation=cv2.INTER_CUBIC)
+    img = add_damage(clean, np.random.default_rng(SEED)).image
+    t = time.perf_counter()
+    analysis = analyse_damage(img)
+    t_analysis = time.perf_counter() - t
+    full, cached = [], []
+    for s in moves:
+        t = time.perf_counter()
+        before = detect_damage(img, sensitivity=s)
+        full.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        after = propose_damage(analysis, sensitivity=s)
+        cached.append(time.perf_counter() - t)
+        if not np.array_equal(before, after):
+            raise SystemExit(f"cached proposal differs from detect_damage at sensitivity {s}")
+    f, c = float(np.median(full)), float(np.median(cached))
+    print(f"\n[slider] {img.shape[1]}x{img.shape[0]} ({img.shape[0] * img.shape[1] / 1e6:.0f} MP), "
+          f"sensitivities {', '.join(f'{s:.1f}' for s in moves)} (medians; proposals identical)")
+    print(f"  whole detection per move (uncached) {f:.2f} s | analysis once {t_analysis:.2f} s | "
+          f"move on the cached analysis {c:.2f} s | ratio {f / c:.1f}x")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -132,11 +161,15 @@ def main() -> int:
     ap.add_argument("--sensitivity", type=float, default=0.5)
     ap.add_argument("--sweep", action="store_true", help="also sensitivities 0.25 and 0.75")
     ap.add_argument("--no-fill", action="store_true", help="skip the PSNR part (detection only)")
+    ap.add_argument("--slider", action="store_true", help="only time a slider move on a 12 MP photo")
     args = ap.parse_args()
     if not args.data.is_dir():
         print(f"error: no photo folder at {args.data}; pass --data", file=sys.stderr)
         return 1
     sets = subsets(args.data)
+    if args.slider:
+        slider_bench(sets["dev"])
+        return 0
     names = {"all": list(sets), "held-out": ["bsds-test", "sun", "urban"]}.get(args.set, [args.set])
     sens = [args.sensitivity] + ([0.25, 0.75] if args.sweep else [])
     print(f"seed {SEED}; tolerance 2 px; visible damage = changed >= 12 grey levels; fill {FILL_SETTINGS.method}"

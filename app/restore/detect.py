@@ -129,29 +129,58 @@ def chroma_gain(rgb: np.ndarray, window: int = 9) -> np.ndarray:
     return own - around
 
 
+_TILE = 32  # px: the grid on which _component_filter finds where components can be
+
+
+def _occupied(mask: np.ndarray) -> np.ndarray:
+    """uint8 grid of _TILE x _TILE tiles: 1 where `mask` (bool HxW) has a pixel."""
+    h, w = mask.shape
+    th, tw = -(-h // _TILE), -(-w // _TILE)
+    padded = cv2.copyMakeBorder(mask.view(np.uint8), 0, th * _TILE - h, 0, tw * _TILE - w, cv2.BORDER_CONSTANT, value=0)
+    rows = padded.reshape(th, _TILE, tw * _TILE).max(axis=1)
+    return rows.reshape(th, tw, _TILE).max(axis=2)
+
+
 def _component_filter(
     low: np.ndarray,
     seeds: np.ndarray,
     keep,
 ) -> np.ndarray:
-    """Hysteresis + shape filter: components of `low` that contain a seed and pass `keep`."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(low.astype(np.uint8), connectivity=8)
+    """Hysteresis + shape filter: components of `low` that contain a seed and pass
+    `keep(component, box, area)` (component: bool mask of its box (x, y, w, h), in photo px).
+
+    `low` is sparse, so components are labelled per group of touching occupied tiles that
+    holds a seed, in that group's box with the other groups blanked out: a component lies
+    within one group, so these are exactly the components of the whole mask (labelling
+    the whole photo each time cost more than everything else)."""
+    found = np.zeros(low.shape, bool)
+    seeds = seeds & low
+    occ = _occupied(low)
+    n, groups, gstats, _ = cv2.connectedComponentsWithStats(occ, connectivity=8)
     if n <= 1:
-        return np.zeros(low.shape, bool)
-    seeded = np.zeros(n, bool)
-    seeded[np.unique(labels[seeds & low])] = True
-    seeded[0] = False
-    ok = np.zeros(n, bool)
-    for i in np.flatnonzero(seeded):
-        x, y, w, h, area = stats[i]
-        ok[i] = keep(i, labels, (x, y, w, h), area)
-    return ok[labels]
+        return found
+    seeded_groups = np.unique(groups[_occupied(seeds) > 0])
+    for g in seeded_groups[seeded_groups > 0]:
+        gx, gy, gw, gh, _ = gstats[g]
+        y0, x0 = gy * _TILE, gx * _TILE
+        y1, x1 = min((gy + gh) * _TILE, low.shape[0]), min((gx + gw) * _TILE, low.shape[1])
+        mine = groups[gy : gy + gh, gx : gx + gw] == g
+        mine = np.repeat(np.repeat(mine, _TILE, axis=0), _TILE, axis=1)[: y1 - y0, : x1 - x0]
+        sub_low = low[y0:y1, x0:x1] & mine
+        k, labels, stats, _ = cv2.connectedComponentsWithStats(sub_low.view(np.uint8), connectivity=8)
+        seeded = np.unique(labels[seeds[y0:y1, x0:x1] & sub_low])
+        ok = np.zeros(k, bool)
+        for i in seeded[seeded > 0]:
+            x, y, w, h, area = stats[i]
+            ok[i] = keep(labels[y : y + h, x : x + w] == i, (x + x0, y + y0, w, h), area)
+        if ok.any():
+            found[y0:y1, x0:x1] |= ok[labels]
+    return found
 
 
-def _mean_in(labels: np.ndarray, i: int, box, values: np.ndarray) -> float:
+def _mean_in(component: np.ndarray, box, values: np.ndarray) -> float:
     x, y, w, h = box
-    sub = labels[y : y + h, x : x + w] == i
-    return float(values[y : y + h, x : x + w][sub].mean())
+    return float(values[y : y + h, x : x + w][component].mean())
 
 
 _edge_fraction = _mean_in
@@ -163,13 +192,12 @@ def _length(box, area: int) -> float:
     return float(max(np.hypot(w, h), 1.0))
 
 
-def _shape(labels: np.ndarray, i: int, box) -> tuple[float, float]:
+def _shape(component: np.ndarray) -> tuple[float, float]:
     """(length, spread) of a component from the principal axes of its pixels: length is
     the extent along the main axis (a segment of length L has variance L^2/12) and spread
     the standard deviation across it. A scratch or crease has a small spread for its
     length, even when it bends gently; a web of texture does not."""
-    x, y, w, h = box
-    ys, xs = np.nonzero(labels[y : y + h, x : x + w] == i)
+    ys, xs = np.nonzero(component)
     if len(xs) < 3:
         return float(len(xs)), 0.0
     cov = np.cov(np.stack([xs, ys]).astype(np.float64))
@@ -177,54 +205,82 @@ def _shape(labels: np.ndarray, i: int, box) -> tuple[float, float]:
     return float(np.sqrt(12.0 * max(hi, 0.0))), float(np.sqrt(max(lo, 0.0)))
 
 
-def detect_dust(
-    rgb: np.ndarray,
-    sensitivity: float = DEFAULT_SENSITIVITY,
-    params: DustParams = DustParams(),
-    cleanup: Cleanup = Cleanup(),
-    *,
-    _edges: np.ndarray | None = None,
-    _chroma: np.ndarray | None = None,
-) -> np.ndarray:
-    """Dust and spots: small blobs far (dark or bright) from their local median."""
-    gray = luminance(rgb)
-    scale = sensitivity_scale(sensitivity)
+@dataclass(eq=False)
+class DustAnalysis:
+    """What the dust detector measures before any threshold (independent of the sensitivity)."""
+
+    absdiff: np.ndarray  # uint8 HxW: |grey - local median|
+    base: np.ndarray  # float32 HxW: seed threshold at sensitivity 0.5 (floor raised by the texture)
+
+
+def analyse_dust(gray: np.ndarray, params: DustParams = DustParams()) -> DustAnalysis:
     med = cv2.medianBlur(gray, 2 * params.radius + 1)
     diff = gray.astype(np.int16) - med.astype(np.int16)
     # candidates: far from the local median by an absolute floor and by a multiple of the
-    # typical (median) deviation around; which of them are dust is decided per blob below
+    # typical deviation around; which of them are dust is decided per blob
     texture = texture_level(diff, params.texture_window, params.texture_statistic).astype(np.float32)
-    high = np.maximum(params.floor, params.texture_gain * texture) * scale
-    absdiff = np.abs(diff).astype(np.float32)
-    seeds = absdiff > high
-    low = absdiff > high * 0.5
-    edges = real_edges(gray, cleanup.edge_threshold) if _edges is None else _edges
-    chroma = chroma_gain(rgb) if _chroma is None else _chroma
-    H, W = gray.shape
+    base = np.maximum(params.floor, params.texture_gain * texture)
+    return DustAnalysis(absdiff=cv2.absdiff(gray, med), base=base)
+
+
+def _above(values: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """values > threshold for uint8 `values` and a float `threshold` >= 0, compared in uint8:
+    an integer exceeds x exactly when it exceeds floor(x) (x >= 255: never)."""
+    t = np.minimum(threshold, 255.0).astype(np.uint8)  # truncation = floor for x >= 0
+    return values > t
+
+
+def propose_dust(
+    analysis: DustAnalysis,
+    edges: np.ndarray,
+    chroma: np.ndarray,
+    sensitivity: float = DEFAULT_SENSITIVITY,
+    params: DustParams = DustParams(),
+    cleanup: Cleanup = Cleanup(),
+) -> np.ndarray:
+    """The sensitivity-dependent part of the dust detector: thresholds and the blob tests."""
+    high = analysis.base * sensitivity_scale(sensitivity)
+    absdiff = analysis.absdiff
+    seeds = _above(absdiff, high)
+    low = _above(absdiff, high * 0.5)
+    H, W = absdiff.shape
     r = params.isolation_radius
 
-    def keep(i, labels, box, area) -> bool:
+    def keep(component, box, area) -> bool:
         if area > params.max_area:
             return False
         length = _length(box, area)
         width = area / length
         if length > 3 and length / max(width, 0.5) > params.max_elongation:
             return False
-        if _mean_in(labels, i, box, chroma) > params.max_chroma_gain:
+        if _mean_in(component, box, chroma) > params.max_chroma_gain:
             return False
-        if _edge_fraction(labels, i, box, edges) >= params.edge_ratio:
+        if _edge_fraction(component, box, edges) >= params.edge_ratio:
             return False
         # isolation: a speck stands alone; a pebble in gravel or a leaf in foliage has
         # company of comparable contrast around it
         x, y, w, h = box
         x0, y0, x1, y1 = max(x - r, 0), max(y - r, 0), min(x + w + r, W), min(y + h + r, H)
-        own = labels[y0:y1, x0:x1] == i
+        own = np.zeros((y1 - y0, x1 - x0), bool)
+        own[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = component
         contrast = float(absdiff[y0:y1, x0:x1][own].max())
         near = cv2.dilate(own.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         company = int(((absdiff[y0:y1, x0:x1] > params.company_ratio * contrast) & ~near).sum())
         return company <= params.max_company * max(area, 4)
     found = _component_filter(low, seeds, keep)
     return _finish(found, cleanup.dilate)
+
+
+def detect_dust(
+    rgb: np.ndarray,
+    sensitivity: float = DEFAULT_SENSITIVITY,
+    params: DustParams = DustParams(),
+    cleanup: Cleanup = Cleanup(),
+) -> np.ndarray:
+    """Dust and spots: small blobs far (dark or bright) from their local median."""
+    gray = luminance(rgb)
+    return propose_dust(analyse_dust(gray, params), real_edges(gray, cleanup.edge_threshold), chroma_gain(rgb),
+                        sensitivity, params, cleanup)
 
 
 def _line_kernels(length: int, angles: int) -> list[np.ndarray]:
@@ -246,7 +302,8 @@ def _median_over_first_axis(stack: np.ndarray) -> np.ndarray:
     return ((lo.astype(np.uint16) + hi) // 2).astype(np.uint8)
 
 
-def oriented_responses(gray: np.ndarray, params: ScratchParams = ScratchParams()) -> tuple[np.ndarray, np.ndarray]:
+def oriented_responses(gray: np.ndarray, params: ScratchParams = ScratchParams(), *,
+                       progress=None, cancel=None) -> tuple[np.ndarray, np.ndarray] | None:
     """Thin-line responses per orientation: (own, along), uint8 [angles, H, W], grey levels.
 
     own: black-hat (dark lines) and top-hat (bright lines) with a disc wider than a scratch,
@@ -254,11 +311,17 @@ def oriented_responses(gray: np.ndarray, params: ScratchParams = ScratchParams()
     orientation. Texture survives openings at every angle alike and a line at one, so the
     median over angles is subtracted.
     along: `own` averaged along its orientation over `params.along` px. A scratch keeps its
-    level over that length; grass blades, hair and twigs are shorter and are diluted."""
+    level over that length; grass blades, hair and twigs are shorter and are diluted.
+    `progress(f)` gets the done fraction; `cancel()` is polled per step (None = gave up)."""
+    report = progress or (lambda f: None)
+    steps = 2 + params.angles
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * params.max_width + 1,) * 2)
     kernels = _line_kernels(_odd(params.line_length), params.angles)
     own = np.zeros((params.angles,) + gray.shape, np.uint8)
-    for op in (cv2.MORPH_BLACKHAT, cv2.MORPH_TOPHAT):
+    for done, op in enumerate((cv2.MORPH_BLACKHAT, cv2.MORPH_TOPHAT)):
+        if cancel is not None and cancel():
+            return None
+        report(done / steps)
         hat = cv2.morphologyEx(gray, op, disc)
         stack = np.stack([cv2.morphologyEx(hat, cv2.MORPH_OPEN, k) for k in kernels])
         med = _median_over_first_axis(stack)
@@ -268,6 +331,9 @@ def oriented_responses(gray: np.ndarray, params: ScratchParams = ScratchParams()
     along = np.empty_like(own)
     if params.along > 1:
         for a, k in enumerate(_line_kernels(_odd(params.along), params.angles)):
+            if cancel is not None and cancel():
+                return None
+            report((2 + a) / steps)
             along[a] = cv2.filter2D(own[a], -1, k.astype(np.float32) / float(k.sum()), borderType=cv2.BORDER_REFLECT)
     else:
         along[:] = own
@@ -295,13 +361,15 @@ def _looks_alone_on_one_background(gray_s: np.ndarray, own: np.ndarray, xs: np.n
       windows in perspective converge; texture at one distance averages out over a piece;
     - step: the backgrounds side_offset px either side differ by more than max_step of
       the ridge's contrast: a scratch lies on one background, a halo along a real edge
-      separates two."""
+      separates two.
+    `gray_s` is the smoothed grey (uint8), compared in float32."""
     h, w = gray_s.shape
     cov = np.cov(np.stack([xs, ys]).astype(np.float64))
     vecs = np.linalg.eigh(cov)[1]
     nx, ny = vecs[:, 0]  # the normal: the axis of least spread
 
     def shifted(img, d):
+        """img at the line's pixels moved d px along the normal; d a number or a column of them."""
         sx = np.clip(np.round(xs + d * nx).astype(np.intp), 0, w - 1)
         sy = np.clip(np.round(ys + d * ny).astype(np.intp), 0, h - 1)
         return img[sy, sx]
@@ -310,57 +378,81 @@ def _looks_alone_on_one_background(gray_s: np.ndarray, own: np.ndarray, xs: np.n
     piece = ((t - t.min()) // params.parallel_piece).astype(np.intp)
     n = int(piece.max()) + 1
     count = np.bincount(piece, minlength=n)
-    company = np.zeros(n)
-    for d in range(params.parallel_range[0], params.parallel_range[1] + 1):
-        for sd in (d, -d):
-            np.maximum(company, np.bincount(piece, shifted(own, sd).astype(np.float64), n) / np.maximum(count, 1),
-                       out=company)
+    # every shift at once: row k of `near` is the response d_k px away, summed per piece
+    d = np.arange(params.parallel_range[0], params.parallel_range[1] + 1)
+    shifts = np.stack([d, -d], axis=1).reshape(-1, 1).astype(np.float64)
+    near = shifted(own, shifts).astype(np.float64)
+    rows = np.arange(len(shifts))[:, None] * n + piece[None, :]
+    sums = np.bincount(rows.ravel(), near.ravel(), n * len(shifts)).reshape(len(shifts), n)
+    company = np.max(sums / np.maximum(count, 1), axis=0)
     level = max(float(np.median(own[ys, xs])), 1.0)
     if np.median(company[count > 0]) >= params.max_parallel * level:
         return False
-    left, right = shifted(gray_s, -params.side_offset), shifted(gray_s, params.side_offset)
+    left = shifted(gray_s, -params.side_offset).astype(np.float32)
+    right = shifted(gray_s, params.side_offset).astype(np.float32)
     step = float(np.median(np.abs(left - right)))
-    ridge = max(float(np.median(np.abs(gray_s[ys, xs] - 0.5 * (left + right)))), 1.0)
+    ridge = max(float(np.median(np.abs(gray_s[ys, xs].astype(np.float32) - 0.5 * (left + right)))), 1.0)
     return step < params.max_step * ridge
 
 
-def detect_scratches(
-    rgb: np.ndarray,
-    sensitivity: float = DEFAULT_SENSITIVITY,
-    params: ScratchParams = ScratchParams(),
-    cleanup: Cleanup = Cleanup(),
-    *,
-    _edges: np.ndarray | None = None,
-    _chroma: np.ndarray | None = None,
-) -> np.ndarray:
-    """Scratches and creases: long thin line responses, hysteresis, shape and context filter."""
-    gray = luminance(rgb)
-    scale = sensitivity_scale(sensitivity)
-    own, along = oriented_responses(gray, params)
+@dataclass(eq=False)
+class ScratchAnalysis:
+    """What the scratch detector measures before any threshold (independent of the sensitivity)."""
+
+    own: np.ndarray  # uint8 [angles, H, W]: thin-line response per orientation
+    along: np.ndarray  # uint8 [angles, H, W]: `own` averaged along its orientation
+    own_max: np.ndarray  # uint8 HxW: own.max(axis=0)
+    base: np.ndarray  # float32 HxW: seed threshold at sensitivity 0.5 (floor raised by the texture)
+    gray_s: np.ndarray  # uint8 HxW: lightly smoothed grey, for the context test
+
+
+def analyse_scratches(gray: np.ndarray, params: ScratchParams = ScratchParams(), *,
+                      progress=None, cancel=None) -> ScratchAnalysis | None:
+    responses = oriented_responses(gray, params, progress=progress, cancel=cancel)
+    if responses is None:
+        return None
+    own, along = responses
     # texture level: the typical (median) response nearby; grass, water ripples and hair are
     # line-like too. A median ignores the few pixels a scratch takes in the window.
     texture = params.texture_gain * texture_level(along.max(axis=0), params.texture_window).astype(np.float32)
-    high = np.maximum(params.floor, texture) * scale
-    low = high * params.low_ratio
-    edges = real_edges(gray, cleanup.edge_threshold, params.max_width) if _edges is None else _edges
-    chroma = chroma_gain(rgb) if _chroma is None else _chroma
-    gray_s = cv2.GaussianBlur(gray, (0, 0), 1.0).astype(np.float32)
-    min_length = min(params.min_length, params.min_length_fraction * max(gray.shape))
+    return ScratchAnalysis(own=own, along=along, own_max=own.max(axis=0), base=np.maximum(params.floor, texture),
+                           gray_s=cv2.GaussianBlur(gray, (0, 0), 1.0))
 
-    def keep(i, labels, box, area) -> bool:
+
+def propose_scratches(
+    analysis: ScratchAnalysis,
+    edges: np.ndarray,
+    chroma: np.ndarray,
+    sensitivity: float = DEFAULT_SENSITIVITY,
+    params: ScratchParams = ScratchParams(),
+    cleanup: Cleanup = Cleanup(),
+    cancel=None,
+) -> np.ndarray | None:
+    """The sensitivity-dependent part of the scratch detector: hysteresis, shape and context
+    tests. `cancel()` is polled per orientation (None = gave up)."""
+    own, along, gray_s = analysis.own, analysis.along, analysis.gray_s
+    high = analysis.base * sensitivity_scale(sensitivity)
+    low = high * params.low_ratio
+    # the thresholds of each level, as uint8 (see _above); the same for every orientation
+    lows = [np.minimum(low * level, 255.0).astype(np.uint8) for level in params.levels]
+    highs = [np.minimum(high * level, 255.0).astype(np.uint8) for level in params.levels]
+    min_length = min(params.min_length, params.min_length_fraction * max(gray_s.shape))
+    band_own = None
+
+    def keep(component, box, area) -> bool:
         if _length(box, area) < min_length:
             return False
-        length, spread = _shape(labels, i, box)
+        length, spread = _shape(component)
         if length < min_length or spread > params.max_spread * length:
             return False
         if length / max(area / length, 0.5) < params.min_elongation:
             return False
-        if _mean_in(labels, i, box, chroma) > params.max_chroma_gain:
+        if _mean_in(component, box, chroma) > params.max_chroma_gain:
             return False
-        if _edge_fraction(labels, i, box, edges) >= params.edge_ratio:
+        if _edge_fraction(component, box, edges) >= params.edge_ratio:
             return False
-        x, y, w, h = box
-        ys, xs = np.nonzero(labels[y : y + h, x : x + w] == i)
+        x, y = box[:2]
+        ys, xs = np.nonzero(component)
         xs, ys = xs + x, ys + y
         core = band_own[ys, xs] > high[ys, xs] * params.core_ratio
         if core.sum() >= 10:  # judge the line by its core, not the averaging's halo
@@ -371,14 +463,28 @@ def detect_scratches(
     # one web of unknown shape
     # and at stricter levels too: a scratch through grass that merges with the blades at one
     # level stands alone at a higher one
-    found = np.zeros(gray.shape, bool)
+    found = np.zeros(gray_s.shape, bool)
     for a in range(params.angles):
+        if cancel is not None and cancel():
+            return None
         r = _band(along, a)
         band_own = _band(own, a)
-        for level in params.levels:
-            found |= _component_filter(r > low * level, r > high * level, keep)
-    found &= own.max(axis=0) > high * params.core_ratio
+        for lo, hi in zip(lows, highs):
+            found |= _component_filter(r > lo, r > hi, keep)
+    found &= _above(analysis.own_max, high * params.core_ratio)
     return _finish(found, cleanup.dilate)
+
+
+def detect_scratches(
+    rgb: np.ndarray,
+    sensitivity: float = DEFAULT_SENSITIVITY,
+    params: ScratchParams = ScratchParams(),
+    cleanup: Cleanup = Cleanup(),
+) -> np.ndarray:
+    """Scratches and creases: long thin line responses, hysteresis, shape and context filter."""
+    gray = luminance(rgb)
+    return propose_scratches(analyse_scratches(gray, params), real_edges(gray, cleanup.edge_threshold, params.max_width),
+                             chroma_gain(rgb), sensitivity, params, cleanup)
 
 
 def _finish(found: np.ndarray, dilate: int) -> np.ndarray:
@@ -404,6 +510,110 @@ def parse_kinds(text: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+@dataclass(eq=False)
+class DamageAnalysis:
+    """Everything the detectors measure on one photo before any threshold: computed once per
+    photo (`analyse_damage`, the expensive part), then `propose_damage` turns it into a
+    proposal for any sensitivity (the cheap part, what a slider move reruns). Read-only."""
+
+    shape: tuple[int, int]
+    edges: np.ndarray  # bool HxW: strong real edges
+    chroma: np.ndarray  # float32 HxW: chroma gain
+    dust: DustAnalysis | None = None
+    scratches: ScratchAnalysis | None = None
+    dust_params: DustParams = DustParams()
+    scratch_params: ScratchParams = ScratchParams()
+    cleanup: Cleanup = Cleanup()
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(k for k in KINDS if getattr(self, k) is not None)
+
+
+def analyse_damage(
+    rgb: np.ndarray,
+    kinds: Iterable[str] = KINDS,
+    *,
+    cancel=None,
+    progress=None,
+    reuse: DamageAnalysis | None = None,
+    dust: DustParams = DustParams(),
+    scratches: ScratchParams = ScratchParams(),
+) -> DamageAnalysis | None:
+    """The sensitivity-independent analysis of `rgb` for `kinds`. Parts already in `reuse`
+    (an analysis of the same photo with the same parameters) are taken over. `progress(f)`
+    gets the done fraction in [0, 1]; `cancel()` -> bool is polled between stages (None = gave up)."""
+    _check_rgb(rgb)
+    kinds = parse_kinds(kinds)
+    report = progress or (lambda f: None)
+    cleanup = Cleanup()
+    if reuse is not None and (reuse.shape != rgb.shape[:2] or reuse.dust_params != dust
+                              or reuse.scratch_params != scratches):
+        reuse = None
+
+    def stopped() -> bool:
+        return cancel is not None and cancel()
+
+    gray = luminance(rgb)
+    if reuse is None:
+        # edges and chroma are shared by both detectors (edges with the scratch width, as before)
+        edges = real_edges(gray, cleanup.edge_threshold, ScratchParams().max_width)
+        report(0.1)
+        if stopped():
+            return None
+        chroma = chroma_gain(rgb)
+        report(0.25)
+        reuse = DamageAnalysis(shape=gray.shape, edges=edges, chroma=chroma, dust_params=dust,
+                               scratch_params=scratches, cleanup=cleanup)
+    out = DamageAnalysis(shape=reuse.shape, edges=reuse.edges, chroma=reuse.chroma, dust=reuse.dust,
+                         scratches=reuse.scratches, dust_params=dust, scratch_params=scratches, cleanup=cleanup)
+    if "dust" in kinds and out.dust is None:
+        if stopped():
+            return None
+        out.dust = analyse_dust(gray, dust)
+        report(0.35)
+    if "scratches" in kinds and out.scratches is None:
+        if stopped():
+            return None
+        start = 0.35 if "dust" in kinds else 0.25
+        out.scratches = analyse_scratches(gray, scratches, progress=lambda f: report(start + (0.99 - start) * f),
+                                          cancel=cancel)
+        if out.scratches is None:
+            return None
+    report(1.0)
+    return out
+
+
+def propose_damage(
+    analysis: DamageAnalysis,
+    kinds: Iterable[str] | None = None,
+    sensitivity: float = DEFAULT_SENSITIVITY,
+    *,
+    cancel=None,
+) -> np.ndarray | None:
+    """Union of the chosen detectors' proposals at `sensitivity` from a precomputed analysis
+    (uint8 HxW, 255 = damage); identical to `detect_damage` on the analysed photo. `kinds`
+    (default: all analysed) must have been analysed. `cancel()` -> bool is polled; None = gave up."""
+    kinds = analysis.kinds if kinds is None else parse_kinds(kinds)
+    missing = [k for k in kinds if getattr(analysis, k) is None]
+    if missing:
+        raise ValueError(f"not analysed: {', '.join(missing)}")
+    mask = np.zeros(analysis.shape, np.uint8)
+    a = analysis
+    for kind in kinds:
+        if cancel is not None and cancel():
+            return None
+        if kind == "scratches":
+            found = propose_scratches(a.scratches, a.edges, a.chroma, sensitivity, a.scratch_params, a.cleanup,
+                                      cancel=cancel)
+            if found is None:
+                return None
+        else:
+            found = propose_dust(a.dust, a.edges, a.chroma, sensitivity, a.dust_params, a.cleanup)
+        np.maximum(mask, found, out=mask)
+    return mask
+
+
 def detect_damage(
     rgb: np.ndarray,
     kinds: Iterable[str] = KINDS,
@@ -413,23 +623,14 @@ def detect_damage(
     dust: DustParams = DustParams(),
     scratches: ScratchParams = ScratchParams(),
 ) -> np.ndarray:
-    """Union of the chosen detectors' proposals (uint8 HxW, 255 = damage).
-    `cancel()` -> bool is polled between detectors; when it says so, returns None."""
+    """Union of the chosen detectors' proposals (uint8 HxW, 255 = damage): `analyse_damage`
+    then `propose_damage`. `cancel()` -> bool is polled between stages; when it says so,
+    returns None."""
     _check_rgb(rgb)
     kinds = parse_kinds(kinds)
-    cleanup = Cleanup()
-    mask = np.zeros(rgb.shape[:2], np.uint8)
     if not kinds:
-        return mask
-    gray = luminance(rgb)
-    edges = real_edges(gray, cleanup.edge_threshold, ScratchParams().max_width)
-    chroma = chroma_gain(rgb)
-    for kind in kinds:
-        if cancel is not None and cancel():
-            return None
-        if kind == "scratches":
-            found = detect_scratches(rgb, sensitivity, scratches, cleanup, _edges=edges, _chroma=chroma)
-        else:
-            found = detect_dust(rgb, sensitivity, dust, cleanup, _edges=edges, _chroma=chroma)
-        np.maximum(mask, found, out=mask)
-    return mask
+        return np.zeros(rgb.shape[:2], np.uint8)
+    analysis = analyse_damage(rgb, kinds, cancel=cancel, dust=dust, scratches=scratches)
+    if analysis is None:
+        return None
+    return propose_damage(analysis, kinds, sensitivity, cancel=cancel)

@@ -7,7 +7,11 @@ emits what the user asks for —
   `repair_preview(steps, image)` the photo (or the pending fill) with the chosen steps applied,
   `repair_requested(steps)` apply those steps (the editor makes it an undo command).
 Nothing is detected until the user presses Detect; from then on, a change of any detect
-control restarts a short debounce timer. Detection and repair run in a `LatestOnly` runner; a superseded job is told to stop and its result is dropped.
+control restarts a short debounce timer. Detection is split in two (app.restore.detect):
+the expensive analysis of the photo, independent of the sensitivity, runs once per photo
+(with progress; a new photo supersedes it), and every proposal after it is only the cheap
+thresholding step. Analysis, proposals and repair each run in a `LatestOnly` runner; a
+superseded job is told to stop and its result is dropped.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.restore.detect import DEFAULT_SENSITIVITY, detect_damage
+from app.restore.detect import DEFAULT_SENSITIVITY, DamageAnalysis, analyse_damage, propose_damage
 from app.restore.repair import RepairSteps, apply_repairs
 
 DEBOUNCE_MS = 250
@@ -40,6 +44,12 @@ DEBOUNCE_MS = 250
 class _Relay(QObject):
     done = Signal(int, object)
     failed = Signal(int, str)
+
+
+class _ProgressRelay(QObject):
+    """Carries a worker's progress to the GUI thread: (photo generation, fraction done)."""
+
+    progress = Signal(int, float)
 
 
 class _Job(QRunnable):
@@ -130,10 +140,17 @@ class RestorePanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._photo: np.ndarray | None = None
+        self._generation = 0  # counts photos: analyses and progress of an older one are dropped
+        self._analysis: DamageAnalysis | None = None  # of the current photo, once computed
         self._repair_source: np.ndarray | None = None
         self.live = False  # after the first Detect, control changes update the proposal
-        self.detector = LatestOnly(self)
+        self.analyser = LatestOnly(self)  # the expensive, sensitivity-independent part
+        self.detector = LatestOnly(self)  # proposals from the analysis (what the slider reruns)
         self.repairer = LatestOnly(self)
+        self._progress = _ProgressRelay(self)
+        self._progress.progress.connect(self._on_progress)
+        self.analyser.finished.connect(self._on_analysis)
+        self.analyser.failed.connect(lambda m: self.message.emit(f"Damage analysis failed: {m}"))
         self.detector.finished.connect(self._on_proposal)
         self.detector.failed.connect(lambda m: self.message.emit(f"Damage detection failed: {m}"))
         self.repairer.finished.connect(lambda pair: self.repair_preview.emit(*pair))
@@ -142,6 +159,7 @@ class RestorePanel(QWidget):
         self._repair_timer = self._timer(self.preview_now)
         self._build()
         self.detector.busy_changed.connect(self._on_busy)
+        self.analyser.busy_changed.connect(self._on_busy)
         self._on_busy(False)
 
     # ---- construction
@@ -226,7 +244,10 @@ class RestorePanel(QWidget):
         """The photo to work on (a snapshot is taken; None clears). `live` keeps updating
         the proposal (the same document's photo changed); a new document waits for Detect."""
         self._photo = None if rgb is None else np.array(rgb, copy=True)
+        self._generation += 1
+        self._analysis = None
         self._repair_source = None
+        self.analyser.cancel()
         self.detector.cancel()
         self.repairer.cancel()
         self.live = live and self._photo is not None
@@ -271,20 +292,53 @@ class RestorePanel(QWidget):
             self._detect_timer.start()
 
     def propose_now(self) -> None:
-        """Start a detection with the current controls (any older one is dropped)."""
+        """Start a detection with the current controls (any older one is dropped). Without an
+        analysis of the photo for the chosen kinds, that analysis runs first (once) and the
+        proposal follows it with the controls of that moment."""
         self._detect_timer.stop()
         if self._photo is None:
             return
-        photo, kinds, sens = self._photo, self.kinds(), self.sensitivity()
-        self.detector.submit(lambda cancel: detect_damage(photo, kinds, sens, cancel=cancel))
+        kinds, sens, analysis = self.kinds(), self.sensitivity(), self._analysis
+        if not kinds:
+            shape = self._photo.shape[:2]
+            self.detector.submit(lambda cancel: np.zeros(shape, np.uint8))
+            return
+        if analysis is not None and set(kinds) <= set(analysis.kinds):
+            self.detector.submit(lambda cancel: propose_damage(analysis, kinds, sens, cancel=cancel))
+            return
+        if self.analyser.busy():
+            return  # the running analysis proposes with the then current controls when done
+        self.detector.cancel()  # an older proposal is out of date
+        photo, generation, relay = self._photo, self._generation, self._progress
+        wanted = tuple(dict.fromkeys(kinds + (analysis.kinds if analysis is not None else ())))
+        self.analyser.submit(lambda cancel: (generation, analyse_damage(
+            photo, wanted, cancel=cancel, reuse=analysis,
+            progress=lambda f: relay.progress.emit(generation, f))))
+
+    def analysis(self) -> DamageAnalysis | None:
+        """The current photo's analysis (None until the first Detect has analysed it)."""
+        return self._analysis
+
+    def _on_analysis(self, result: tuple[int, DamageAnalysis | None]) -> None:
+        generation, analysis = result
+        if generation != self._generation or analysis is None:
+            return
+        self._analysis = analysis
+        self.propose_now()  # with the controls as they are now
+
+    def _on_progress(self, generation: int, fraction: float) -> None:
+        if generation == self._generation and self.analyser.busy():
+            self.status_label.setText(f"Analysing the photo… {100 * fraction:.0f} %")
 
     def _on_proposal(self, mask: np.ndarray) -> None:
         share = 100.0 * float((mask > 0).mean())
         self.status_label.setText(f"Proposed: {share:.2f} % of the photo")
         self.proposal_ready.emit(mask)
 
-    def _on_busy(self, busy: bool) -> None:
-        if busy:
+    def _on_busy(self, _busy: bool = False) -> None:
+        if self.analyser.busy():
+            self.status_label.setText("Analysing the photo…")
+        elif self.detector.busy():
             self.status_label.setText("Detecting…")
         elif self._photo is None:
             self.status_label.setText("Open a photo to detect damage")
@@ -309,7 +363,9 @@ class RestorePanel(QWidget):
     def shutdown(self) -> None:
         self._detect_timer.stop()
         self._repair_timer.stop()
+        self.analyser.cancel()
         self.detector.cancel()
         self.repairer.cancel()
-        self.detector.wait(10000)  # a running detection finishes its current detector, then stops
+        self.analyser.wait(10000)  # a running analysis or detection stops at its next poll
+        self.detector.wait(10000)
         self.repairer.wait(10000)

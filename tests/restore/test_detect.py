@@ -146,3 +146,100 @@ def test_thin_halo_along_a_real_edge_is_not_a_scratch():
     img[:, 99:101] = 215
     assert (detect.detect_scratches(img) > 0).sum() < 20
     assert detect.detect_scratches(draw_scratch(img, (20, 10), (60, 150), 215)[0]).any()
+
+
+def _busy_damaged(seed):
+    """A damaged photo with texture in one half, so every detector stage has work."""
+    img = smooth_photo(240, 320, seed=seed)
+    img[:, :160] = grass_patch(240, 160, seed=seed)
+    return add_damage(img, np.random.default_rng(seed)).image
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_analysis_gives_every_sensitivity_the_proposal_of_a_fresh_detection(seed):
+    img = _busy_damaged(seed)
+    analysis = detect.analyse_damage(img)
+    assert analysis.kinds == ("scratches", "dust")
+    frozen = {k: v.copy() for k, v in vars(analysis.scratches).items()} | {
+        "dust_" + k: v.copy() for k, v in vars(analysis.dust).items()}
+    for s in (0.1, 0.5, 0.75, 0.95, 0.5):  # 0.5 again: the proposals leave the analysis as it was
+        for kinds in (("scratches", "dust"), ("dust",), ("scratches",)):
+            fresh = detect.detect_damage(img, kinds, s)
+            assert np.array_equal(detect.propose_damage(analysis, kinds, s), fresh), (s, kinds)
+    now = {k: v for k, v in vars(analysis.scratches).items()} | {
+        "dust_" + k: v for k, v in vars(analysis.dust).items()}
+    assert all(np.array_equal(frozen[k], now[k]) for k in frozen)
+    assert detect.propose_damage(analysis, (), 0.5).shape == img.shape[:2]
+
+
+def test_each_detector_is_its_analysis_then_its_proposal():
+    img = _busy_damaged(3)
+    gray = detect.luminance(img)
+    edges, chroma = detect.real_edges(gray, detect.Cleanup().edge_threshold), detect.chroma_gain(img)
+    dust = detect.analyse_dust(gray)
+    scratches = detect.analyse_scratches(gray)
+    for s in (0.3, 0.8):
+        assert np.array_equal(detect.propose_dust(dust, edges, chroma, s), detect.detect_dust(img, s))
+        assert np.array_equal(detect.propose_scratches(scratches, edges, chroma, s), detect.detect_scratches(img, s))
+    assert detect.detect_scratches(img, 0.8).any() and detect.detect_dust(img, 0.8).any()
+
+
+def test_analysis_of_more_kinds_reuses_the_parts_it_has():
+    img = _busy_damaged(4)
+    dust_only = detect.analyse_damage(img, ("dust",))
+    assert dust_only.kinds == ("dust",)
+    with pytest.raises(ValueError, match="not analysed: scratches"):
+        detect.propose_damage(dust_only, ("scratches",), 0.5)
+    both = detect.analyse_damage(img, ("scratches",), reuse=dust_only)
+    assert both.kinds == ("scratches", "dust") and both.dust is dust_only.dust and both.edges is dust_only.edges
+    assert np.array_equal(detect.propose_damage(both, sensitivity=0.6), detect.detect_damage(img, sensitivity=0.6))
+    other = detect.analyse_damage(img[:100], ("scratches",), reuse=dust_only)  # another photo: nothing reused
+    assert other.kinds == ("scratches",) and other.shape == (100, 320)
+
+
+def test_analysis_reports_progress_and_can_be_cancelled():
+    img = _busy_damaged(5)
+    seen = []
+    detect.analyse_damage(img, progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) > 10
+    polls = []
+
+    def cancel_late():  # let the edges, chroma and dust stages through, stop inside the scratches
+        polls.append(1)
+        return len(polls) > 4
+
+    assert detect.analyse_damage(img, cancel=cancel_late) is None
+    assert detect.propose_damage(detect.analyse_damage(img), cancel=lambda: True) is None
+
+
+def _reference_component_filter(low, seeds, keep):
+    """The whole-photo labelling _component_filter replaced: the oracle it must equal."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(low.astype(np.uint8), connectivity=8)
+    ok = np.zeros(n, bool)
+    for i in np.unique(labels[seeds & low]):
+        if i:
+            x, y, w, h, area = stats[i]
+            ok[i] = keep(labels[y : y + h, x : x + w] == i, (x, y, w, h), area)
+    return ok[labels]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_tiled_component_filter_equals_whole_photo_labelling(seed):
+    rng = np.random.default_rng(seed)
+    h, w = 150 + seed * 37, 211 - seed * 13  # not multiples of the tile
+    low = np.zeros((h, w), np.uint8)
+    for _ in range(40):  # lines crossing tile borders (also diagonally) and specks
+        p0, p1 = tuple(int(v) for v in rng.integers(0, [w, h])), tuple(int(v) for v in rng.integers(0, [w, h]))
+        cv2.line(low, p0, p1, 1, int(rng.integers(1, 3)))
+    low = low.astype(bool) | (rng.random((h, w)) < 0.01)
+    low[-1, -1] = low[0, 0] = True
+    seeds = low & (rng.random((h, w)) < 0.05)
+    seeds[-1, -1] = True
+
+    def keep(component, box, area):  # depends on position, shape and size, like the real tests
+        x, y, bw, bh = box
+        return bool((x + 2 * y + int(component.sum()) + area + bw * bh) % 3)
+
+    got = detect._component_filter(low, seeds, keep)
+    assert np.array_equal(got, _reference_component_filter(low, seeds, keep))
+    assert got.any() and (low & ~got).any()

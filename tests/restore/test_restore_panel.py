@@ -154,3 +154,74 @@ def test_without_a_photo_buttons_are_disabled(panel):
     assert not panel.fill_button.isEnabled()
     assert not panel.detect_button.isEnabled()
     assert not panel.apply_button.isEnabled()
+
+
+@pytest.fixture
+def analyses(monkeypatch):
+    """Records the photos the panel analyses (the real analysis still runs)."""
+    from app.ui import restore_panel
+
+    seen = []
+    real = restore_panel.analyse_damage
+
+    def spy(rgb, kinds, **kw):
+        seen.append((rgb.shape, tuple(kinds)))
+        return real(rgb, kinds, **kw)
+
+    monkeypatch.setattr(restore_panel, "analyse_damage", spy)
+    return seen
+
+
+def test_the_photo_is_analysed_once_and_slider_moves_only_threshold(qtbot, panel, damaged, analyses):
+    panel.set_photo(damaged)
+    with qtbot.waitSignal(panel.proposal_ready, timeout=10000):
+        panel.detect_button.click()
+    assert len(analyses) == 1 and panel.analysis() is not None
+    for v in (20, 85):
+        with qtbot.waitSignal(panel.proposal_ready, timeout=10000) as sig:
+            panel.sensitivity_slider.setValue(v)
+        assert np.array_equal(sig.args[0], detect_damage(damaged, ("scratches", "dust"), v / 100))
+    with qtbot.waitSignal(panel.proposal_ready, timeout=10000) as sig:
+        panel.scratches_box.setChecked(False)
+    assert np.array_equal(sig.args[0], detect_damage(damaged, ("dust",), 0.85))
+    assert len(analyses) == 1  # nothing of the analysis was recomputed
+
+
+def test_only_the_checked_kinds_are_analysed_and_the_rest_is_added_later(qtbot, panel, damaged, analyses):
+    panel.set_photo(damaged)
+    panel.scratches_box.setChecked(False)
+    with qtbot.waitSignal(panel.proposal_ready, timeout=10000) as sig:
+        panel.detect_button.click()
+    assert analyses == [(damaged.shape, ("dust",))]
+    assert np.array_equal(sig.args[0], detect_damage(damaged, ("dust",), 0.5))
+    with qtbot.waitSignal(panel.proposal_ready, timeout=10000) as sig:
+        panel.scratches_box.setChecked(True)
+    assert np.array_equal(sig.args[0], detect_damage(damaged, ("scratches", "dust"), 0.5))
+    assert panel.analysis().kinds == ("scratches", "dust") and len(analyses) == 2
+
+
+def test_a_new_photo_supersedes_the_running_analysis(qtbot, panel, damaged, analyses):
+    first = np.ascontiguousarray(np.tile(damaged, (4, 4, 1)))  # big enough to be still running
+    panel.set_photo(first)
+    panel.detect_button.click()
+    qtbot.waitUntil(lambda: len(analyses) == 1, timeout=5000)
+    panel.set_photo(damaged, live=True)  # e.g. another photo opened
+    with qtbot.waitSignal(panel.proposal_ready, timeout=20000) as sig:
+        pass
+    panel.analyser.wait()
+    panel.detector.wait()
+    qtbot.wait(50)
+    assert sig.args[0].shape == damaged.shape[:2]
+    assert np.array_equal(sig.args[0], detect_damage(damaged, ("scratches", "dust"), 0.5))
+    assert panel.analysis().shape == damaged.shape[:2]
+
+
+def test_analysis_progress_shows_in_the_status(qtbot, panel, damaged):
+    texts = []
+    panel.set_photo(np.ascontiguousarray(np.tile(damaged, (2, 2, 1))))
+    panel.status_label.setText = lambda t, _set=panel.status_label.setText: (texts.append(t), _set(t))
+    with qtbot.waitSignal(panel.proposal_ready, timeout=20000):
+        panel.detect_button.click()
+    shown = [t for t in texts if t.startswith("Analysing the photo…")]
+    assert any(t.endswith("%") for t in shown)
+    assert texts[-1].startswith("Proposed:")
