@@ -145,9 +145,12 @@ def _component_filter(
     low: np.ndarray,
     seeds: np.ndarray,
     keep,
+    known: np.ndarray | None = None,
 ) -> np.ndarray:
     """Hysteresis + shape filter: components of `low` that contain a seed and pass
     `keep(component, box, area)` (component: bool mask of its box (x, y, w, h), in photo px).
+    Components lying wholly in `known` (pixels already found) are not judged again: the
+    caller ORs the result into it, where they change nothing.
 
     `low` is sparse, so components are labelled per group of touching occupied tiles that
     holds a seed, in that group's box with the other groups blanked out: a component lies
@@ -172,7 +175,10 @@ def _component_filter(
         ok = np.zeros(k, bool)
         for i in seeded[seeded > 0]:
             x, y, w, h, area = stats[i]
-            ok[i] = keep(labels[y : y + h, x : x + w] == i, (x + x0, y + y0, w, h), area)
+            component = labels[y : y + h, x : x + w] == i
+            if known is not None and not (component & ~known[y0 + y : y0 + y + h, x0 + x : x0 + x + w]).any():
+                continue
+            ok[i] = keep(component, (x + x0, y + y0, w, h), area)
         if ok.any():
             found[y0:y1, x0:x1] |= ok[labels]
     return found
@@ -470,7 +476,7 @@ def propose_scratches(
         r = _band(along, a)
         band_own = _band(own, a)
         for lo, hi in zip(lows, highs):
-            found |= _component_filter(r > lo, r > hi, keep)
+            found |= _component_filter(r > lo, r > hi, keep, known=found)
     found &= _above(analysis.own_max, high * params.core_ratio)
     return _finish(found, cleanup.dilate)
 
