@@ -96,7 +96,10 @@ def texture_level(residual: np.ndarray, window: int, statistic: str = "median") 
     sees sparse high-contrast content (pebbles, twigs) that a median misses."""
     if statistic == "mean":
         return cv2.blur(np.abs(residual).astype(np.float32), (window, window))
-    r = np.clip(np.abs(residual) + 0.5, 0, 255).astype(np.uint8)
+    if residual.dtype == np.uint8:
+        r = residual  # already what the rounding below gives
+    else:
+        r = np.clip(np.abs(residual) + 0.5, 0, 255).astype(np.uint8)
     # median over a big window on a 2x-reduced image: same statistic, a quarter of the work
     h, w = r.shape
     small = cv2.resize(r, (max(w // 2, 1), max(h // 2, 1)), interpolation=cv2.INTER_AREA)
@@ -122,11 +125,11 @@ def chroma_gain(rgb: np.ndarray, window: int = 9) -> np.ndarray:
     Dust, scratches and creases move a print toward neutral (white paper base, grey dirt),
     so on damage this is <= 0; thin real structures often carry colour of their own (> 0).
     On a grey photo it is 0 everywhere and decides nothing."""
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
-    bg = cv2.cvtColor(cv2.medianBlur(rgb, _odd(window)), cv2.COLOR_RGB2LAB).astype(np.float32)
-    own = np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0)
-    around = np.hypot(bg[..., 1] - 128.0, bg[..., 2] - 128.0)
-    return own - around
+    def chroma(rgb_u8: np.ndarray) -> np.ndarray:
+        _, a, b = cv2.split(cv2.cvtColor(rgb_u8, cv2.COLOR_RGB2LAB))
+        return np.hypot(a.astype(np.float32) - 128.0, b.astype(np.float32) - 128.0)
+
+    return chroma(rgb) - chroma(cv2.medianBlur(rgb, _odd(window)))
 
 
 _TILE = 32  # px: the grid on which _component_filter finds where components can be
@@ -300,11 +303,42 @@ def _line_kernels(length: int, angles: int) -> list[np.ndarray]:
     return out
 
 
-def _median_over_first_axis(stack: np.ndarray) -> np.ndarray:
-    """Median over axis 0 of a uint8 stack, kept in uint8 (np.median would go float64)."""
-    n = stack.shape[0]
-    part = np.partition(stack, [(n - 1) // 2, n // 2], axis=0)
-    lo, hi = part[(n - 1) // 2], part[n // 2]
+def _median_network(n: int) -> list[tuple[int, int]]:
+    """Comparators (i, j) of Batcher's odd-even merge sort of n wires, cut down to those
+    the middle one or two outputs depend on: after them, wires (n-1)//2 and n//2 hold the
+    order statistics a full sort would put there."""
+    size = 1 << max(n - 1, 1).bit_length()
+    pairs = []
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    pairs = [(i, j) for i, j in pairs if j < n]  # missing wires are +inf: those comparators do nothing
+    needed, kept = {(n - 1) // 2, n // 2}, []
+    for i, j in reversed(pairs):
+        if i in needed or j in needed:
+            kept.append((i, j))
+            needed |= {i, j}
+    return kept[::-1]
+
+
+def _median_over_first_axis(stack) -> np.ndarray:
+    """Median over axis 0 of a uint8 stack (or a list of equal planes), kept in uint8 (np.median would go float64); the
+    mean of the two middle values, rounded down, for an even count. A sorting network of
+    element-wise min/max over the planes (a third of np.partition's time)."""
+    n = len(stack)
+    wires = [np.ascontiguousarray(stack[i]) for i in range(n)]
+    for i, j in _median_network(n):
+        lo = cv2.min(wires[i], wires[j])
+        wires[j] = cv2.max(wires[i], wires[j])
+        wires[i] = lo
+    lo, hi = wires[(n - 1) // 2], wires[n // 2]
     return ((lo.astype(np.uint16) + hi) // 2).astype(np.uint8)
 
 
@@ -329,18 +363,23 @@ def oriented_responses(gray: np.ndarray, params: ScratchParams = ScratchParams()
             return None
         report(done / steps)
         hat = cv2.morphologyEx(gray, op, disc)
-        stack = np.stack([cv2.morphologyEx(hat, cv2.MORPH_OPEN, k) for k in kernels])
+        stack = [cv2.morphologyEx(hat, cv2.MORPH_OPEN, k) for k in kernels]
         med = _median_over_first_axis(stack)
         for a in range(params.angles):
             np.maximum(own[a], cv2.subtract(stack[a], med), out=own[a])
         del stack
     along = np.empty_like(own)
     if params.along > 1:
+        c = _odd(params.along) // 2
         for a, k in enumerate(_line_kernels(_odd(params.along), params.angles)):
             if cancel is not None and cancel():
                 return None
             report((2 + a) / steps)
-            along[a] = cv2.filter2D(own[a], -1, k.astype(np.float32) / float(k.sum()), borderType=cv2.BORDER_REFLECT)
+            # the kernel cut to its line's box (same sums; a 1 x n line is filtered directly)
+            ys, xs = np.nonzero(k)
+            y0, x0 = int(ys.min()), int(xs.min())
+            box = k[y0 : ys.max() + 1, x0 : xs.max() + 1].astype(np.float32) / float(k.sum())
+            along[a] = cv2.filter2D(own[a], -1, box, anchor=(c - x0, c - y0), borderType=cv2.BORDER_REFLECT)
     else:
         along[:] = own
     return own, along

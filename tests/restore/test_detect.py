@@ -243,3 +243,14 @@ def test_tiled_component_filter_equals_whole_photo_labelling(seed):
     got = detect._component_filter(low, seeds, keep)
     assert np.array_equal(got, _reference_component_filter(low, seeds, keep))
     assert got.any() and (low & ~got).any()
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 12, 16])
+def test_median_network_equals_a_sort(n):
+    rng = np.random.default_rng(n)
+    stack = rng.integers(0, 256, (n, 40, 50), dtype=np.uint8)
+    stack[:, :10] = rng.integers(0, 3, (n, 10, 50))  # many ties
+    ordered = np.sort(stack, axis=0)
+    expect = ((ordered[(n - 1) // 2].astype(np.uint16) + ordered[n // 2]) // 2).astype(np.uint8)
+    assert np.array_equal(detect._median_over_first_axis(stack), expect)
+    assert np.array_equal(detect._median_over_first_axis(list(stack)), expect)
