@@ -5,7 +5,7 @@ Extension points for other features (project files, restoration panels):
 - `current_document()`, `set_document(doc)` and the `document_changed(doc)` signal;
 - `session` (EditSession: undo stack, layer/mask operations, signals);
 - `add_action(ActionSpec, handler)` puts an action into a named menu ("file", "layer", ...);
-- `add_panel(title, widget)` docks a panel on the right, below the layers.
+- `add_panel(title, widget, tab_with=None)` docks a panel on the right, below the layers or as a tab.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.canvas)
         self.setStatusBar(self.status)
         self._last_dock: QDockWidget | None = None
+        self.docks: dict[str, QDockWidget] = {}
         self.add_panel("Layers", self.layers_panel)
         self.add_panel("Run", self.run_panel)
         self._build_menus()
@@ -102,14 +103,22 @@ class MainWindow(QMainWindow):
         menu.addAction(action)
         return action
 
-    def add_panel(self, title: str, widget: QWidget) -> QDockWidget:
+    def add_panel(self, title: str, widget: QWidget, tab_with: str | None = None) -> QDockWidget:
+        """Dock a panel on the right, below the others, or as a tab beside panel `tab_with`
+        (which stays in front): three stacked panels do not fit a laptop screen."""
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
         dock.setWidget(widget)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-        if self._last_dock is not None:
+        beside = self.docks.get(tab_with) if tab_with else None
+        if beside is not None:
+            self.tabifyDockWidget(beside, dock)
+            beside.raise_()
+        elif self._last_dock is not None:
             self.splitDockWidget(self._last_dock, dock, Qt.Orientation.Vertical)
-        self._last_dock = dock
+        if beside is None:
+            self._last_dock = dock
+        self.docks[title] = dock
         return dock
 
     # ---------------------------------------------------------------- composition

@@ -144,7 +144,7 @@ class RestoreController(QObject):
 def install_restore(window) -> RestoreController:
     """Dock the restore panel in the editor and wire it (the one call MainWindow makes)."""
     controller = RestoreController(window)
-    dock = window.add_panel("Restore", controller.panel)
+    dock = window.add_panel("Restore", controller.panel, tab_with="Run")  # a tab beside Run
     view = getattr(window, "menus", {}).get("view")
     if view is not None:
         view.addAction(dock.toggleViewAction())
