@@ -30,6 +30,10 @@ Issue 6's targets (precision and recall >= 0.8, <= 0.5 % flagged) are not met on
 held-out sets: recall falls short everywhere, and on Urban100 real thin lines (wires,
 frames, railings) still pass for scratches.
 
+Last measured --slider (12 MP, 2 shared cores): whole detection 7.7 s (14.5 s before the
+analysis/proposal split and its speedups), analysis once 6.8 s, slider move on the cached
+analysis 1.5 s (5.0x the whole detection of the same run); proposals identical.
+
   python bench/restore.py [--data DIR] [--set dev|bsds-test|sun|urban|all] [--limit N]
                           [--sensitivity S] [--sweep] [--no-fill] [--slider]
 
