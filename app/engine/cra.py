@@ -197,8 +197,7 @@ def target_energy(residual: np.ndarray, valid: np.ndarray, grid: int) -> np.ndar
     already known neighbours (the nearest texture wins, as across a hole's edge)."""
     energy, share = patch_energy(residual, valid, grid)
     found = share >= 0.25
-    target = np.where(found, energy, 0).astype(np.float32)
-    weight = np.where(found, 1.0, share).astype(np.float32)
+    weight = np.where(found, 1.0, share).astype(np.float32)  # partly known patches count by their share
     target = np.where(share > 0, energy, 0).astype(np.float32)
     for _ in range(2 * grid):
         if found.all():
