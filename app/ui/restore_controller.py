@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Signal
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 
 from app.canvas.document import InpaintOutcome, LayerKind
 from app.restore.pipeline import FILL_SETTINGS
@@ -145,6 +145,8 @@ def install_restore(window) -> RestoreController:
     """Dock the restore panel in the editor and wire it (the one call MainWindow makes)."""
     controller = RestoreController(window)
     dock = window.add_panel("Restore", controller.panel, tab_with="Run")  # a tab beside Run
+    # brought to the front: start analysing the photo before Detect is pressed
+    dock.visibilityChanged.connect(lambda shown: shown and QTimer.singleShot(0, controller.panel.prepare_analysis))
     view = getattr(window, "menus", {}).get("view")
     if view is not None:
         view.addAction(dock.toggleViewAction())

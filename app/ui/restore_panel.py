@@ -253,7 +253,27 @@ class RestorePanel(QWidget):
         self.live = live and self._photo is not None
         if self.live:
             self.schedule_proposal()
+        else:
+            self.prepare_analysis()
         self._on_busy(False)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        QTimer.singleShot(0, self.prepare_analysis)  # once the region on screen is known
+
+    def prepare_analysis(self) -> None:
+        """While the panel is on screen with a photo, analyse it ahead of Detect (the costly
+        part, in the background): the first proposal then comes at slider speed. Nothing is
+        proposed until the user asks. A panel behind another dock tab counts as off screen."""
+        on_screen = self.isVisible() and not self.visibleRegion().isEmpty()
+        if on_screen and self._photo is not None and self._analysis is None and not self.analyser.busy():
+            if self.kinds():
+                self._analyse(self.kinds(), None)
+
+    def _analyse(self, kinds: tuple[str, ...], reuse: DamageAnalysis | None) -> None:
+        photo, generation, relay = self._photo, self._generation, self._progress
+        self.analyser.submit(lambda cancel: (generation, analyse_damage(
+            photo, kinds, cancel=cancel, reuse=reuse, progress=lambda f: relay.progress.emit(generation, f))))
 
     def set_repair_source(self, rgb: np.ndarray | None) -> None:
         """What the repair preview starts from (e.g. the pending fill result); None = the photo."""
@@ -309,11 +329,7 @@ class RestorePanel(QWidget):
         if self.analyser.busy():
             return  # the running analysis proposes with the then current controls when done
         self.detector.cancel()  # an older proposal is out of date
-        photo, generation, relay = self._photo, self._generation, self._progress
-        wanted = tuple(dict.fromkeys(kinds + (analysis.kinds if analysis is not None else ())))
-        self.analyser.submit(lambda cancel: (generation, analyse_damage(
-            photo, wanted, cancel=cancel, reuse=analysis,
-            progress=lambda f: relay.progress.emit(generation, f))))
+        self._analyse(tuple(dict.fromkeys(kinds + (analysis.kinds if analysis is not None else ()))), analysis)
 
     def analysis(self) -> DamageAnalysis | None:
         """The current photo's analysis (None until the first Detect has analysed it)."""
@@ -324,7 +340,8 @@ class RestorePanel(QWidget):
         if generation != self._generation or analysis is None:
             return
         self._analysis = analysis
-        self.propose_now()  # with the controls as they are now
+        if self.live:  # Detect was pressed: propose with the controls as they are now
+            self.propose_now()
 
     def _on_progress(self, generation: int, fraction: float) -> None:
         if generation == self._generation and self.analyser.busy():

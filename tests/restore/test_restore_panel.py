@@ -225,3 +225,32 @@ def test_analysis_progress_shows_in_the_status(qtbot, panel, damaged):
     shown = [t for t in texts if t.startswith("Analysing the photo…")]
     assert any(t.endswith("%") for t in shown)
     assert texts[-1].startswith("Proposed:")
+
+
+def test_a_shown_panel_analyses_ahead_of_detect_without_proposing(qtbot, panel, damaged, analyses):
+    """On screen with a photo, the costly analysis starts at once in the background; no layer
+    is proposed until Detect, which then needs no second analysis."""
+    proposals = []
+    panel.proposal_ready.connect(proposals.append)
+    panel.set_photo(damaged)
+    assert analyses == []  # hidden (another tab in front): nothing runs
+    panel.show()
+    qtbot.waitExposed(panel)
+    qtbot.waitUntil(lambda: panel.analysis() is not None, timeout=20000)
+    qtbot.wait(DEBOUNCE_MS + 100)
+    assert len(analyses) == 1 and proposals == []
+    with qtbot.waitSignal(panel.proposal_ready, timeout=10000) as sig:
+        panel.detect_button.click()
+    assert np.array_equal(sig.args[0], detect_damage(damaged, ("scratches", "dust"), 0.5))
+    assert len(analyses) == 1
+
+
+def test_detect_during_the_early_analysis_proposes_when_it_ends(qtbot, panel, damaged, analyses):
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.set_photo(damaged)
+    assert panel.analyser.busy() or panel.analysis() is not None
+    with qtbot.waitSignal(panel.proposal_ready, timeout=20000) as sig:
+        panel.detect_button.click()
+    assert np.array_equal(sig.args[0], detect_damage(damaged, ("scratches", "dust"), 0.5))
+    assert len(analyses) == 1

@@ -284,3 +284,18 @@ def test_dragging_a_layer_in_the_list_reorders_the_document(window, qtbot):
     win.session.undo_stack.undo()  # one undo step puts it back
     assert [l.name for l in doc.layers] == ["Mask 1", "Mask 2", "Protect 1"]
     assert [panel.list.item(r).text() for r in range(3)] == ["Protect 1", "Mask 2", "Mask 1"]
+
+
+def test_restore_tab_analyses_the_photo_when_brought_to_the_front(window, qtbot):
+    """Behind the Run tab the restore panel does nothing; brought to the front it analyses the
+    photo in the background, and proposes nothing until Detect."""
+    win = window
+    panel = win.restore.panel
+    qtbot.wait(100)
+    assert panel.analysis() is None and not panel.analyser.busy()
+    layers = [l.name for l in win.current_document().layers]
+    win.docks["Restore"].raise_()
+    qtbot.waitUntil(lambda: panel.analysis() is not None, timeout=20000)
+    assert [l.name for l in win.current_document().layers] == layers  # no surprise layer
+    with qtbot.waitSignal(panel.proposal_ready, timeout=10000):
+        panel.detect_button.click()
