@@ -28,7 +28,7 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                         help="residual columns per aggregation chunk (default 3072)")
     parser.add_argument("--texture", type=float, default=InpaintSettings.texture, metavar="T",
                         help="the photo's own grain carried into the fill, as a share of the grain around "
-                             "it: 0 = smooth, 1 = as grainy as the surroundings (default 1, at most 2)")
+                             "it: 0 = smooth, 1 = at most as grainy as the surroundings (default 1, at most 2)")
     parser.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1-100 (default 95)")
 
 

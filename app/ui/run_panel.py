@@ -42,7 +42,7 @@ class RunPanel(QWidget):
         self.texture.setValue(round(runner.texture * 100))
         self.texture.setToolTip(
             "How much of the photo's own grain and fine detail goes into the fill.\n"
-            "0 % = smooth; 100 % = as grainy as the surroundings (default)."
+            "0 % = smooth; 100 % = at most as grainy as the surroundings (default)."
         )
         self.texture_label = QLabel()
         self.texture.valueChanged.connect(self._on_texture)
