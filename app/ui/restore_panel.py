@@ -257,7 +257,7 @@ class RestorePanel(QWidget):
             self.prepare_analysis()
         self._on_busy(False)
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+    def showEvent(self, event) -> None:  # Qt override
         super().showEvent(event)
         QTimer.singleShot(0, self.prepare_analysis)  # once the region on screen is known
 
@@ -266,9 +266,9 @@ class RestorePanel(QWidget):
         part, in the background): the first proposal then comes at slider speed. Nothing is
         proposed until the user asks. A panel behind another dock tab counts as off screen."""
         on_screen = self.isVisible() and not self.visibleRegion().isEmpty()
-        if on_screen and self._photo is not None and self._analysis is None and not self.analyser.busy():
-            if self.kinds():
-                self._analyse(self.kinds(), None)
+        idle = self._analysis is None and not self.analyser.busy()
+        if on_screen and idle and self._photo is not None and self.kinds():
+            self._analyse(self.kinds(), None)
 
     def _analyse(self, kinds: tuple[str, ...], reuse: DamageAnalysis | None) -> None:
         photo, generation, relay = self._photo, self._generation, self._progress
