@@ -249,9 +249,11 @@ def _aggregate_residual(large, residual, box_hole, box_source, coarse, model_att
     cols = np.flatnonzero(~cra.patch_any(polluted | ~box_source, grid))
     if len(rows) == 0 or len(cols) == 0:
         return
-    # the detail energy each patch should carry: that of the photo around it
-    wanted = cra.target_energy(residual, ~polluted & box_source, grid)
-    bias = cra.energy_bias(wanted[cols], wanted[rows], settings.energy_weight) if settings.energy_weight > 0 else None
+    # the detail energy each patch should carry (that of the photo around it), when used:
+    # to steer the computed attention and/or to scale what it carries
+    steer = model_attention is None and settings.energy_weight > 0
+    wanted = cra.target_energy(residual, ~polluted & box_source, grid) if steer or settings.match_energy else None
+    bias = cra.energy_bias(wanted[cols], wanted[rows], settings.energy_weight) if steer else None
     if model_attention is not None:
         attention = cra.renormalise(model_attention, rows, cols)
     else:

@@ -683,9 +683,9 @@ def _read_structure_inner(zf: zipfile.ZipFile, label: str, max_megapixels: float
         # keeps names, opacity, visibility and the masks exactly): the bottom layer is the
         # photo, our result layer is known by its name, and kinds by the layer names
         layers[-1].role = "photo"
-        for layer in layers[:-1]:
+        for index, layer in enumerate(layers[:-1]):
             if layer.name == RESULT_NAME and layer.x == 0 and layer.y == 0 and "result" not in roles:
-                layer.role = roles[layers.index(layer)] = "result"
+                layer.role = roles[index] = "result"
             elif "protect" in layer.name.lower():
                 layer.kind = LayerKind.PROTECT
         if len(layers) > 1:
