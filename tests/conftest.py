@@ -1,11 +1,22 @@
-"""Shared test set-up: Qt offscreen (before any Qt import) and tiny ONNX models."""
+"""Shared test set-up: Qt offscreen and a private home (both before any Qt import), tiny ONNX models."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# The editor keeps settings, recent files and crash autosaves in the user's folders. Tests get
+# their own, fresh each run: a leftover autosave of a killed editor would otherwise make the
+# launch tests offer recovery instead of opening the sample photo (it hung CI once).
+_PRIVATE_HOME = tempfile.mkdtemp(prefix="inpaint-studio-tests-")
+atexit.register(shutil.rmtree, _PRIVATE_HOME, True)
+for _var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+    os.environ[_var] = os.path.join(_PRIVATE_HOME, _var.lower())
 
 import numpy as np
 import pytest

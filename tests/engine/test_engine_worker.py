@@ -272,4 +272,5 @@ def test_signal_emits_do_not_leak_references(qtbot, worker):
     qtbot.wait(10)
     after = sys.getrefcount(True), sys.getrefcount(False), sys.getrefcount(None)
     assert len(seen) == 500
-    assert after[0] >= before[0] and after[1] >= before[1], f"refcounts fell: {before} -> {after}"
+    # the bug lost one reference per emit (500 here); objects freed meanwhile may drop a few dozen
+    assert after[0] > before[0] - 250 and after[1] > before[1] - 250, f"refcounts fell: {before} -> {after}"
