@@ -555,24 +555,58 @@ def parse_kinds(text: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+DETECTORS = ("auto", "learned", "hand")
+
+
 @dataclass(eq=False)
 class DamageAnalysis:
     """Everything the detectors measure on one photo before any threshold: computed once per
     photo (`analyse_damage`, the expensive part), then `propose_damage` turns it into a
-    proposal for any sensitivity (the cheap part, what a slider move reruns). Read-only."""
+    proposal for any sensitivity (the cheap part, what a slider move reruns). Read-only.
+
+    `detector` says which analysis it holds: "learned" (per-kind probability maps of the
+    net in models/damage_detector.onnx, see app/restore/learned.py) or "hand" (the filter
+    responses of the hand-made detectors above)."""
 
     shape: tuple[int, int]
-    edges: np.ndarray  # bool HxW: strong real edges
-    chroma: np.ndarray  # float32 HxW: chroma gain
+    edges: np.ndarray | None = None  # bool HxW: strong real edges (hand)
+    chroma: np.ndarray | None = None  # float32 HxW: chroma gain (hand)
     dust: DustAnalysis | None = None
     scratches: ScratchAnalysis | None = None
     dust_params: DustParams = DustParams()
     scratch_params: ScratchParams = ScratchParams()
     cleanup: Cleanup = Cleanup()
+    detector: str = "hand"
+    probability: dict[str, np.ndarray] | None = None  # learned: kind -> uint8 HxW, round(255 p)
+    threshold_at_default: float = 0.5  # learned: probability threshold at the default sensitivity
+    note: str = ""  # e.g. why the hand-made filters stand in for the learned detector
 
     @property
     def kinds(self) -> tuple[str, ...]:
+        if self.detector == "learned":
+            return tuple(k for k in KINDS if k in (self.probability or {}))
         return tuple(k for k in KINDS if getattr(self, k) is not None)
+
+
+def _choose_detector(detector: str, model):
+    """(name, loaded model or None, note) for the `detector` asked for: "auto" takes the
+    learned one when its model loads and otherwise falls back to the hand-made filters
+    (the note says why); "learned" raises the model's ModelError instead."""
+    from app.engine.errors import ModelError
+    from app.restore.learned import default_detector
+
+    if detector not in DETECTORS:
+        raise ValueError(f"unknown detector {detector!r}: choose from {', '.join(DETECTORS)}")
+    if detector == "hand":
+        return "hand", None, ""
+    if model is not None:
+        return "learned", model, ""
+    try:
+        return "learned", default_detector(), ""
+    except ModelError as exc:
+        if detector == "learned":
+            raise
+        return "hand", None, f"hand-made damage filters used: {exc}"
 
 
 def analyse_damage(
@@ -584,15 +618,23 @@ def analyse_damage(
     reuse: DamageAnalysis | None = None,
     dust: DustParams = DustParams(),
     scratches: ScratchParams = ScratchParams(),
+    detector: str = "auto",
+    model=None,
 ) -> DamageAnalysis | None:
     """The sensitivity-independent analysis of `rgb` for `kinds`. Parts already in `reuse`
     (an analysis of the same photo with the same parameters) are taken over. `progress(f)`
-    gets the done fraction in [0, 1]; `cancel()` -> bool is polled between stages (None = gave up)."""
+    gets the done fraction in [0, 1]; `cancel()` -> bool is polled between stages (None = gave up).
+    `detector`: "auto" (the learned detector when its model loads, else the hand-made
+    filters), "learned" (ModelError when its model does not load) or "hand"; `model`: a
+    loaded app.restore.learned.DetectorModel to use instead of the shipped one."""
     _check_rgb(rgb)
     kinds = parse_kinds(kinds)
+    name, loaded, note = _choose_detector(detector, model)
+    if name == "learned":
+        return _analyse_learned(rgb, kinds, loaded, reuse, cancel, progress)
     report = progress or (lambda f: None)
     cleanup = Cleanup()
-    if reuse is not None and (reuse.shape != rgb.shape[:2] or reuse.dust_params != dust
+    if reuse is not None and (reuse.detector != "hand" or reuse.shape != rgb.shape[:2] or reuse.dust_params != dust
                               or reuse.scratch_params != scratches):
         reuse = None
 
@@ -611,7 +653,8 @@ def analyse_damage(
         reuse = DamageAnalysis(shape=gray.shape, edges=edges, chroma=chroma, dust_params=dust,
                                scratch_params=scratches, cleanup=cleanup)
     out = DamageAnalysis(shape=reuse.shape, edges=reuse.edges, chroma=reuse.chroma, dust=reuse.dust,
-                         scratches=reuse.scratches, dust_params=dust, scratch_params=scratches, cleanup=cleanup)
+                         scratches=reuse.scratches, dust_params=dust, scratch_params=scratches, cleanup=cleanup,
+                         note=note)
     if "dust" in kinds and out.dust is None:
         if stopped():
             return None
@@ -629,6 +672,25 @@ def analyse_damage(
     return out
 
 
+def _analyse_learned(rgb, kinds, model, reuse, cancel, progress) -> DamageAnalysis | None:
+    from app.restore.learned import damage_probability
+
+    maps = {}
+    if (reuse is not None and reuse.detector == "learned" and reuse.shape == rgb.shape[:2]
+            and reuse.threshold_at_default == model.threshold_at_default):
+        maps = dict(reuse.probability or {})
+    missing = tuple(k for k in kinds if k not in maps)
+    if missing:
+        got = damage_probability(model, rgb, missing, progress=progress, cancel=cancel)
+        if got is None:
+            return None
+        maps.update(got)
+    if progress is not None:
+        progress(1.0)
+    return DamageAnalysis(shape=rgb.shape[:2], detector="learned", probability=maps,
+                          threshold_at_default=model.threshold_at_default)
+
+
 def propose_damage(
     analysis: DamageAnalysis,
     kinds: Iterable[str] | None = None,
@@ -640,9 +702,11 @@ def propose_damage(
     (uint8 HxW, 255 = damage); identical to `detect_damage` on the analysed photo. `kinds`
     (default: all analysed) must have been analysed. `cancel()` -> bool is polled; None = gave up."""
     kinds = analysis.kinds if kinds is None else parse_kinds(kinds)
-    missing = [k for k in kinds if getattr(analysis, k) is None]
+    missing = [k for k in kinds if k not in analysis.kinds]
     if missing:
         raise ValueError(f"not analysed: {', '.join(missing)}")
+    if analysis.detector == "learned":
+        return _propose_learned(analysis, kinds, sensitivity)
     mask = np.zeros(analysis.shape, np.uint8)
     a = analysis
     for kind in kinds:
@@ -659,6 +723,18 @@ def propose_damage(
     return mask
 
 
+def _propose_learned(analysis: DamageAnalysis, kinds: tuple[str, ...], sensitivity: float) -> np.ndarray:
+    """Pixels whose probability of a chosen kind exceeds the sensitivity's threshold, grown
+    by the cleanup's dilation like the hand-made proposals."""
+    from app.restore.learned import probability_threshold
+
+    level = int(np.floor(255.0 * probability_threshold(analysis.threshold_at_default, sensitivity)))
+    found = np.zeros(analysis.shape, bool)
+    for kind in kinds:
+        found |= analysis.probability[kind] > level
+    return _finish(found, analysis.cleanup.dilate)
+
+
 def detect_damage(
     rgb: np.ndarray,
     kinds: Iterable[str] = KINDS,
@@ -667,15 +743,18 @@ def detect_damage(
     cancel=None,
     dust: DustParams = DustParams(),
     scratches: ScratchParams = ScratchParams(),
+    detector: str = "auto",
+    model=None,
 ) -> np.ndarray:
     """Union of the chosen detectors' proposals (uint8 HxW, 255 = damage): `analyse_damage`
-    then `propose_damage`. `cancel()` -> bool is polled between stages; when it says so,
-    returns None."""
+    then `propose_damage` (`detector`, `model`: see analyse_damage). `cancel()` -> bool is
+    polled between stages; when it says so, returns None."""
     _check_rgb(rgb)
     kinds = parse_kinds(kinds)
     if not kinds:
         return np.zeros(rgb.shape[:2], np.uint8)
-    analysis = analyse_damage(rgb, kinds, cancel=cancel, dust=dust, scratches=scratches)
+    analysis = analyse_damage(rgb, kinds, cancel=cancel, dust=dust, scratches=scratches, detector=detector,
+                              model=model)
     if analysis is None:
         return None
     return propose_damage(analysis, kinds, sensitivity, cancel=cancel)

@@ -39,6 +39,10 @@ class Damage:
     image: np.ndarray  # damaged RGB uint8
     support: np.ndarray  # uint8 0/255: touched at all
     visible: np.ndarray  # uint8 0/255: changed by >= visible_levels
+    # which detector each touched pixel belongs to (uint8 0/255; for training a learned
+    # detector per kind): scratches and creases; dust specks and hairs
+    lines: np.ndarray | None = None
+    specks: np.ndarray | None = None
 
 
 def _curve(rng: np.random.Generator, start: np.ndarray, angle: float, length: float, wiggle: float) -> np.ndarray:
@@ -91,12 +95,15 @@ def add_damage(clean: np.ndarray, rng: np.random.Generator, spec: DamageSpec = D
     side = max(h, w)
     img = clean.astype(np.float32)
     support = np.zeros((h, w), bool)
+    kinds = {"lines": np.zeros((h, w), bool), "specks": np.zeros((h, w), bool)}
 
-    def layer(alpha: np.ndarray, tone: float) -> None:
+    def layer(alpha: np.ndarray, tone: float, kind: str) -> None:
         nonlocal img
         target = np.clip(tone + rng.normal(0, 4, 3), 0, 255).astype(np.float32)
         img = _composite(img, alpha, target)
-        support[alpha > 0.02] = True
+        touched = alpha > 0.02
+        support[touched] = True
+        kinds[kind][touched] = True
 
     # scratches: thin, curved, bright (emulsion scraped off) or dark (dirt in the groove)
     for _ in range(int(rng.integers(spec.scratches[0], spec.scratches[1] + 1))):
@@ -108,7 +115,7 @@ def add_damage(clean: np.ndarray, rng: np.random.Generator, spec: DamageSpec = D
         widths = np.clip(_smooth_profile(rng, len(pts), 0.6, 1.2) * base_w, 0.8, None)
         strengths = _smooth_profile(rng, len(pts), *sorted(rng.uniform(0.35, 1.0, 2)))
         _draw_path(alpha, pts, widths, strengths)
-        layer(alpha, rng.uniform(225, 255) if rng.random() < 0.65 else rng.uniform(10, 50))
+        layer(alpha, rng.uniform(225, 255) if rng.random() < 0.65 else rng.uniform(10, 50), "lines")
 
     # creases: long, gentle, wider, lower contrast; a bright crack with a faint shadow beside it
     for _ in range(int(rng.integers(spec.creases[0], spec.creases[1] + 1))):
@@ -123,10 +130,10 @@ def add_damage(clean: np.ndarray, rng: np.random.Generator, spec: DamageSpec = D
         normal = np.stack([-np.sin(ang), np.cos(ang)])
         shadow = np.zeros((h, w), np.float32)
         _draw_path(shadow, pts + normal * (base_w * 0.5 + 1.5), widths * 0.8, strengths * 0.5)
-        layer(shadow, rng.uniform(30, 70))
+        layer(shadow, rng.uniform(30, 70), "lines")
         crack = np.zeros((h, w), np.float32)
         _draw_path(crack, pts, widths, strengths)
-        layer(crack, rng.uniform(215, 250))
+        layer(crack, rng.uniform(215, 250), "lines")
 
     # dust specks: small irregular blobs, mostly dark on a print scan, some bright
     mp = h * w / 1e6
@@ -146,8 +153,8 @@ def add_damage(clean: np.ndarray, rng: np.random.Generator, spec: DamageSpec = D
         pts = _curve(rng, rng.uniform([0, 0], [w, h]), rng.uniform(0, 2 * np.pi), rng.uniform(15, 60), 0.08)
         n = len(pts)
         _draw_path(dark, pts, np.full(n, rng.uniform(1.0, 1.8)), np.full(n, rng.uniform(0.6, 0.95)))
-    layer(dark, rng.uniform(10, 45))
-    layer(bright, rng.uniform(220, 255))
+    layer(dark, rng.uniform(10, 45), "specks")
+    layer(bright, rng.uniform(220, 255), "specks")
 
     if spec.grain_sigma > 0:
         grain = rng.normal(0.0, spec.grain_sigma, (h, w, 1)).astype(np.float32)
@@ -159,6 +166,8 @@ def add_damage(clean: np.ndarray, rng: np.random.Generator, spec: DamageSpec = D
         image=out,
         support=np.where(support, 255, 0).astype(np.uint8),
         visible=np.where(visible, 255, 0).astype(np.uint8),
+        lines=np.where(kinds["lines"], 255, 0).astype(np.uint8),
+        specks=np.where(kinds["specks"], 255, 0).astype(np.uint8),
     )
 
 

@@ -1,0 +1,150 @@
+"""The learned damage detector: a small convolutional net (models/damage_detector.onnx,
+trained by tools/train_detector.py on synthetic damage) that gives per pixel the
+probability of each damage kind. The sensitivity then only thresholds these maps.
+
+The net runs once per photo in tiles (bounded memory on 12 MP photos); each tile is read
+with a margin of context around it so that tiled and whole-photo maps agree.
+Qt-free; onnxruntime is imported when a model is first loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.engine.errors import ModelError
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "damage_detector.onnx"
+CONTRACT = "damage-probability"
+TILE = 1024  # px of output per tile side
+MARGIN = 64  # px of context read around each tile (the net's receptive field is ~250 px,
+# but what lies more than 64 px away barely moves a probability)
+
+
+@dataclass(frozen=True)
+class DetectorModel:
+    """A loaded detector: the onnxruntime session and what its sidecar says."""
+
+    path: Path
+    session: object
+    input_name: str
+    output_name: str
+    channels: tuple[str, ...]  # damage kind of each output channel
+    threshold_at_default: float  # probability threshold at the default sensitivity (0.5)
+    stride: int  # input sides must be multiples of this
+
+
+def load_detector(path: str | Path | None = None, threads: int = 0) -> DetectorModel:
+    """Load a detector ONNX file and its JSON sidecar (same name, .json). Raises ModelError
+    with a message saying what is wrong (missing, unreadable, wrong contract)."""
+    path = Path(path) if path is not None else DEFAULT_MODEL
+    sidecar = path.with_suffix(".json")
+    if not path.is_file():
+        raise ModelError(f"No damage detector model at {path.name} (expected in the models folder).")
+    if not sidecar.is_file():
+        raise ModelError(f"The damage detector {path.name} has no sidecar {sidecar.name}.")
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"The sidecar {sidecar.name} is not readable JSON: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("contract") != CONTRACT:
+        raise ModelError(f"The sidecar {sidecar.name} does not describe a damage detector "
+                         f"(contract {meta.get('contract') if isinstance(meta, dict) else None!r}, "
+                         f"expected {CONTRACT!r}).")
+    try:
+        channels = tuple(str(c) for c in meta["channels"])
+        threshold = float(meta["threshold_at_default"])
+        stride = int(meta.get("stride", 1))
+        input_name = str(meta["inputs"]["image"])
+        output_name = str(meta["outputs"]["logits"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"The sidecar {sidecar.name} lacks a field or has a bad value: {exc}") from exc
+    if not 0.0 < threshold < 1.0 or stride < 1 or not channels:
+        raise ModelError(f"The sidecar {sidecar.name} has out-of-range values "
+                         f"(threshold {threshold}, stride {stride}, channels {channels}).")
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"Cannot load the damage detector {path.name}: {first}") from exc
+    names_in = [i.name for i in session.get_inputs()]
+    names_out = [o.name for o in session.get_outputs()]
+    if input_name not in names_in or output_name not in names_out:
+        raise ModelError(f"The damage detector {path.name} does not match its sidecar "
+                         f"(inputs {names_in}, outputs {names_out}).")
+    return DetectorModel(path=path, session=session, input_name=input_name, output_name=output_name,
+                         channels=channels, threshold_at_default=threshold, stride=stride)
+
+
+_default: dict[int, DetectorModel | ModelError] = {}
+_default_lock = threading.Lock()
+
+
+def default_detector(threads: int = 0) -> DetectorModel:
+    """The shipped detector, loaded once per process (a failure is remembered, not retried)."""
+    with _default_lock:
+        if threads not in _default:
+            try:
+                _default[threads] = load_detector(None, threads)
+            except ModelError as exc:
+                _default[threads] = exc
+        got = _default[threads]
+    if isinstance(got, ModelError):
+        raise got
+    return got
+
+
+def probability_threshold(threshold_at_default: float, sensitivity: float) -> float:
+    """The probability above which a pixel is proposed: the calibrated threshold at
+    sensitivity 0.5, shifted by up to 3 in logit either way (0 = strict, 1 = flags more).
+    Monotone, so a higher sensitivity never proposes less."""
+    s = float(np.clip(sensitivity, 0.0, 1.0))
+    t = float(np.clip(threshold_at_default, 1e-4, 1 - 1e-4))
+    logit = np.log(t / (1.0 - t)) + 6.0 * (0.5 - s)
+    return float(1.0 / (1.0 + np.exp(-logit)))
+
+
+def damage_probability(model: DetectorModel, rgb: np.ndarray, kinds: tuple[str, ...] | None = None, *,
+                       progress=None, cancel=None) -> dict[str, np.ndarray] | None:
+    """Per kind, the damage probability of every pixel as uint8 (round(255 p)). `progress(f)`
+    gets the done fraction; `cancel()` is polled per tile (None = gave up)."""
+    kinds = model.channels if kinds is None else kinds
+    unknown = [k for k in kinds if k not in model.channels]
+    if unknown:
+        raise ModelError(f"The damage detector {model.path.name} has no output for {', '.join(unknown)}.")
+    import cv2
+
+    h, w = rgb.shape[:2]
+    s = model.stride
+    # reflect-pad the photo by the margin, and its far sides up to a multiple of the stride
+    padded = cv2.copyMakeBorder(np.ascontiguousarray(rgb), MARGIN, MARGIN + (-h % s), MARGIN, MARGIN + (-w % s),
+                                cv2.BORDER_REFLECT_101)
+    out = {k: np.empty((h, w), np.uint8) for k in kinds}
+    index = [model.channels.index(k) for k in kinds]
+    tiles = [(y, x) for y in range(0, h, TILE) for x in range(0, w, TILE)]
+    for n, (y, x) in enumerate(tiles):
+        if cancel is not None and cancel():
+            return None
+        th, tw = min(TILE, h - y), min(TILE, w - x)
+        ih, iw = th + (-th % s) + 2 * MARGIN, tw + (-tw % s) + 2 * MARGIN
+        tile = padded[y : y + ih, x : x + iw]
+        feed = np.ascontiguousarray(tile.transpose(2, 0, 1)[None], dtype=np.float32) * np.float32(1.0 / 255.0)
+        logits = model.session.run([model.output_name], {model.input_name: feed})[0][0]
+        for k, c in zip(kinds, index):
+            core = logits[c, MARGIN : MARGIN + th, MARGIN : MARGIN + tw]
+            p = 1.0 / (1.0 + np.exp(-np.clip(core, -30.0, 30.0)))
+            out[k][y : y + th, x : x + tw] = np.rint(p * 255.0).astype(np.uint8)
+        if progress is not None:
+            progress((n + 1) / len(tiles))
+    return out

@@ -1,0 +1,91 @@
+"""Smoke test of the damage detector's training and export (tools/train_detector.py):
+a few steps on tiny generated photos, resume, export, and the app loading the export."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is a training extra (pip install .[train])")
+cv2 = pytest.importorskip("cv2")
+
+TOOLS = Path(__file__).resolve().parents[2] / "tools"
+
+
+@pytest.fixture(scope="module")
+def trainer():
+    spec = importlib.util.spec_from_file_location("train_detector", TOOLS / "train_detector.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["train_detector"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture()
+def data(tmp_path):
+    """A tiny data root laid out like shared/data: gently varying colour photos."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:96, 0:128].astype(np.float32)
+    for split, n in (("train", 3), ("val", 2)):
+        folder = tmp_path / "data" / "photos" / "bsds500" / split
+        folder.mkdir(parents=True)
+        for i in range(n):
+            a, b, c = rng.uniform(0.3, 1.0, 3)
+            im = np.stack([60 + xx * a, 80 + yy * b, 100 + (xx + yy) * c / 3], -1)
+            cv2.imwrite(str(folder / f"p{i}.jpg"), np.clip(im, 0, 255).astype(np.uint8))
+    return tmp_path / "data"
+
+
+def common(run, data):
+    return ["--run", str(run), "--data", str(data), "--width", "4", "--context-width", "8", "--crop", "48",
+            "--batch", "4", "--pool", "4", "--refresh", "2", "--threads", "1", "--lr", "3e-3",
+            "--log-every", "5", "--eval-every", "0", "--ckpt-every", "1000"]
+
+
+def test_loss_decreases_and_a_resumed_run_matches_an_uninterrupted_one(trainer, data, tmp_path):
+    res = trainer.train(trainer.parse_args(common(tmp_path / "a", data) + ["--steps", "30"]))
+    assert res["step"] == 30
+    assert np.mean(res["history"][-5:]) < np.mean(res["history"][:3])
+    log = (tmp_path / "a" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,loss") and len(log) == 1 + 30 // 5
+
+    # 4 steps at once, and 2 + 2 with a resume in between: the same weights
+    trainer.train(trainer.parse_args(common(tmp_path / "b", data) + ["--steps", "4"]))
+    trainer.train(trainer.parse_args(common(tmp_path / "c", data) + ["--steps", "4", "--until", "2"]))
+    res = trainer.train(trainer.parse_args(common(tmp_path / "c", data) + ["--steps", "4"]))
+    assert res["step"] == 4 and len(res["history"]) == 2
+    b, _ = trainer.load_model(tmp_path / "b" / "latest.pt")
+    c, _ = trainer.load_model(tmp_path / "c" / "latest.pt")
+    for (name, pb), (_, pc) in zip(b.state_dict().items(), c.state_dict().items()):
+        assert torch.allclose(pb, pc, atol=1e-6), name
+
+
+def test_export_is_loaded_and_run_by_the_app(trainer, data, tmp_path):
+    pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    from app.restore import detect, learned
+
+    run = tmp_path / "run"
+    trainer.train(trainer.parse_args(common(run, data) + ["--steps", "3"]))
+    out = tmp_path / "models" / "damage_detector.onnx"
+    trainer.main(common(run, data) + ["--export", str(out)])
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["contract"] == "damage-probability" and meta["channels"] == list(detect.KINDS)
+    assert 0 < meta["threshold_at_default"] < 1
+    m = onnx.load(str(out))
+    assert max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")) <= 17
+
+    model = learned.load_detector(out, threads=1)
+    photo = np.full((70, 90, 3), 128, np.uint8)  # sides not multiples of the stride
+    maps = learned.damage_probability(model, photo)
+    assert set(maps) == set(detect.KINDS) and all(p.shape == (70, 90) and p.dtype == np.uint8 for p in maps.values())
+    # the app's map is the training code's prediction (same net, same padding at the core)
+    net, _ = trainer.load_model(run / "latest.pt")
+    expected = trainer.predict(net.eval(), np.full((72, 92, 3), 128, np.uint8))[:, :70, :70]
+    got = np.stack([maps[k][:, :70] for k in detect.KINDS]).astype(np.float32) / 255
+    assert np.abs(got - expected).max() < 0.02

@@ -1,0 +1,437 @@
+"""Train the learned old-photo damage detector (issue 6) on the CPU, and export it to ONNX.
+
+A small fully convolutional net looks at an RGB photo and gives, per pixel, the
+probability of two kinds of damage: "scratches" (scratches, creases) and "dust" (specks,
+hairs). The app (app/restore/learned.py) runs it once per photo; the sensitivity slider
+only thresholds the map.
+
+Architecture (DamageNet), built for one CPU core on 12 MP photos: 8 channels at full
+resolution (thin lines and 1-px specks need it), 16 at 1/2, and a 48-channel dilated
+context branch at 1/4 (receptive field ~250 px: is this line alone, or one of a row of
+railings and window frames?); the coarse features are added back to the full-resolution
+ones by bilinear upsampling.
+
+Data: synthetic damage (app/restore/synthetic.py) drawn onto clean photos from
+bsds500/train and bsds500/val ONLY: bsds500/test, sun_hays80 and urban100 are
+bench/restore.py's report sets and are never read here. The last VALIDATION photos of
+bsds500/val are not trained on; they calibrate the probability threshold of the default
+sensitivity. Every damaged photo has its own seed and randomly varied damage parameters
+(counts, widths, contrast, speck size, grain), and some are left undamaged or grain-free,
+so the net does not learn one generator setting's quirks. Photos are drawn from a pool
+that is refreshed with a new damaged photo every --refresh steps; the pool at any step is a
+function of (--seed, step), so a resumed run sees exactly what an uninterrupted one would.
+
+Labels per kind: 1 where that kind changed the photo visibly (>= 12 grey levels), ignored
+where the damage touched the photo only faintly (and 1 px around it: the benchmark counts
+a proposal within 2 px of damage as right), 0 elsewhere.
+
+Usage:
+    python tools/train_detector.py --run .runs/detector                # start or resume
+    python tools/train_detector.py --run .runs/detector --export models/damage_detector.onnx
+Checkpoint: <run>/latest.pt (every --ckpt-every steps and on SIGTERM/Ctrl+C); losses and
+validation scores: <run>/log.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.restore.synthetic import DamageSpec, add_damage, score_proposal  # noqa: E402
+
+DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+KINDS = ("scratches", "dust")  # output channels, in this order (app/restore/detect.py's KINDS)
+VALIDATION = 20  # last photos of bsds500/val: threshold calibration, never trained on
+STRIDE = 4  # the net's input sides must be multiples of this
+
+
+# ---------------------------------------------------------------------------------
+# model
+# ---------------------------------------------------------------------------------
+def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, dilation, dilation=dilation), nn.ReLU(inplace=True))
+
+
+class DamageNet(nn.Module):
+    """RGB [N,3,H,W] in [0,1] -> logits [N,2,H,W] (scratches, dust); H, W multiples of 4."""
+
+    def __init__(self, width: int = 8, context_width: int = 48, dilations=(2, 4, 8, 16)):
+        super().__init__()
+        w, c = width, context_width
+        self.config = {"width": width, "context_width": context_width, "dilations": list(dilations)}
+        self.full = nn.Sequential(_conv(3, w), _conv(w, w))
+        self.mid = nn.Sequential(_conv(w, 2 * w, stride=2), _conv(2 * w, 2 * w))
+        self.context = nn.Sequential(_conv(2 * w, c, stride=2), *[_conv(c, c, dilation=d) for d in dilations],
+                                     _conv(c, c))
+        self.context_to_half = nn.Conv2d(c, 2 * w, 1)
+        self.half_mix = _conv(2 * w, 2 * w)
+        self.half_to_full = nn.Conv2d(2 * w, w, 1)
+        self.head = nn.Sequential(_conv(w, w), nn.Conv2d(w, len(KINDS), 1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = image - 0.5
+        full = self.full(x)
+        half = self.mid(full)
+        ctx = self.context(half)
+        half = self.half_mix(half + F.interpolate(self.context_to_half(ctx), size=half.shape[-2:], mode="bilinear",
+                                                  align_corners=False))
+        full = full + F.interpolate(self.half_to_full(half), size=full.shape[-2:], mode="bilinear",
+                                    align_corners=False)
+        return self.head(full)
+
+
+# ---------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------
+def photo_split(root: Path) -> tuple[list[Path], list[Path]]:
+    """(train, validation) photos: bsds500/train + val minus the last VALIDATION of val."""
+    bsds = root / "photos" / "bsds500"
+    train = sorted((bsds / "train").glob("*.jpg"))
+    val = sorted((bsds / "val").glob("*.jpg"))
+    return train + val[:-VALIDATION], val[-VALIDATION:]
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise SystemExit(f"cannot read {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def random_spec(rng: np.random.Generator) -> DamageSpec:
+    """Damage parameters varied around the generator's defaults."""
+    def span(lo, hi, spread):
+        a, b = sorted(rng.uniform(lo, hi, 2))
+        return (a, max(b, a + spread))
+
+    nmax = int(rng.integers(1, 9))
+    return DamageSpec(
+        scratches=(int(rng.integers(0, nmax + 1)), nmax),
+        scratch_width=span(0.8, 4.5, 0.5),
+        scratch_length=span(0.1, 1.0, 0.1),
+        specks_per_mp=span(20.0, 500.0, 30.0),
+        speck_radius=span(0.6, 3.5, 0.4),
+        hairs=(0, int(rng.integers(0, 5))),
+        creases=(0, int(rng.integers(0, 3))),
+        grain_sigma=float(rng.choice([0.0, rng.uniform(0.3, 3.0)], p=[0.25, 0.75])),
+    )
+
+
+def labels(dmg, clean_only: bool, shape) -> tuple[np.ndarray, np.ndarray]:
+    """(target, weight) float32 [2,H,W] for one damaged photo (see the module docstring)."""
+    if clean_only:
+        return np.zeros((2,) + shape, np.float32), np.ones((2,) + shape, np.float32)
+    k = np.ones((3, 3), np.uint8)
+    visible = dmg.visible > 0
+    target, weight = [], []
+    for kind_mask in (dmg.lines, dmg.specks):
+        mine = kind_mask > 0
+        pos = visible & mine
+        unsure = (cv2.dilate(kind_mask, k) > 0) & ~pos
+        # the other kind's visible damage is not this kind's false alarm: ignore it too
+        unsure |= visible & ~mine
+        target.append(pos.astype(np.float32))
+        weight.append((~unsure).astype(np.float32))
+    return np.stack(target), np.stack(weight)
+
+
+class Pool:
+    """Damaged photos to crop from; slot i at step s holds the photo made at the last
+    refresh step t < s with t // refresh = i (mod size), or the initial one: a function of
+    (seed, step) only."""
+
+    def __init__(self, photos: list[Path], size: int, refresh: int, seed: int, clean_share: float = 0.1):
+        self.photos, self.size, self.refresh, self.seed, self.clean_share = photos, size, refresh, seed, clean_share
+        self._cache: dict[int, np.ndarray] = {}
+        self.slots: list[tuple[int | None, tuple]] = [(None, ())] * size  # (tick, item)
+
+    def _make(self, tick: int) -> tuple:
+        rng = np.random.default_rng([self.seed, 7, tick + 10**6])
+        idx = int(rng.integers(len(self.photos)))
+        if idx not in self._cache:
+            self._cache[idx] = read_rgb(self.photos[idx])
+        clean = self._cache[idx]
+        if rng.random() < self.clean_share:  # undamaged, sometimes with grain: nothing to find
+            sigma = rng.choice([0.0, rng.uniform(0.3, 3.0)])
+            img = np.clip(clean + rng.normal(0, sigma, clean.shape[:2] + (1,)), 0, 255).astype(np.uint8)
+            t, w = labels(None, True, clean.shape[:2])
+            return img, t, w
+        dmg = add_damage(clean, rng, random_spec(rng))
+        t, w = labels(dmg, False, clean.shape[:2])
+        return dmg.image, t, w
+
+    def at(self, step: int) -> list[tuple]:
+        tick_now = step // self.refresh
+        for i in range(self.size):
+            # the newest tick <= tick_now that lands in slot i; initial ticks are negative
+            tick = tick_now - ((tick_now - i) % self.size)
+            if tick < 0:
+                tick = i - self.size  # initial content of slot i
+            if self.slots[i][0] != tick:
+                self.slots[i] = (tick, self._make(tick))
+        return [item for _, item in self.slots]
+
+
+def batch(items: list[tuple], n: int, crop: int, rng: np.random.Generator):
+    imgs, tgts, wts = [], [], []
+    for _ in range(n):
+        img, t, w = items[int(rng.integers(len(items)))]
+        h, wd = img.shape[:2]
+        y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, wd - crop + 1))
+        a = img[y : y + crop, x : x + crop].transpose(2, 0, 1).astype(np.float32) / 255.0
+        b, c = t[:, y : y + crop, x : x + crop], w[:, y : y + crop, x : x + crop]
+        k = int(rng.integers(4))
+        flip = rng.random() < 0.5
+        out = []
+        for arr in (a, b, c):
+            arr = np.rot90(arr, k, axes=(1, 2))
+            out.append(np.ascontiguousarray(arr[:, :, ::-1] if flip else arr))
+        imgs.append(out[0])
+        tgts.append(out[1])
+        wts.append(out[2])
+    return torch.from_numpy(np.stack(imgs)), torch.from_numpy(np.stack(tgts)), torch.from_numpy(np.stack(wts))
+
+
+def loss_fn(logits, target, weight, pos_weight: float) -> torch.Tensor:
+    per_px = F.binary_cross_entropy_with_logits(logits, target, reduction="none",
+                                                pos_weight=torch.tensor(pos_weight))
+    return (per_px * weight).sum() / weight.sum().clamp(min=1.0)
+
+
+# ---------------------------------------------------------------------------------
+# validation / calibration
+# ---------------------------------------------------------------------------------
+def predict(model: DamageNet, rgb: np.ndarray) -> np.ndarray:
+    """Probabilities [2,H,W] of a whole (small) photo, padded to a multiple of STRIDE."""
+    h, w = rgb.shape[:2]
+    ph, pw = -h % STRIDE, -w % STRIDE
+    x = cv2.copyMakeBorder(rgb, 0, ph, 0, pw, cv2.BORDER_REFLECT)
+    with torch.no_grad():
+        t = torch.from_numpy(x.transpose(2, 0, 1).astype(np.float32)[None] / 255.0)
+        return torch.sigmoid(model(t))[0, :, :h, :w].numpy()
+
+
+def validation_set(photos: list[Path], seed: int) -> list[tuple]:
+    out = []
+    for i, p in enumerate(photos):
+        clean = read_rgb(p)
+        out.append((clean, add_damage(clean, np.random.default_rng([seed, 99, i]))))
+    return out
+
+
+def evaluate(model: DamageNet, vset: list[tuple], thresholds=(0.3, 0.5, 0.7, 0.8, 0.9)) -> dict[float, tuple]:
+    """Per threshold: mean precision, recall, clean flagged (the default generator settings)."""
+    model.eval()
+    res = {t: [] for t in thresholds}
+    for clean, dmg in vset:
+        pd, pc = predict(model, dmg.image).max(axis=0), predict(model, clean).max(axis=0)
+        for t in thresholds:
+            prop = finish(pd > t)
+            s = score_proposal(prop, dmg)
+            res[t].append((s.precision, s.recall, float((finish(pc > t) > 0).mean())))
+    model.train()
+    return {t: tuple(np.mean(v, axis=0)) for t, v in res.items()}
+
+
+def finish(found: np.ndarray) -> np.ndarray:
+    """What the app does with a thresholded map (app/restore/learned.py: grow by 1 px)."""
+    return cv2.dilate(found.astype(np.uint8) * 255, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+
+
+# ---------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------
+def save_checkpoint(path: Path, model, opt, step: int, args: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "config": model.config, "opt": opt.state_dict(), "step": step,
+                "args": args}, tmp)
+    tmp.replace(path)
+
+
+def load_model(path: Path) -> tuple[DamageNet, dict]:
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = ck["config"]
+    model = DamageNet(cfg["width"], cfg["context_width"], tuple(cfg["dilations"]))
+    model.load_state_dict(ck["model"])
+    return model, ck
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--data", type=Path, default=DATA_ROOT)
+    ap.add_argument("--steps", type=int, default=20000, help="planned length (sets the learning-rate schedule)")
+    ap.add_argument("--until", type=int, default=0, help="stop (with a checkpoint) at this step; 0 = --steps")
+    ap.add_argument("--batch", type=int, default=12)
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--pos-weight", type=float, default=2.0)
+    ap.add_argument("--width", type=int, default=8)
+    ap.add_argument("--context-width", type=int, default=48)
+    ap.add_argument("--pool", type=int, default=48)
+    ap.add_argument("--refresh", type=int, default=2, help="steps between new damaged photos in the pool")
+    ap.add_argument("--seed", type=int, default=6)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--eval-every", type=int, default=1000, help="0 = never")
+    ap.add_argument("--ckpt-every", type=int, default=200)
+    ap.add_argument("--export", type=Path, help="write the run's model as ONNX + JSON sidecar and stop")
+    return ap.parse_args(argv)
+
+
+def train(args) -> dict:
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(1)
+    torch.manual_seed(args.seed)
+    args.run.mkdir(parents=True, exist_ok=True)
+    train_photos, val_photos = photo_split(args.data)
+    if not train_photos:
+        raise SystemExit(f"no photos under {args.data / 'photos' / 'bsds500'}")
+    ckpt = args.run / "latest.pt"
+    model = DamageNet(args.width, args.context_width)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    step = 0
+    if ckpt.exists():
+        model, ck = load_model(ckpt)
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+        opt.load_state_dict(ck["opt"])
+        step = ck["step"]
+        print(f"resumed at step {step}", flush=True)
+    pool = Pool(train_photos, args.pool, args.refresh, args.seed)
+    vset = validation_set(val_photos, args.seed) if args.eval_every and val_photos else []
+    log_path = args.run / "log.csv"
+    new_log = not log_path.exists()
+    log = log_path.open("a", newline="")
+    writer = csv.writer(log)
+    if new_log:
+        writer.writerow(["step", "loss", "lr", "s_per_step", "val"])
+    stop = threading.Event()
+
+    def _request_stop(signum, _frame):
+        stop.set()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    running, t0, history = 0.0, time.perf_counter(), []
+    try:
+        end = min(args.until or args.steps, args.steps)
+        while step < end and not stop.is_set():
+            # cosine decay to 5 % over the planned steps
+            lr = args.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / args.steps)))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            items = pool.at(step)
+            x, y, w = batch(items, args.batch, args.crop, np.random.default_rng([args.seed, 3, step]))
+            loss = loss_fn(model(x), y, w, args.pos_weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+            history.append(loss.item())
+            running = history[-1] if running == 0 else 0.98 * running + 0.02 * history[-1]
+            val = ""
+            if args.eval_every and vset and step % args.eval_every == 0:
+                scores = evaluate(model, vset)
+                val = json.dumps({f"{t}": [round(v, 4) for v in s] for t, s in scores.items()})
+            if step % args.log_every == 0 or val:
+                dt = (time.perf_counter() - t0) / args.log_every
+                t0 = time.perf_counter()
+                writer.writerow([step, f"{running:.5f}", f"{lr:.2e}", f"{dt:.3f}", val])
+                log.flush()
+                print(f"step {step} loss {running:.4f} lr {lr:.1e} {dt:.2f} s/step {val}", flush=True)
+            if step % args.ckpt_every == 0:
+                save_checkpoint(ckpt, model, opt, step, vars_for_ckpt(args))
+    finally:
+        save_checkpoint(ckpt, model, opt, step, vars_for_ckpt(args))
+        log.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stop.is_set():
+        print(f"stopped by signal at step {step}; checkpoint written", flush=True)
+    return {"step": step, "history": history}
+
+
+def vars_for_ckpt(args) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+
+# ---------------------------------------------------------------------------------
+# export
+# ---------------------------------------------------------------------------------
+def calibrate(model: DamageNet, val_photos: list[Path], seed: int, max_flagged: float = 0.002) -> float:
+    """The probability threshold for the default sensitivity: the lowest (most recall) whose
+    mean precision on the validation photos is >= 0.85 and whose clean photos are flagged
+    at most `max_flagged` (the issue's limit is 0.005; held-out photos vary)."""
+    vset = validation_set(val_photos, seed)
+    grid = tuple(np.round(np.arange(0.3, 0.96, 0.05), 2))
+    scores = evaluate(model, vset, grid)
+    for t in grid:
+        p, r, f = scores[t]
+        print(f"  threshold {t:.2f}: precision {p:.3f} recall {r:.3f} clean flagged {100 * f:.3f} %")
+    ok = [t for t in grid if scores[t][0] >= 0.85 and scores[t][2] <= max_flagged]
+    return float(ok[0] if ok else grid[-1])
+
+
+def export(args) -> None:
+    model, ck = load_model(args.run / "latest.pt")
+    model.eval()
+    _, val_photos = photo_split(args.data)
+    threshold = calibrate(model, val_photos, args.seed) if val_photos else 0.5
+    out = args.export
+    out.parent.mkdir(parents=True, exist_ok=True)
+    dummy = torch.zeros(1, 3, 64, 64)
+    torch.onnx.export(model, dummy, str(out), input_names=["image"], output_names=["logits"],
+                      dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}},
+                      opset_version=17, dynamo=False)
+    sidecar = {
+        "name": "inpaint-studio-damage-detector",
+        "version": 1,
+        "contract": "damage-probability",
+        "layout": "NCHW",
+        "inputs": {"image": "image"},
+        "outputs": {"logits": "logits"},
+        "image_range": [0.0, 1.0],
+        "channels": list(KINDS),
+        "stride": STRIDE,
+        "receptive_field": 256,
+        "threshold_at_default": threshold,
+        "opset": 17,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "architecture": f"DamageNet {model.config}",
+        "steps_trained": int(ck["step"]),
+        "train_crop": int(ck["args"].get("crop", 0)),
+        "trained_on": "synthetic damage (app/restore/synthetic.py, varied parameters) on bsds500/train and "
+                      "bsds500/val photos; threshold calibrated on the last 20 of bsds500/val (not trained on)",
+        "licence_note": "trained on research-only photos (BSDS500); see MODEL_CARD.md",
+    }
+    out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {out.with_suffix('.json').name}; "
+          f"threshold at the default sensitivity {threshold}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.export:
+        export(args)
+    else:
+        train(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
