@@ -1,7 +1,7 @@
 """Synthetic old-photo damage with a known ground truth (for the benchmark and the tests).
 
 `add_damage(clean, rng)` draws thin curved scratches of varying width and contrast,
-dust specks and short hairs, and creases onto a copy of a clean RGB uint8 photo and
+dust specks and short hairs, creases and (when the spec asks for them) tears onto a copy of a clean RGB uint8 photo and
 returns the damaged photo together with two masks:
 
 - ``support``: every pixel the damage touched at all (anti-aliased edges included);
@@ -30,6 +30,9 @@ class DamageSpec:
     speck_radius: tuple[float, float] = (0.7, 2.8)  # px
     hairs: tuple[int, int] = (0, 3)
     creases: tuple[int, int] = (0, 2)
+    # tears: jagged bands of bare paper running in from the photo's edge (off by default, so
+    # the benchmark's damage stays comparable with earlier measurements)
+    tears: tuple[int, int] = (0, 0)
     grain_sigma: float = 1.5  # film grain added over the whole damaged photo (0 = none)
     visible_levels: int = 12
 
@@ -135,6 +138,25 @@ def add_damage(clean: np.ndarray, rng: np.random.Generator, spec: DamageSpec = D
         _draw_path(crack, pts, widths, strengths)
         layer(crack, rng.uniform(215, 250), "lines")
 
+    # tears: a rip starts at the print's edge and runs inwards on a jagged path; where the
+    # pieces meet, the white paper core shows as a fibrous band of uneven width
+    n_tears = int(rng.integers(spec.tears[0], spec.tears[1] + 1)) if spec.tears[1] > 0 else 0  # same stream when off
+    for _ in range(n_tears):
+        pts = _tear_path(rng, h, w)
+        n = len(pts)
+        base_w = rng.uniform(1.5, 6.0)
+        widths = np.clip(_smooth_profile(rng, n, 0.5, 1.3) * base_w * rng.uniform(0.7, 1.3, n), 1.0, None)
+        alpha = np.zeros((h, w), np.float32)
+        _draw_path(alpha, pts, widths, rng.uniform(0.75, 1.0, n))
+        tone = rng.uniform(205, 250)
+        paper = np.array([tone, tone - rng.uniform(0, 6), tone - rng.uniform(3, 18)], np.float32)
+        fibres = rng.normal(0, 6, (h, w, 1)).astype(np.float32)
+        a = alpha[:, :, None]
+        img = img * (1.0 - a) + (paper[None, None, :] + fibres) * a
+        touched = alpha > 0.02
+        support[touched] = True
+        kinds["lines"][touched] = True
+
     # dust specks: small irregular blobs, mostly dark on a print scan, some bright
     mp = h * w / 1e6
     n_specks = int(rng.uniform(*spec.specks_per_mp) * mp) + 3
@@ -169,6 +191,23 @@ def add_damage(clean: np.ndarray, rng: np.random.Generator, spec: DamageSpec = D
         lines=np.where(kinds["lines"], 255, 0).astype(np.uint8),
         specks=np.where(kinds["specks"], 255, 0).astype(np.uint8),
     )
+
+
+def _tear_path(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """From a random point of the border inwards: a meandering curve with a short-range zigzag
+    across it (torn fibres), cut where it leaves the photo."""
+    t = rng.uniform(0.1, 0.9)
+    edge = int(rng.integers(4))
+    start, inward = [((t * w, 0.0), np.pi / 2), ((w - 1.0, t * h), np.pi), ((t * w, h - 1.0), -np.pi / 2),
+                     ((0.0, t * h), 0.0)][edge]
+    length = rng.uniform(0.3, 1.0) * max(h, w)
+    pts = _curve(rng, np.array(start), inward + rng.uniform(-0.7, 0.7), length, wiggle=rng.uniform(0.004, 0.015))
+    d = np.gradient(pts, axis=0)
+    normal = np.stack([-d[:, 1], d[:, 0]], axis=1) / (np.linalg.norm(d, axis=1, keepdims=True) + 1e-6)
+    zigzag = np.convolve(rng.normal(0, 1.6, len(pts)), np.ones(4) / 4, mode="same") * rng.uniform(0.8, 2.0)
+    pts = pts + normal * zigzag[:, None]
+    inside = (pts[:, 0] >= -2) & (pts[:, 0] <= w + 1) & (pts[:, 1] >= -2) & (pts[:, 1] <= h + 1)
+    return pts if inside.all() else pts[: max(int(np.argmin(inside)), 2)]
 
 
 def _stamp_blobs(alpha: np.ndarray, blobs: list, strength: float) -> None:
