@@ -39,8 +39,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -277,20 +277,48 @@ class Sampler:
 # ---------------------------------------------------------------------------------
 # losses
 # ---------------------------------------------------------------------------------
-def losses(out, gt, mask, w_hole=6.0, w_valid=1.0, w_grad=1.0):
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float32) - size // 2
+    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(3, 1, size, size).contiguous()
+
+
+_WINDOW = _gaussian_window()
+
+
+def ssim_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-pixel SSIM of [N,3,H,W] images in [0,1], per channel: the Gaussian 11/1.5 window
+    of bench/quality.py, so the loss optimises what the benchmark measures."""
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    blur = lambda t: F.conv2d(F.pad(t, (5, 5, 5, 5), mode="reflect"), _WINDOW, groups=3)
+    ma, mb = blur(a), blur(b)
+    saa, sbb, sab = blur(a * a) - ma * ma, blur(b * b) - mb * mb, blur(a * b) - ma * mb
+    return ((2 * ma * mb + c1) * (2 * sab + c2)) / ((ma * ma + mb * mb + c1) * (saa + sbb + c2))
+
+
+def losses(out, gt, mask, w_hole=6.0, w_valid=1.0, w_grad=1.0, w_ssim=0.0):
     """PConv-style weighted L1 (hole weighted 6x), plus an L1 on image gradients inside
-    the (dilated) hole that rewards edges rather than the blur an L1 alone settles for."""
+    the (dilated) hole that rewards edges rather than the blur an L1 alone settles for,
+    plus (w_ssim > 0) 1 - SSIM of the composite around the hole: an L1 fill wins PSNR,
+    an SSIM term rewards local contrast and structure that agree with the photo."""
     diff = (out - gt).abs()
     hole = (diff * mask).mean()
     valid = (diff * (1 - mask)).mean()
     comp = out * mask + gt * (1 - mask)
     band = F.max_pool2d(mask, 3, 1, 1)
-    gx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
-    gy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
+    gx = lambda t: t[..., :, 1:] - t[..., :, :-1]
+    gy = lambda t: t[..., 1:, :] - t[..., :-1, :]
     grad = ((gx(comp) - gx(gt)).abs() * band[..., :, 1:]).mean() + \
            ((gy(comp) - gy(gt)).abs() * band[..., 1:, :]).mean()
     total = w_hole * hole + w_valid * valid + w_grad * grad
-    return total, {"hole": hole.item(), "valid": valid.item(), "grad": grad.item()}
+    parts = {"hole": hole.item(), "valid": valid.item(), "grad": grad.item()}
+    if w_ssim > 0:
+        near = F.max_pool2d(mask, 11, 1, 5)  # every window that sees a hole pixel
+        dissim = ((1 - ssim_map(comp, gt)) * near).mean()
+        total = total + w_ssim * dissim
+        parts["ssim"] = dissim.item()
+    return total, parts
 
 
 # ---------------------------------------------------------------------------------
@@ -326,6 +354,7 @@ def parse_args(argv=None):
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--prefill", type=int, default=1, help="1 = the net corrects a push-pull fill (default)")
     ap.add_argument("--batch", type=int, default=12)
+    ap.add_argument("--ssim-weight", type=float, default=0.0, help="weight of the 1 - SSIM term (0 = off)")
     ap.add_argument("--lr", type=float, default=4e-4)
     ap.add_argument("--steps", type=int, default=1_000_000, help="stop after this many steps")
     ap.add_argument("--minutes", type=float, default=0, help="stop after this much time (0 = no limit)")
@@ -412,7 +441,7 @@ def train(args) -> dict:
         log.writerow(["step", "time", "loss", "hole_l1", "valid_l1", "grad_l1", "lr", "s_per_step"])
     t0 = time.time()
     last_ck = time.time()
-    acc = {"loss": 0.0, "hole": 0.0, "valid": 0.0, "grad": 0.0, "n": 0}
+    acc = {"loss": 0.0, "hole": 0.0, "valid": 0.0, "grad": 0.0, "ssim": 0.0, "n": 0}
     history = []
     model.train()
     tstep = time.time()
@@ -429,7 +458,7 @@ def train(args) -> dict:
     while not stop:
         img, mask = sampler.batch(args.batch)
         out = model(img, mask)
-        loss, parts = losses(out, img, mask)
+        loss, parts = losses(out, img, mask, w_ssim=args.ssim_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -437,8 +466,8 @@ def train(args) -> dict:
         step += 1
         history.append(loss.item())
         acc["loss"] += loss.item()
-        for k in ("hole", "valid", "grad"):
-            acc[k] += parts[k]
+        for k in ("hole", "valid", "grad", "ssim"):
+            acc[k] += parts.get(k, 0.0)
         acc["n"] += 1
         if not args.threads and step % 20 == 0:
             t = _auto_threads(threads)
@@ -451,7 +480,8 @@ def train(args) -> dict:
             log.writerow([step, f"{time.time():.0f}", f"{acc['loss'] / n:.5f}", f"{acc['hole'] / n:.5f}",
                           f"{acc['valid'] / n:.5f}", f"{acc['grad'] / n:.5f}", args.lr, f"{sps:.3f}"])
             logf.flush()
-            print(f"step {step} loss {acc['loss'] / n:.4f} hole {acc['hole'] / n:.4f} "
+            ssim_part = f" 1-ssim {acc['ssim'] / n:.4f}" if args.ssim_weight > 0 else ""
+            print(f"step {step} loss {acc['loss'] / n:.4f} hole {acc['hole'] / n:.4f}{ssim_part} "
                   f"{sps:.2f}s/step threads {threads}", flush=True)
             acc = dict.fromkeys(acc, 0.0)
             acc["n"] = 0

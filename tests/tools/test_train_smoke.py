@@ -64,7 +64,7 @@ def test_loss_decreases_and_checkpoint_resumes(tools, data, tmp_path):
     assert np.mean(h[-10:]) < np.mean(h[:5])
     assert (run / "latest.pt").exists() and (run / "log.csv").exists()
 
-    model, ck = train.load_model(run / "latest.pt")
+    _model, ck = train.load_model(run / "latest.pt")
     assert ck["step"] == 40
     res2 = train.train(train.parse_args(common + ["--steps", "43"]))
     assert res2["step"] == 43 and len(res2["history"]) == 3
@@ -134,3 +134,27 @@ def test_sigterm_writes_a_checkpoint_and_stops(tools, data, tmp_path):
     assert "stopped by signal" in out
     _, ck = tools[0].load_model(run / "latest.pt")
     assert ck["step"] >= 3  # the steps done before the signal are in the checkpoint
+
+
+def test_ssim_loss_measures_what_the_benchmark_measures(tools):
+    """The training SSIM (torch, [0,1]) equals bench/quality.py's SSIM (numpy, 0..255)
+    away from the border, and the SSIM term grows as the fill departs from the photo."""
+    train, _ = tools
+    sys.path.insert(0, str(TOOLS.parent / "bench"))
+    try:
+        import quality
+    finally:
+        sys.path.remove(str(TOOLS.parent / "bench"))
+    rng = np.random.default_rng(3)
+    a = cv2.GaussianBlur(rng.integers(0, 256, (48, 64, 3)).astype(np.uint8), (5, 5), 1.0)
+    b = np.clip(a.astype(np.int16) + rng.integers(-30, 31, a.shape), 0, 255).astype(np.uint8)
+    ta, tb = (torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255 for x in (a, b))
+    ours = train.ssim_map(ta, tb)[0, :, 5:-5, 5:-5].mean().item()
+    assert abs(ours - quality.ssim(a, b)) < 1e-4
+    mask = torch.zeros(1, 1, 48, 64)
+    mask[..., 10:30, 20:40] = 1
+    close = ta * (1 - mask) + (ta * 0.9 + 0.05) * mask
+    far = ta * (1 - mask) + tb * mask
+    _, near_parts = train.losses(close, ta, mask, w_ssim=1.0)
+    _, far_parts = train.losses(far, ta, mask, w_ssim=1.0)
+    assert 0 < near_parts["ssim"] < far_parts["ssim"]
