@@ -55,8 +55,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.engine.errors import ModelError
 from app.io.images import read_image
 from app.restore.detect import analyse_damage, detect_damage, propose_damage
+from app.restore.learned import load_detector
 from app.restore.pipeline import FILL_SETTINGS, fill_damage
 from app.restore.synthetic import add_damage, score_proposal
 
@@ -85,7 +87,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
-def run_set(name: str, files: list[Path], sensitivities: list[float], fill: bool) -> None:
+def run_set(name: str, files: list[Path], sensitivities: list[float], fill: bool, how: dict) -> None:
     rows = {s: [] for s in sensitivities}
     ps = []
     t0 = time.perf_counter()
@@ -96,10 +98,10 @@ def run_set(name: str, files: list[Path], sensitivities: list[float], fill: bool
         dmg = add_damage(clean, rng)
         for s in sensitivities:
             t = time.perf_counter()
-            prop = detect_damage(dmg.image, sensitivity=s)
+            prop = detect_damage(dmg.image, sensitivity=s, **how)
             t_detect += time.perf_counter() - t
             sc = score_proposal(prop, dmg)
-            flag = (detect_damage(clean, sensitivity=s) > 0).mean()
+            flag = (detect_damage(clean, sensitivity=s, **how) > 0).mean()
             prop_b = prop > 0
             near_truth = cv2.dilate(dmg.support, np.ones((5, 5), np.uint8)) > 0
             near_prop = cv2.dilate(prop, np.ones((5, 5), np.uint8)) > 0
@@ -133,17 +135,17 @@ def run_set(name: str, files: list[Path], sensitivities: list[float], fill: bool
               f"{p[:, 3].mean():.2f}]")
 
 
-def slider_bench(files: list[Path], moves: tuple[float, ...] = (0.4, 0.6, 0.8)) -> None:
+def slider_bench(files: list[Path], how: dict, moves: tuple[float, ...] = (0.4, 0.6, 0.8)) -> None:
     """Slider move on a 12 MP photo: whole detection vs thresholds on a cached analysis."""
     clean = cv2.resize(read_image(files[0]).rgb, (4000, 3000), interpolation=cv2.INTER_CUBIC)
     img = add_damage(clean, np.random.default_rng(SEED)).image
     t = time.perf_counter()
-    analysis = analyse_damage(img)
+    analysis = analyse_damage(img, **how)
     t_analysis = time.perf_counter() - t
     full, cached = [], []
     for s in moves:
         t = time.perf_counter()
-        before = detect_damage(img, sensitivity=s)
+        before = detect_damage(img, sensitivity=s, **how)
         full.append(time.perf_counter() - t)
         t = time.perf_counter()
         after = propose_damage(analysis, sensitivity=s)
@@ -166,13 +168,26 @@ def main() -> int:
     ap.add_argument("--sweep", action="store_true", help="also sensitivities 0.25 and 0.75")
     ap.add_argument("--no-fill", action="store_true", help="skip the PSNR part (detection only)")
     ap.add_argument("--slider", action="store_true", help="only time a slider move on a 12 MP photo")
+    ap.add_argument("--detector", default="auto", choices=["auto", "learned", "hand"],
+                    help="auto = the learned detector when its model loads, else the hand-made filters")
+    ap.add_argument("--threads", type=int, default=0, help="onnxruntime threads of the learned detector (0 = its default)")
     args = ap.parse_args()
+    how = {"detector": args.detector}
+    if args.detector != "hand":
+        try:
+            how["model"] = load_detector(threads=args.threads)
+        except ModelError as exc:  # auto: the hand-made filters, as the app does
+            if args.detector == "learned":
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+    print(f"detector: {'learned' if 'model' in how else 'hand'}"
+          + (f" ({how['model'].path.name}, {args.threads or 'default'} onnxruntime threads)" if "model" in how else ""))
     if not args.data.is_dir():
         print(f"error: no photo folder at {args.data}; pass --data", file=sys.stderr)
         return 1
     sets = subsets(args.data)
     if args.slider:
-        slider_bench(sets["dev"])
+        slider_bench(sets["dev"], how)
         return 0
     names = {"all": list(sets), "held-out": ["bsds-test", "sun", "urban"]}.get(args.set, [args.set])
     sens = [args.sensitivity] + ([0.25, 0.75] if args.sweep else [])
@@ -180,7 +195,7 @@ def main() -> int:
           f" (coarse {FILL_SETTINGS.coarse_size}, cra {FILL_SETTINGS.cra})")
     for name in names:
         files = sets[name][: args.limit] if args.limit else sets[name]
-        run_set(name, files, sens, not args.no_fill)
+        run_set(name, files, sens, not args.no_fill, how)
     return 0
 
 

@@ -40,6 +40,9 @@ def register(sub) -> None:
                    help="damage to find: scratches, dust, both comma-separated, or none (default: scratches,dust)")
     p.add_argument("--sensitivity", type=float, default=DEFAULT_SENSITIVITY, metavar="S",
                    help="0 (only obvious damage) .. 1 (flag more); default 0.5")
+    p.add_argument("--detector", choices=("auto", "learned", "hand"), default="auto",
+                   help="damage detector: the learned one (models/damage_detector.onnx), the hand-made "
+                   "filters, or auto = learned when its model loads, else hand-made (default)")
     p.add_argument("--mask", metavar="MASK.png", help="fill this mask instead of detecting (white = damage)")
     p.add_argument("--denoise", type=_denoise_arg, nargs="?", const=None, default=False, metavar="S",
                    help="non-local means on luminance; S = strength in grey levels, or 'auto' "
@@ -83,11 +86,12 @@ def run(args: argparse.Namespace) -> int:
         )
         bar = ProgressBar(Path(args.photo).name)
         try:
-            result = restore(loaded.rgb, kinds, args.sensitivity, steps, FILL_SETTINGS, mask=mask, progress=bar)
+            result = restore(loaded.rgb, kinds, args.sensitivity, steps, FILL_SETTINGS, mask=mask,
+                             detector=args.detector, progress=bar)
         finally:
             bar.done()
         for note in result.notes:
-            if "unchanged" in note or "fell back" in note:
+            if "unchanged" in note or "fell back" in note or "hand-made damage filters used" in note:
                 warn(note)
         write_image(args.output, result.image, loaded.meta, args.quality)
         if args.save_mask:

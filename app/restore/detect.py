@@ -1,4 +1,11 @@
-"""Classical (no-weights) proposals of old-photo damage: dust/spots and scratches/creases.
+"""Proposals of old-photo damage: dust/spots and scratches/creases.
+
+Two detectors stand behind `analyse_damage` / `propose_damage` / `detect_damage`:
+- "learned": a small net trained on our own synthetic damage (app/restore/learned.py,
+  models/damage_detector.onnx) gives per-kind probability maps; the sensitivity only
+  thresholds them. The default whenever its model loads.
+- "hand": the classical filters below (no weights), the fallback when the model is
+  missing or unreadable (the analysis' `note` says so).
 
 Every detector takes an RGB uint8 photo and a ``sensitivity`` in [0, 1] (0.5 = default;
 higher flags more) and returns a uint8 HxW mask, 255 = proposed damage. The proposal is
@@ -579,6 +586,7 @@ class DamageAnalysis:
     detector: str = "hand"
     probability: dict[str, np.ndarray] | None = None  # learned: kind -> uint8 HxW, round(255 p)
     threshold_at_default: float = 0.5  # learned: probability threshold at the default sensitivity
+    low_ratio: float = 1.0  # learned: hysteresis low threshold / threshold
     note: str = ""  # e.g. why the hand-made filters stand in for the learned detector
 
     @property
@@ -677,7 +685,7 @@ def _analyse_learned(rgb, kinds, model, reuse, cancel, progress) -> DamageAnalys
 
     maps = {}
     if (reuse is not None and reuse.detector == "learned" and reuse.shape == rgb.shape[:2]
-            and reuse.threshold_at_default == model.threshold_at_default):
+            and (reuse.threshold_at_default, reuse.low_ratio) == (model.threshold_at_default, model.low_ratio)):
         maps = dict(reuse.probability or {})
     missing = tuple(k for k in kinds if k not in maps)
     if missing:
@@ -688,7 +696,7 @@ def _analyse_learned(rgb, kinds, model, reuse, cancel, progress) -> DamageAnalys
     if progress is not None:
         progress(1.0)
     return DamageAnalysis(shape=rgb.shape[:2], detector="learned", probability=maps,
-                          threshold_at_default=model.threshold_at_default)
+                          threshold_at_default=model.threshold_at_default, low_ratio=model.low_ratio)
 
 
 def propose_damage(
@@ -706,7 +714,7 @@ def propose_damage(
     if missing:
         raise ValueError(f"not analysed: {', '.join(missing)}")
     if analysis.detector == "learned":
-        return _propose_learned(analysis, kinds, sensitivity)
+        return None if cancel is not None and cancel() else _propose_learned(analysis, kinds, sensitivity)
     mask = np.zeros(analysis.shape, np.uint8)
     a = analysis
     for kind in kinds:
@@ -724,15 +732,15 @@ def propose_damage(
 
 
 def _propose_learned(analysis: DamageAnalysis, kinds: tuple[str, ...], sensitivity: float) -> np.ndarray:
-    """Pixels whose probability of a chosen kind exceeds the sensitivity's threshold, grown
+    """Hysteresis on the chosen kinds' probabilities at the sensitivity's threshold, grown
     by the cleanup's dilation like the hand-made proposals."""
-    from app.restore.learned import probability_threshold
+    from app.restore.learned import probability_threshold, propose_from_probability
 
-    level = int(np.floor(255.0 * probability_threshold(analysis.threshold_at_default, sensitivity)))
-    found = np.zeros(analysis.shape, bool)
-    for kind in kinds:
-        found |= analysis.probability[kind] > level
-    return _finish(found, analysis.cleanup.dilate)
+    if not kinds:
+        return np.zeros(analysis.shape, np.uint8)
+    threshold = probability_threshold(analysis.threshold_at_default, sensitivity)
+    return propose_from_probability([analysis.probability[k] for k in kinds], threshold, analysis.low_ratio,
+                                    analysis.cleanup.dilate)
 
 
 def detect_damage(

@@ -36,6 +36,7 @@ class DetectorModel:
     channels: tuple[str, ...]  # damage kind of each output channel
     threshold_at_default: float  # probability threshold at the default sensitivity (0.5)
     stride: int  # input sides must be multiples of this
+    low_ratio: float = 1.0  # hysteresis: regions above low_ratio * threshold that reach the threshold
 
 
 def load_detector(path: str | Path | None = None, threads: int = 0) -> DetectorModel:
@@ -59,13 +60,14 @@ def load_detector(path: str | Path | None = None, threads: int = 0) -> DetectorM
         channels = tuple(str(c) for c in meta["channels"])
         threshold = float(meta["threshold_at_default"])
         stride = int(meta.get("stride", 1))
+        low_ratio = float(meta.get("hysteresis_low_ratio", 1.0))
         input_name = str(meta["inputs"]["image"])
         output_name = str(meta["outputs"]["logits"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"The sidecar {sidecar.name} lacks a field or has a bad value: {exc}") from exc
-    if not 0.0 < threshold < 1.0 or stride < 1 or not channels:
-        raise ModelError(f"The sidecar {sidecar.name} has out-of-range values "
-                         f"(threshold {threshold}, stride {stride}, channels {channels}).")
+    if not 0.0 < threshold < 1.0 or stride < 1 or not channels or not 0.0 < low_ratio <= 1.0:
+        raise ModelError(f"The sidecar {sidecar.name} has out-of-range values (threshold {threshold}, "
+                         f"stride {stride}, channels {channels}, hysteresis_low_ratio {low_ratio}).")
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -84,7 +86,7 @@ def load_detector(path: str | Path | None = None, threads: int = 0) -> DetectorM
         raise ModelError(f"The damage detector {path.name} does not match its sidecar "
                          f"(inputs {names_in}, outputs {names_out}).")
     return DetectorModel(path=path, session=session, input_name=input_name, output_name=output_name,
-                         channels=channels, threshold_at_default=threshold, stride=stride)
+                         channels=channels, threshold_at_default=threshold, stride=stride, low_ratio=low_ratio)
 
 
 _default: dict[int, DetectorModel | ModelError] = {}
@@ -148,3 +150,27 @@ def damage_probability(model: DetectorModel, rgb: np.ndarray, kinds: tuple[str, 
         if progress is not None:
             progress((n + 1) / len(tiles))
     return out
+
+
+def propose_from_probability(maps: list[np.ndarray], threshold: float, low_ratio: float, dilate: int) -> np.ndarray:
+    """The proposal (uint8 HxW, 255 = damage) from uint8 probability maps (round(255 p)):
+    hysteresis on their maximum - the connected regions above low_ratio * threshold that
+    somewhere exceed the threshold (a faint stretch of a scratch stays with its strong
+    part; a faint isolated blotch does not) - grown by `dilate` px."""
+    import cv2
+
+    p = maps[0] if len(maps) == 1 else np.maximum.reduce(maps)
+    high, low = int(np.floor(255.0 * threshold)), int(np.floor(255.0 * threshold * low_ratio))
+    seeds = p > high
+    if low < high:
+        n, labels = cv2.connectedComponents((p > low).view(np.uint8), connectivity=8)
+        seeded = np.zeros(n, bool)
+        seeded[labels[seeds]] = True
+        seeded[0] = False
+        found = seeded[labels]
+    else:
+        found = seeds
+    mask = found.astype(np.uint8) * 255
+    if dilate > 0:
+        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1,) * 2))
+    return mask

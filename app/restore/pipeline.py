@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.engine import InpaintSettings, inpaint
-from app.restore.detect import DEFAULT_SENSITIVITY, KINDS, detect_damage
+from app.engine import Cancelled, InpaintSettings, inpaint
+from app.restore.detect import DEFAULT_SENSITIVITY, KINDS, analyse_damage, parse_kinds, propose_damage
 from app.restore.repair import RepairSteps, apply_repairs
 
 #: thin damage is filled best by OpenCV Telea worked at the region's own resolution
@@ -44,12 +44,24 @@ def restore(
     settings: InpaintSettings = FILL_SETTINGS,
     *,
     mask: np.ndarray | None = None,
+    detector: str = "auto",
     progress=None,
     cancel=None,
 ) -> RestoreResult:
-    """The whole restore. `mask` (given) replaces detection."""
+    """The whole restore. `mask` (given) replaces detection; `detector`: see analyse_damage
+    (when "auto" falls back to the hand-made filters, the notes say why)."""
+    detection_notes = []
     if mask is None:
-        mask = detect_damage(rgb, kinds, sensitivity, cancel=cancel)
+        kinds = parse_kinds(kinds)
+        mask = np.zeros(rgb.shape[:2], np.uint8)
+        if kinds:
+            analysis = analyse_damage(rgb, kinds, cancel=cancel, detector=detector)
+            mask = None if analysis is None else propose_damage(analysis, kinds, sensitivity, cancel=cancel)
+            if analysis is not None and analysis.note:
+                detection_notes.append(analysis.note)
+        if mask is None:
+            raise Cancelled("Restore cancelled.")
     filled, method, notes = fill_damage(rgb, mask, settings, progress, cancel)
+    notes = detection_notes + notes
     out = apply_repairs(filled, steps) if steps is not None and steps.any else filled
     return RestoreResult(image=out, mask=mask, method=method, notes=notes)

@@ -191,6 +191,7 @@ class RestorePanel(QWidget):
         row.addWidget(self.sensitivity_label)
         form.addLayout(row)
         self.status_label = QLabel()
+        self.status_label.setWordWrap(True)  # a fallback note can be long
         form.addWidget(self.status_label)
         self.detect_button = QPushButton("Detect damage")
         self.detect_button.setToolTip("Propose a \"Detected damage\" layer; after that the controls update it live")
@@ -349,7 +350,10 @@ class RestorePanel(QWidget):
 
     def _on_proposal(self, mask: np.ndarray) -> None:
         share = 100.0 * float((mask > 0).mean())
-        self.status_label.setText(f"Proposed: {share:.2f} % of the photo")
+        text = f"Proposed: {share:.2f} % of the photo"
+        if self._analysis is not None and self._analysis.note:  # e.g. no learned model: say what stood in
+            text += f"\n({self._analysis.note})"
+        self.status_label.setText(text)
         self.proposal_ready.emit(mask)
 
     def _on_busy(self, _busy: bool = False) -> None:

@@ -158,13 +158,13 @@ def _busy_damaged(seed):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_one_analysis_gives_every_sensitivity_the_proposal_of_a_fresh_detection(seed):
     img = _busy_damaged(seed)
-    analysis = detect.analyse_damage(img)
+    analysis = detect.analyse_damage(img, detector="hand")
     assert analysis.kinds == ("scratches", "dust")
     frozen = {k: v.copy() for k, v in vars(analysis.scratches).items()} | {
         "dust_" + k: v.copy() for k, v in vars(analysis.dust).items()}
     for s in (0.1, 0.5, 0.75, 0.95, 0.5):  # 0.5 again: the proposals leave the analysis as it was
         for kinds in (("scratches", "dust"), ("dust",), ("scratches",)):
-            fresh = detect.detect_damage(img, kinds, s)
+            fresh = detect.detect_damage(img, kinds, s, detector="hand")
             assert np.array_equal(detect.propose_damage(analysis, kinds, s), fresh), (s, kinds)
     now = {k: v for k, v in vars(analysis.scratches).items()} | {
         "dust_" + k: v for k, v in vars(analysis.dust).items()}
@@ -186,21 +186,21 @@ def test_each_detector_is_its_analysis_then_its_proposal():
 
 def test_analysis_of_more_kinds_reuses_the_parts_it_has():
     img = _busy_damaged(4)
-    dust_only = detect.analyse_damage(img, ("dust",))
+    dust_only = detect.analyse_damage(img, ("dust",), detector="hand")
     assert dust_only.kinds == ("dust",)
     with pytest.raises(ValueError, match="not analysed: scratches"):
         detect.propose_damage(dust_only, ("scratches",), 0.5)
-    both = detect.analyse_damage(img, ("scratches",), reuse=dust_only)
+    both = detect.analyse_damage(img, ("scratches",), reuse=dust_only, detector="hand")
     assert both.kinds == ("scratches", "dust") and both.dust is dust_only.dust and both.edges is dust_only.edges
-    assert np.array_equal(detect.propose_damage(both, sensitivity=0.6), detect.detect_damage(img, sensitivity=0.6))
-    other = detect.analyse_damage(img[:100], ("scratches",), reuse=dust_only)  # another photo: nothing reused
+    assert np.array_equal(detect.propose_damage(both, sensitivity=0.6), detect.detect_damage(img, sensitivity=0.6, detector="hand"))
+    other = detect.analyse_damage(img[:100], ("scratches",), reuse=dust_only, detector="hand")  # another photo: nothing reused
     assert other.kinds == ("scratches",) and other.shape == (100, 320)
 
 
 def test_analysis_reports_progress_and_can_be_cancelled():
     img = _busy_damaged(5)
     seen = []
-    detect.analyse_damage(img, progress=seen.append)
+    detect.analyse_damage(img, progress=seen.append, detector="hand")
     assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) > 10
     polls = []
 
@@ -208,8 +208,8 @@ def test_analysis_reports_progress_and_can_be_cancelled():
         polls.append(1)
         return len(polls) > 4
 
-    assert detect.analyse_damage(img, cancel=cancel_late) is None
-    assert detect.propose_damage(detect.analyse_damage(img), cancel=lambda: True) is None
+    assert detect.analyse_damage(img, cancel=cancel_late, detector="hand") is None
+    assert detect.propose_damage(detect.analyse_damage(img, detector="hand"), cancel=lambda: True) is None
 
 
 def _reference_component_filter(low, seeds, keep):
