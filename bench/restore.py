@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.engine.errors import ModelError
 from app.io.images import read_image
-from app.restore.detect import analyse_damage, detect_damage, propose_damage
+from app.restore.detect import DEFAULT_DETECTOR, analyse_damage, detect_damage, propose_damage
 from app.restore.learned import load_detector
 from app.restore.pipeline import FILL_SETTINGS, fill_damage
 from app.restore.synthetic import add_damage, score_proposal
@@ -168,8 +168,9 @@ def main() -> int:
     ap.add_argument("--sweep", action="store_true", help="also sensitivities 0.25 and 0.75")
     ap.add_argument("--no-fill", action="store_true", help="skip the PSNR part (detection only)")
     ap.add_argument("--slider", action="store_true", help="only time a slider move on a 12 MP photo")
-    ap.add_argument("--detector", default="auto", choices=["auto", "learned", "hand"],
-                    help="auto = the learned detector when its model loads, else the hand-made filters")
+    ap.add_argument("--detector", default=DEFAULT_DETECTOR, choices=["auto", "hybrid", "learned", "hand"],
+                    help="hybrid = hand-made scratch filter + the net's dust map; auto = hybrid when the "
+                    "net's model loads, else the hand-made filters (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=0, help="onnxruntime threads of the learned detector (0 = its default)")
     args = ap.parse_args()
     how = {"detector": args.detector}
@@ -177,10 +178,10 @@ def main() -> int:
         try:
             how["model"] = load_detector(threads=args.threads)
         except ModelError as exc:  # auto: the hand-made filters, as the app does
-            if args.detector == "learned":
+            if args.detector != "auto":
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
-    print(f"detector: {'learned' if 'model' in how else 'hand'}"
+    print(f"detector: {args.detector if 'model' in how else 'hand'}"
           + (f" ({how['model'].path.name}, {args.threads or 'default'} onnxruntime threads)" if "model" in how else ""))
     if not args.data.is_dir():
         print(f"error: no photo folder at {args.data}; pass --data", file=sys.stderr)

@@ -379,7 +379,8 @@ def calibrate(model: DamageNet, val_photos: list[Path], seed: int, max_flagged: 
     both >= 0.8) among those that flag at most `max_flagged` of the clean photos (the
     issue's limit is 0.005; held-out photos vary, so half of it)."""
     vset = validation_set(val_photos, seed)
-    grid = [(float(t), r) for t in np.round(np.arange(0.3, 0.96, 0.05), 2) for r in (1.0, 0.7, 0.5, 0.35)]
+    thresholds = np.round(np.r_[np.arange(0.3, 0.96, 0.05), 0.97, 0.98], 2)
+    grid = [(float(t), r) for t in thresholds for r in (1.0, 0.7, 0.5, 0.35)]
     scores = evaluate(model, vset, grid)
     ok = [rule for rule in grid if scores[rule][2] <= max_flagged] or [grid[-4]]
     for rule in sorted(ok, key=lambda r: -min(scores[r][:2]))[:10]:

@@ -10,7 +10,7 @@ from app.cli.common import CliError, ProgressBar, load_photo, warn
 from app.engine import EngineError
 from app.io.atomic import SaveError, atomic_write
 from app.io.images import encode_image, format_for, write_image
-from app.restore.detect import DEFAULT_SENSITIVITY, parse_kinds
+from app.restore.detect import DEFAULT_DETECTOR, DEFAULT_SENSITIVITY, parse_kinds
 from app.restore.pipeline import FILL_SETTINGS, restore
 from app.restore.repair import RepairSteps
 
@@ -40,9 +40,10 @@ def register(sub) -> None:
                    help="damage to find: scratches, dust, both comma-separated, or none (default: scratches,dust)")
     p.add_argument("--sensitivity", type=float, default=DEFAULT_SENSITIVITY, metavar="S",
                    help="0 (only obvious damage) .. 1 (flag more); default 0.5")
-    p.add_argument("--detector", choices=("auto", "learned", "hand"), default="auto",
-                   help="damage detector: the learned one (models/damage_detector.onnx), the hand-made "
-                   "filters, or auto = learned when its model loads, else hand-made (default)")
+    p.add_argument("--detector", choices=("auto", "hybrid", "learned", "hand"), default=DEFAULT_DETECTOR,
+                   help="damage detector: learned (the net in models/damage_detector.onnx for both kinds), "
+                   "hand (the hand-made filters), hybrid (hand-made scratch filter + the net's dust map), "
+                   f"or auto = hybrid when the net's model loads, else hand (default: {DEFAULT_DETECTOR})")
     p.add_argument("--mask", metavar="MASK.png", help="fill this mask instead of detecting (white = damage)")
     p.add_argument("--denoise", type=_denoise_arg, nargs="?", const=None, default=False, metavar="S",
                    help="non-local means on luminance; S = strength in grey levels, or 'auto' "

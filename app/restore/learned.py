@@ -21,8 +21,7 @@ from app.engine.errors import ModelError
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "damage_detector.onnx"
 CONTRACT = "damage-probability"
 TILE = 1024  # px of output per tile side
-MARGIN = 64  # px of context read around each tile (the net's receptive field is ~250 px,
-# but what lies more than 64 px away barely moves a probability)
+MARGIN = 128  # px of context read around each tile: half the net's receptive field (~250 px)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.engine import Cancelled, InpaintSettings, inpaint
-from app.restore.detect import DEFAULT_SENSITIVITY, KINDS, analyse_damage, parse_kinds, propose_damage
+from app.restore.detect import DEFAULT_DETECTOR, DEFAULT_SENSITIVITY, KINDS, analyse_damage, parse_kinds, propose_damage
 from app.restore.repair import RepairSteps, apply_repairs
 
 #: thin damage is filled best by OpenCV Telea worked at the region's own resolution
@@ -44,7 +44,7 @@ def restore(
     settings: InpaintSettings = FILL_SETTINGS,
     *,
     mask: np.ndarray | None = None,
-    detector: str = "auto",
+    detector: str = DEFAULT_DETECTOR,
     progress=None,
     cancel=None,
 ) -> RestoreResult:

@@ -1,0 +1,207 @@
+"""The learned damage detector (models/damage_detector.onnx through app/restore/learned.py):
+it finds drawn damage on photo-like images, leaves clean ones alone, tiles without seams,
+and a missing or broken model gives a clear error or the documented fallback."""
+
+import itertools
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from app.engine.errors import ModelError
+from app.restore import detect, learned
+from app.restore.pipeline import restore
+from app.restore.synthetic import add_damage, score_proposal
+from tests.restore.conftest import smooth_photo
+
+
+@pytest.fixture(scope="module")
+def model():
+    return learned.load_detector(threads=1)
+
+
+def photo_like(h=320, w=400, seed=0):
+    """Gently varying colour, a strong edge, soft blobs and mild noise: a photo with no
+    thin structures and no specks of its own."""
+    img = smooth_photo(h, w, seed).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    for _ in range(6):
+        blob = np.zeros((h, w), np.float32)
+        cv2.circle(blob, (int(rng.uniform(0, w)), int(rng.uniform(0, h))), int(rng.uniform(20, 60)), 1.0, -1)
+        blob = cv2.GaussianBlur(blob, (0, 0), 12)
+        img += blob[:, :, None] * rng.uniform(-40, 40, 3)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def near(a, b, px=2):
+    k = np.ones((2 * px + 1,) * 2, np.uint8)
+    return (a > 0) & (cv2.dilate(b, k) > 0)
+
+
+def test_finds_a_scratch_and_dust_specks_and_little_else(model):
+    clean = photo_like()
+    damaged = clean.copy()
+    truth = np.zeros(clean.shape[:2], np.uint8)
+    cv2.line(damaged, (30, 40), (360, 250), (235, 235, 235), 2, cv2.LINE_AA)
+    cv2.line(truth, (30, 40), (360, 250), 255, 2)
+    specks = [(60, 200, 25), (200, 60, 30), (330, 90, 20), (120, 290, 230), (250, 180, 35)]
+    for x, y, v in specks:
+        cv2.circle(damaged, (x, y), 2, (v, v, v), -1)
+        cv2.circle(truth, (x, y), 2, 255, -1)
+    mask = detect.detect_damage(damaged, detector="learned", model=model)
+    assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
+    scratch = np.zeros_like(truth)
+    cv2.line(scratch, (30, 40), (360, 250), 255, 2)
+    found = near(cv2.dilate(mask, np.ones((5, 5), np.uint8)), scratch, 0).sum() / (scratch > 0).sum()
+    assert found > 0.8
+    for x, y, _ in specks:
+        assert mask[y - 2 : y + 3, x - 2 : x + 3].any(), (x, y)
+    assert near(mask, truth).sum() / (mask > 0).sum() > 0.9  # nothing much else flagged
+    # each kind on its own channel: dust alone leaves the scratch out, and the other way round
+    dust_only = detect.detect_damage(damaged, ("dust",), detector="learned", model=model)
+    assert near(dust_only, scratch, 0).sum() < 0.2 * (scratch > 0).sum()
+    assert all(dust_only[y - 2 : y + 3, x - 2 : x + 3].any() for x, y, _ in specks)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_clean_photo_is_left_alone(model, seed):
+    for clean in (photo_like(seed=seed), smooth_photo(seed=seed)):
+        assert (detect.detect_damage(clean, detector="learned", model=model) > 0).mean() < 0.005
+
+
+def test_synthetic_damage_scores_well(model):
+    dmg = add_damage(photo_like(seed=4), np.random.default_rng(7))
+    score = score_proposal(detect.detect_damage(dmg.image, detector="learned", model=model), dmg)
+    assert score.precision > 0.8 and score.recall > 0.8, score
+
+
+def test_slider_only_thresholds_one_analysis(model):
+    dmg = add_damage(photo_like(seed=5), np.random.default_rng(5))
+    analysis = detect.analyse_damage(dmg.image, detector="learned", model=model)
+    assert analysis.detector == "learned" and analysis.kinds == detect.KINDS
+    previous = None
+    for s in (0.0, 0.25, 0.5, 0.75, 1.0):
+        mask = detect.propose_damage(analysis, sensitivity=s)
+        assert np.array_equal(mask, detect.detect_damage(dmg.image, sensitivity=s, detector="learned", model=model))
+        if previous is not None:
+            assert not (previous & ~mask).any()  # more sensitive never proposes less
+        previous = mask
+    assert (detect.propose_damage(analysis, sensitivity=1.0) > 0).sum() > (
+        detect.propose_damage(analysis, sensitivity=0.0) > 0).sum()
+    assert detect.propose_damage(analysis, cancel=lambda: True) is None
+    with pytest.raises(ValueError, match="not analysed: scratches"):
+        detect.propose_damage(detect.analyse_damage(dmg.image, ("dust",), detector="learned", model=model),
+                              ("scratches",))
+
+
+def test_probability_threshold_is_the_calibrated_one_at_the_default_and_monotone():
+    assert learned.probability_threshold(0.7, 0.5) == pytest.approx(0.7)
+    ts = [learned.probability_threshold(0.7, s) for s in np.linspace(0, 1, 11)]
+    assert all(a > b for a, b in itertools.pairwise(ts))
+    assert 0 < ts[-1] and ts[0] < 1
+
+
+def test_tiles_agree_with_one_pass(model, monkeypatch):
+    dmg = add_damage(photo_like(300, 420, seed=6), np.random.default_rng(6))
+    whole = learned.damage_probability(model, dmg.image)
+    seen = []
+    monkeypatch.setattr(learned, "TILE", 100)  # 3 x 5 tiles, the last ones partial
+    tiled = learned.damage_probability(model, dmg.image, progress=seen.append)
+    assert len(seen) == 15 and seen[-1] == 1.0
+    for kind in detect.KINDS:
+        diff = np.abs(whole[kind].astype(np.int16) - tiled[kind].astype(np.int16))
+        assert np.percentile(diff, 99.9) <= 3 and diff.max() <= 40, kind
+
+
+def test_cancel_stops_between_tiles(model, monkeypatch):
+    monkeypatch.setattr(learned, "TILE", 64)
+    polls = []
+
+    def cancel_late():
+        polls.append(1)
+        return len(polls) > 2
+
+    assert detect.analyse_damage(photo_like(), cancel=cancel_late, detector="learned", model=model) is None
+    assert len(polls) == 3
+
+
+def _copy_model(tmp_path, meta_change=None, onnx_bytes=None):
+    src = learned.DEFAULT_MODEL
+    dst = tmp_path / src.name
+    if onnx_bytes is None:
+        shutil.copy(src, dst)
+    else:
+        dst.write_bytes(onnx_bytes)
+    meta = json.loads(src.with_suffix(".json").read_text())
+    if meta_change:
+        meta.update(meta_change)
+    dst.with_suffix(".json").write_text(json.dumps(meta))
+    return dst
+
+
+def test_missing_or_broken_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="No damage detector model at nothing.onnx"):
+        learned.load_detector(tmp_path / "nothing.onnx")
+    with pytest.raises(ModelError, match="Cannot load the damage detector"):
+        learned.load_detector(_copy_model(tmp_path, onnx_bytes=b"not an onnx file"))
+    with pytest.raises(ModelError, match="does not describe a damage detector"):
+        learned.load_detector(_copy_model(tmp_path, {"contract": "image-only"}))
+    with pytest.raises(ModelError, match="does not match its sidecar"):
+        learned.load_detector(_copy_model(tmp_path, {"outputs": {"logits": "probabilities"}}))
+    bad = _copy_model(tmp_path)
+    bad.with_suffix(".json").write_text("{not json")
+    with pytest.raises(ModelError, match="not readable JSON"):
+        learned.load_detector(bad)
+    bad.with_suffix(".json").unlink()
+    with pytest.raises(ModelError, match="has no sidecar"):
+        learned.load_detector(bad)
+
+
+def test_without_a_model_auto_falls_back_to_the_hand_filters(tmp_path, monkeypatch):
+    monkeypatch.setattr(learned, "DEFAULT_MODEL", tmp_path / "damage_detector.onnx")
+    monkeypatch.setattr(learned, "_default", {})
+    photo = add_damage(photo_like(seed=8), np.random.default_rng(8)).image
+    assert detect.analyse_damage(photo).note == ""  # the default is the hand-made filters anyway
+    analysis = detect.analyse_damage(photo, detector="auto")
+    assert analysis.detector == "hand" and "No damage detector model" in analysis.note
+    assert np.array_equal(detect.propose_damage(analysis), detect.detect_damage(photo, detector="hand"))
+    with pytest.raises(ModelError, match="No damage detector model"):
+        detect.analyse_damage(photo, detector="learned")
+    result = restore(photo, detector="auto")  # the command line's path: the fallback is said, not silent
+    assert any("hand-made damage filters used" in n for n in result.notes)
+    assert np.array_equal(result.mask, detect.propose_damage(analysis))
+    with pytest.raises(ValueError, match="unknown detector"):
+        detect.analyse_damage(photo, detector="magic")
+
+
+def test_hybrid_is_the_hand_scratch_filter_and_the_nets_dust_map(model):
+    dmg = add_damage(photo_like(seed=9), np.random.default_rng(9))
+    analysis = detect.analyse_damage(dmg.image, detector="hybrid", model=model)
+    assert analysis.detector == "hybrid" and analysis.kinds == detect.KINDS
+    assert set(analysis.probability) == {"dust"} and analysis.scratches is not None and analysis.dust is None
+    maps = learned.damage_probability(model, dmg.image, ("dust",))
+    for s in (0.3, 0.5, 0.8):
+        hand = detect.detect_damage(dmg.image, ("scratches",), s, detector="hand")
+        threshold = learned.probability_threshold(detect.HYBRID_DUST_THRESHOLD, s)
+        dust = learned.propose_from_probability([maps["dust"]], threshold, model.low_ratio, 1)
+        assert np.array_equal(detect.propose_damage(analysis, sensitivity=s), np.maximum(hand, dust))
+    # with the shipped model, "auto" is the hybrid
+    auto = detect.detect_damage(dmg.image, detector="auto")
+    assert np.array_equal(auto, detect.detect_damage(dmg.image, detector="hybrid"))
+
+
+@pytest.mark.parametrize("detector", ["hand", "learned", "hybrid"])
+def test_command_line_detector_choice(tmp_path, detector):
+    from PIL import Image
+
+    from app.cli.main import main
+
+    dmg = add_damage(photo_like(seed=10), np.random.default_rng(10))
+    Image.fromarray(dmg.image).save(tmp_path / "old.png")
+    code = main(["restore", str(tmp_path / "old.png"), "-o", str(tmp_path / "out.png"), "--detector", detector,
+                 "--save-mask", str(tmp_path / "mask.png")])
+    assert code == 0
+    saved = np.asarray(Image.open(tmp_path / "mask.png").convert("L"))
+    assert np.array_equal(saved, detect.detect_damage(dmg.image, detector=detector))
