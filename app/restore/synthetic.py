@@ -1,8 +1,8 @@
 """Synthetic old-photo damage with a known ground truth (for the benchmark and the tests).
 
 `add_damage(clean, rng)` draws thin curved scratches of varying width and contrast,
-dust specks and short hairs, creases and (when the spec asks for them) tears onto a copy of a clean RGB uint8 photo and
-returns the damaged photo together with two masks:
+dust specks and short hairs, creases and (when the spec asks for them) tears onto a copy
+of a clean RGB uint8 photo and returns the damaged photo together with two masks:
 
 - ``support``: every pixel the damage touched at all (anti-aliased edges included);
 - ``visible``: pixels the damage changed by at least ``visible_levels`` grey levels in
@@ -90,7 +90,7 @@ def _smooth_profile(rng: np.random.Generator, n: int, lo: float, hi: float) -> n
 
 def _composite(img: np.ndarray, alpha: np.ndarray, target: np.ndarray) -> np.ndarray:
     a = alpha[:, :, None]
-    return img * (1.0 - a) + target[None, None, :] * a
+    return img * (1.0 - a) + target * a
 
 
 def add_damage(clean: np.ndarray, rng: np.random.Generator, spec: DamageSpec = DamageSpec()) -> Damage:
@@ -100,13 +100,16 @@ def add_damage(clean: np.ndarray, rng: np.random.Generator, spec: DamageSpec = D
     support = np.zeros((h, w), bool)
     kinds = {"lines": np.zeros((h, w), bool), "specks": np.zeros((h, w), bool)}
 
-    def layer(alpha: np.ndarray, tone: float, kind: str) -> None:
+    def paint(alpha: np.ndarray, target: np.ndarray, kind: str) -> None:
+        """Blend `target` (a colour, or a colour per pixel) in by `alpha`; record the touch."""
         nonlocal img
-        target = np.clip(tone + rng.normal(0, 4, 3), 0, 255).astype(np.float32)
         img = _composite(img, alpha, target)
         touched = alpha > 0.02
         support[touched] = True
         kinds[kind][touched] = True
+
+    def layer(alpha: np.ndarray, tone: float, kind: str) -> None:
+        paint(alpha, np.clip(tone + rng.normal(0, 4, 3), 0, 255).astype(np.float32), kind)
 
     # scratches: thin, curved, bright (emulsion scraped off) or dark (dirt in the groove)
     for _ in range(int(rng.integers(spec.scratches[0], spec.scratches[1] + 1))):
@@ -151,11 +154,7 @@ def add_damage(clean: np.ndarray, rng: np.random.Generator, spec: DamageSpec = D
         tone = rng.uniform(205, 250)
         paper = np.array([tone, tone - rng.uniform(0, 6), tone - rng.uniform(3, 18)], np.float32)
         fibres = rng.normal(0, 6, (h, w, 1)).astype(np.float32)
-        a = alpha[:, :, None]
-        img = img * (1.0 - a) + (paper[None, None, :] + fibres) * a
-        touched = alpha > 0.02
-        support[touched] = True
-        kinds["lines"][touched] = True
+        paint(alpha, paper + fibres, "lines")
 
     # dust specks: small irregular blobs, mostly dark on a print scan, some bright
     mp = h * w / 1e6

@@ -3,7 +3,6 @@ a crashed session's autosave is offered for recovery instead of the sample."""
 
 import time
 
-import numpy as np
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -72,7 +71,8 @@ def test_missing_photo_is_a_message(qapp, tmp_path):
 def test_crashed_session_is_offered_instead_of_the_sample(qapp):
     qapp.setApplicationName("Inpaint Studio")  # as launch_editor names it: the autosave folder follows the name
     qapp.setOrganizationName("InpaintStudio")
-    crashed = AutosaveStore(default_autosave_folder())
+    folder = default_autosave_folder()
+    crashed = AutosaveStore(folder)
     crashed.start()
     crashed.write(make_doc(seed=3, w=60, h=40, layers=2), "attic scan.png")
     crashed._lock.close()  # as if the editor had been killed
@@ -81,7 +81,8 @@ def test_crashed_session_is_offered_instead_of_the_sample(qapp):
         assert seen["settled"] and seen["rc"] == 0
         assert "attic scan.png" in seen["recovery"]
         assert seen["doc"].source_path is None  # the sample does not replace the offer
-        assert [r.title for r in AutosaveStore(default_autosave_folder()).recoverable()] == ["attic scan.png"]
+        assert [r.title for r in AutosaveStore(folder).recoverable()] == ["attic scan.png"]  # "Later" keeps it
     finally:
-        for rec in AutosaveStore(default_autosave_folder()).recoverable():
-            AutosaveStore(default_autosave_folder()).remove(rec)
+        other = AutosaveStore(folder)
+        for rec in other.recoverable():
+            other.remove(rec)
