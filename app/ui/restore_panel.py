@@ -24,6 +24,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
@@ -35,10 +36,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.restore.detect import DEFAULT_SENSITIVITY, DamageAnalysis, analyse_damage, propose_damage
+from app.restore.detect import (
+    DEFAULT_DETECTOR,
+    DEFAULT_SENSITIVITY,
+    DamageAnalysis,
+    analyse_damage,
+    propose_damage,
+)
 from app.restore.repair import RepairSteps, apply_repairs
 
 DEBOUNCE_MS = 250
+#: the detector choices the panel offers (app.restore.detect.DETECTORS), as the user reads them
+DETECTOR_LABELS = {
+    "auto": "Automatic",
+    "learned": "Learned (neural net)",
+    "hybrid": "Hybrid (filters + net's dust)",
+    "hand": "Hand-made filters",
+}
 
 
 class _Relay(QObject):
@@ -140,7 +154,7 @@ class RestorePanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._photo: np.ndarray | None = None
-        self._generation = 0  # counts photos: analyses and progress of an older one are dropped
+        self._generation = 0  # counts photos and detector changes: older analyses and progress are dropped
         self._analysis: DamageAnalysis | None = None  # of the current photo, once computed
         self._repair_source: np.ndarray | None = None
         self.live = False  # after the first Detect, control changes update the proposal
@@ -179,6 +193,17 @@ class RestorePanel(QWidget):
             box.setChecked(True)
             box.toggled.connect(self.schedule_proposal)
             form.addWidget(box)
+        detector_row = QHBoxLayout()
+        detector_row.addWidget(QLabel("Detector"))
+        self.detector_combo = QComboBox()
+        for name, label in DETECTOR_LABELS.items():
+            self.detector_combo.addItem(label, name)
+        self.detector_combo.setCurrentIndex(self.detector_combo.findData(DEFAULT_DETECTOR))
+        self.detector_combo.setToolTip("Automatic uses the learned net when its model loads and the hand-made "
+                                       "filters otherwise; try the filters on architecture the net over-flags")
+        self.detector_combo.currentIndexChanged.connect(self._on_detector_changed)
+        detector_row.addWidget(self.detector_combo, 1)
+        form.addLayout(detector_row)
         row = QHBoxLayout()
         row.addWidget(QLabel("Sensitivity"))
         self.sensitivity_slider = QSlider(Qt.Orientation.Horizontal)
@@ -272,9 +297,25 @@ class RestorePanel(QWidget):
             self._analyse(self.kinds(), None)
 
     def _analyse(self, kinds: tuple[str, ...], reuse: DamageAnalysis | None) -> None:
-        photo, generation, relay = self._photo, self._generation, self._progress
+        photo, generation, relay, detector = self._photo, self._generation, self._progress, self.detector_name()
         self.analyser.submit(lambda cancel: (generation, analyse_damage(
-            photo, kinds, cancel=cancel, reuse=reuse, progress=lambda f: relay.progress.emit(generation, f))))
+            photo, kinds, cancel=cancel, reuse=reuse, detector=detector,
+            progress=lambda f: relay.progress.emit(generation, f))))
+
+    def detector_name(self) -> str:
+        return self.detector_combo.currentData()
+
+    def _on_detector_changed(self) -> None:
+        """Another detector: the analysis starts over (an older one in flight is dropped)."""
+        self._generation += 1
+        self._analysis = None
+        self.analyser.cancel()
+        self.detector.cancel()
+        if self.live and self._photo is not None:
+            self.schedule_proposal()
+        else:
+            self.prepare_analysis()
+        self._on_busy(False)
 
     def set_repair_source(self, rgb: np.ndarray | None) -> None:
         """What the repair preview starts from (e.g. the pending fill result); None = the photo."""

@@ -254,3 +254,15 @@ def test_detect_during_the_early_analysis_proposes_when_it_ends(qtbot, panel, da
         panel.detect_button.click()
     assert np.array_equal(sig.args[0], detect_damage(damaged, ("scratches", "dust"), 0.5))
     assert len(analyses) == 1
+
+
+def test_the_detector_choice_starts_the_analysis_over_with_that_detector(qtbot, panel, damaged, analyses):
+    panel.set_photo(damaged)
+    with qtbot.waitSignal(panel.proposal_ready, timeout=10000):
+        panel.detect_button.click()
+    for name in ("learned", "hand"):
+        with qtbot.waitSignal(panel.proposal_ready, timeout=20000) as sig:
+            panel.detector_combo.setCurrentIndex(panel.detector_combo.findData(name))
+        assert panel.analysis().detector == name
+        assert np.array_equal(sig.args[0], detect_damage(damaged, ("scratches", "dust"), 0.5, detector=name))
+    assert len(analyses) == 3  # one per detector: an analysis is never reused across detectors
