@@ -40,7 +40,7 @@ class MainWindow(QMainWindow):
     def __init__(self, worker_factory: Callable[[], Any] = default_worker, settings: QSettings | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Inpaint Studio")
+        self.setWindowTitle("Inpaint Studio[*]")
         self.setAcceptDrops(True)
         self.session = EditSession(parent=self)
         self.actions = Actions(self)
@@ -88,7 +88,7 @@ class MainWindow(QMainWindow):
         w, h = document.size
         self.status.show_size(w, h)
         name = document.source_path.replace("\\", "/").rsplit("/", 1)[-1] if document.source_path else "untitled"
-        self.setWindowTitle(f"{name} – Inpaint Studio")
+        self.setWindowTitle(f"{name}[*] – Inpaint Studio")  # [*]: where Qt shows the unsaved mark
         self._update_enabled()
         self.document_changed.emit(document)
 

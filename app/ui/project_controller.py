@@ -438,7 +438,7 @@ def install_projects(window, autosave_folder: str | Path | None = None) -> Proje
         bar.setFormat(f"{stage} %p%")
 
     def saved(path: str) -> None:
-        window.setWindowTitle(f"{Path(path).name} – Inpaint Studio")
+        window.setWindowTitle(f"{Path(path).name}[*] – Inpaint Studio")
 
     def alive(fn):  # the session's last signals can arrive while the window is being destroyed
         return lambda *args: fn(*args) if shiboken6.isValid(window) else None

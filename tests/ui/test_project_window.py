@@ -48,6 +48,7 @@ def test_save_shortcut_saves_in_background_with_progress(window, qtbot, tmp_path
     ctl.project_path = str(tmp_path / "w.ora")
     layer = win.current_document().layers[0]
     win.session.set_layer_props(layer.uid, name="wires")
+    assert win.isWindowModified() and "[*]" in win.windowTitle()  # Qt shows the mark at the placeholder
     bar = win.status.findChild(QProgressBar, "project_progress")
     shown = []
     ctl.busy_changed.connect(lambda busy: shown.append(bar.isVisible()))
@@ -55,7 +56,7 @@ def test_save_shortcut_saves_in_background_with_progress(window, qtbot, tmp_path
         win.actions["save_project"].trigger()
     assert shown == [True, False] and not bar.isVisible()
     assert load_project(tmp_path / "w.ora").layers[0].name == "wires"
-    assert win.windowTitle().startswith("w.ora")
+    assert win.windowTitle().startswith("w.ora") and not win.isWindowModified()
 
 
 def test_open_project_shows_its_layers(window, qtbot, tmp_path):
