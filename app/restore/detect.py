@@ -676,7 +676,7 @@ def analyse_damage(
             return None
         out.probability.update(got)
         for k in missing:
-            out.thresholds[k] = HYBRID_DUST_THRESHOLD if name == "hybrid" else loaded.threshold_at_default
+            out.thresholds[k] = HYBRID_DUST_THRESHOLD if name == "hybrid" else loaded.threshold_for(k)
         out.low_ratio, out.model_path = loaded.low_ratio, str(loaded.path)
     report(1.0)
     return out

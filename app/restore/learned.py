@@ -36,6 +36,12 @@ class DetectorModel:
     threshold_at_default: float  # probability threshold at the default sensitivity (0.5)
     stride: int  # input sides must be multiples of this
     low_ratio: float = 1.0  # hysteresis: regions above low_ratio * threshold that reach the threshold
+    # per-kind thresholds at the default sensitivity where the sidecar gives them (kind, threshold)
+    kind_thresholds: tuple[tuple[str, float], ...] = ()
+
+    def threshold_for(self, kind: str) -> float:
+        """The probability threshold of `kind` at the default sensitivity."""
+        return dict(self.kind_thresholds).get(kind, self.threshold_at_default)
 
 
 def load_detector(path: str | Path | None = None, threads: int = 0) -> DetectorModel:
@@ -60,13 +66,17 @@ def load_detector(path: str | Path | None = None, threads: int = 0) -> DetectorM
         threshold = float(meta["threshold_at_default"])
         stride = int(meta.get("stride", 1))
         low_ratio = float(meta.get("hysteresis_low_ratio", 1.0))
+        # optional: one threshold per kind (calibrated together); the kinds it omits use the common one
+        per_kind = tuple((str(k), float(v)) for k, v in meta.get("thresholds_at_default", {}).items())
         input_name = str(meta["inputs"]["image"])
         output_name = str(meta["outputs"]["logits"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"The sidecar {sidecar.name} lacks a field or has a bad value: {exc}") from exc
-    if not 0.0 < threshold < 1.0 or stride < 1 or not channels or not 0.0 < low_ratio <= 1.0:
+    if (not 0.0 < threshold < 1.0 or stride < 1 or not channels or not 0.0 < low_ratio <= 1.0
+            or any(k not in channels or not 0.0 < t < 1.0 for k, t in per_kind)):
         raise ModelError(f"The sidecar {sidecar.name} has out-of-range values (threshold {threshold}, "
-                         f"stride {stride}, channels {channels}, hysteresis_low_ratio {low_ratio}).")
+                         f"thresholds_at_default {dict(per_kind)}, stride {stride}, channels {channels}, "
+                         f"hysteresis_low_ratio {low_ratio}).")
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -85,7 +95,8 @@ def load_detector(path: str | Path | None = None, threads: int = 0) -> DetectorM
         raise ModelError(f"The damage detector {path.name} does not match its sidecar "
                          f"(inputs {names_in}, outputs {names_out}).")
     return DetectorModel(path=path, session=session, input_name=input_name, output_name=output_name,
-                         channels=channels, threshold_at_default=threshold, stride=stride, low_ratio=low_ratio)
+                         channels=channels, threshold_at_default=threshold, stride=stride, low_ratio=low_ratio,
+                         kind_thresholds=per_kind)
 
 
 _default: dict[int, DetectorModel | ModelError] = {}

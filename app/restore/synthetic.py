@@ -37,6 +37,11 @@ class DamageSpec:
     visible_levels: int = 12
 
 
+# what bench/restore.py measures and tools/train_detector.py calibrates on: the defaults
+# plus up to one tear per photo
+BENCH_DAMAGE = DamageSpec(tears=(0, 1))
+
+
 @dataclass(eq=False)
 class Damage:
     image: np.ndarray  # damaged RGB uint8

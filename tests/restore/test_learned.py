@@ -159,6 +159,29 @@ def test_missing_or_broken_model_is_a_clear_error(tmp_path):
         learned.load_detector(bad)
 
 
+def test_per_kind_thresholds_of_the_sidecar_apply_to_their_kind(tmp_path, model):
+    """A sidecar may calibrate each kind on its own ("thresholds_at_default"); a kind it
+    leaves out keeps the common threshold, and a bad entry is a clear error."""
+    strict_dust = learned.load_detector(_copy_model(tmp_path, {"thresholds_at_default": {"dust": 0.97}}), threads=1)
+    assert strict_dust.threshold_for("dust") == 0.97
+    assert strict_dust.threshold_for("scratches") == model.threshold_at_default
+    dmg = add_damage(photo_like(seed=12), np.random.default_rng(12))
+    analysis = detect.analyse_damage(dmg.image, detector="learned", model=strict_dust)
+    assert analysis.thresholds == {"scratches": model.threshold_at_default, "dust": 0.97}
+    maps = learned.damage_probability(model, dmg.image)
+    for s in (0.3, 0.5):
+        expected = np.maximum.reduce([
+            learned.propose_from_probability([maps[k]], learned.probability_threshold(t, s), model.low_ratio, 1)
+            for k, t in (("scratches", model.threshold_at_default), ("dust", 0.97))])
+        assert np.array_equal(detect.propose_damage(analysis, sensitivity=s), expected)
+    # stricter on dust than the common threshold: never more proposed
+    common = detect.detect_damage(dmg.image, detector="learned", model=model)
+    assert not (detect.propose_damage(analysis) & ~common).any()
+    for bad in ({"dust": 1.5}, {"hairs": 0.5}, ["dust", 0.5]):
+        with pytest.raises(ModelError, match="thresholds_at_default|lacks a field"):
+            learned.load_detector(_copy_model(tmp_path, {"thresholds_at_default": bad}))
+
+
 def test_without_a_model_auto_falls_back_to_the_hand_filters(tmp_path, monkeypatch):
     monkeypatch.setattr(learned, "DEFAULT_MODEL", tmp_path / "damage_detector.onnx")
     monkeypatch.setattr(learned, "_default", {})

@@ -77,10 +77,12 @@ def test_export_is_loaded_and_run_by_the_app(trainer, data, tmp_path):
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["contract"] == "damage-probability" and meta["channels"] == list(detect.KINDS)
     assert 0 < meta["threshold_at_default"] < 1
+    assert set(meta["thresholds_at_default"]) == set(detect.KINDS)  # calibrated per kind
     m = onnx.load(str(out))
     assert max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")) <= 17
 
     model = learned.load_detector(out, threads=1)
+    assert all(model.threshold_for(k) == meta["thresholds_at_default"][k] for k in detect.KINDS)
     photo = np.full((70, 90, 3), 128, np.uint8)  # sides not multiples of the stride
     maps = learned.damage_probability(model, photo)
     assert set(maps) == set(detect.KINDS) and all(p.shape == (70, 90) and p.dtype == np.uint8 for p in maps.values())
