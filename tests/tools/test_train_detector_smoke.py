@@ -91,3 +91,22 @@ def test_export_is_loaded_and_run_by_the_app(trainer, data, tmp_path):
     expected = trainer.predict(net.eval(), np.full((72, 92, 3), 128, np.uint8))[:, :70, :70]
     got = np.stack([maps[k][:, :70] for k in detect.KINDS]).astype(np.float32) / 255
     assert np.abs(got - expected).max() < 0.02
+
+
+def test_pool_rescales_only_big_photos_and_only_when_asked(trainer, tmp_path):
+    """--scale-min draws photos larger than trainer.LARGE at a random smaller scale (labels
+    drawn at that scale too); smaller photos, and every photo by default, keep their size."""
+    rng = np.random.default_rng(1)
+    big, small = tmp_path / "big.png", tmp_path / "small.png"
+    cv2.imwrite(str(big), rng.integers(60, 200, (trainer.LARGE + 100, trainer.LARGE + 200, 3), dtype=np.uint8))
+    cv2.imwrite(str(small), rng.integers(60, 200, (200, 300, 3), dtype=np.uint8))
+    for photos, scale_min in (([big], 1.0), ([small], 0.5)):
+        for img, target, weight in trainer.Pool(photos, 3, 1, seed=2, scale_min=scale_min).at(0):
+            assert img.shape[:2] == cv2.imread(str(photos[0])).shape[:2] == target.shape[1:] == weight.shape[1:]
+    sizes = set()
+    for img, target, weight in trainer.Pool([big], 6, 1, seed=2, scale_min=0.5).at(0):
+        h, w = img.shape[:2]
+        assert target.shape[1:] == weight.shape[1:] == (h, w)
+        assert (trainer.LARGE + 100) // 2 - 1 <= h <= trainer.LARGE + 100
+        sizes.add((h, w))
+    assert len(sizes) > 1 and (trainer.LARGE + 100, trainer.LARGE + 200) not in sizes
