@@ -476,7 +476,7 @@ def export(args) -> None:
         "trained_on": "synthetic damage (app/restore/synthetic.py, varied parameters, tears included) on "
                       "bsds500/train, bsds500/val and urban100 photos 3-22; threshold calibrated on the last 20 "
                       "of bsds500/val and urban100 photos 23-26 (not trained on)",
-        "licence_note": "trained on research-only photos (BSDS500, Urban100); see MODEL_CARD.md",
+        "licence_note": "trained on research-only photos (BSDS500, Urban100); see damage_detector.md",
     }
     out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {out.with_suffix('.json').name}; "

@@ -43,7 +43,7 @@ def register(sub) -> None:
     p.add_argument("--detector", choices=("auto", "hybrid", "learned", "hand"), default=DEFAULT_DETECTOR,
                    help="damage detector: learned (the net in models/damage_detector.onnx for both kinds), "
                    "hand (the hand-made filters), hybrid (hand-made scratch filter + the net's dust map), "
-                   f"or auto = hybrid when the net's model loads, else hand (default: {DEFAULT_DETECTOR})")
+                   f"or auto = learned when the net's model loads, else hand (default: {DEFAULT_DETECTOR})")
     p.add_argument("--mask", metavar="MASK.png", help="fill this mask instead of detecting (white = damage)")
     p.add_argument("--denoise", type=_denoise_arg, nargs="?", const=None, default=False, metavar="S",
                    help="non-local means on luminance; S = strength in grey levels, or 'auto' "

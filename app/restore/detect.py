@@ -1,12 +1,13 @@
 """Proposals of old-photo damage: dust/spots and scratches/creases.
 
 Two detectors stand behind `analyse_damage` / `propose_damage` / `detect_damage`:
-- "hand": the classical filters below (no weights); the default (DEFAULT_DETECTOR says why).
+- "hand": the classical filters below (no weights).
 - "learned": a small net trained on our own synthetic damage (app/restore/learned.py,
   models/damage_detector.onnx) gives per-kind probability maps; the sensitivity only
   thresholds them.
-- "hybrid": the hand-made scratch filter and the net's dust map; "auto" = hybrid when the
-  net's model loads, else hand (the analysis' `note` says so).
+- "hybrid": the hand-made scratch filter and the net's dust map.
+- "auto" (the default, DEFAULT_DETECTOR says why): learned when the net's model loads, else
+  hand (the analysis' `note` says so).
 
 Every detector takes an RGB uint8 photo and a ``sensitivity`` in [0, 1] (0.5 = default;
 higher flags more) and returns a uint8 HxW mask, 255 = proposed damage. The proposal is
@@ -564,17 +565,13 @@ def parse_kinds(text: str | Iterable[str]) -> tuple[str, ...]:
 
 
 DETECTORS = ("auto", "hybrid", "learned", "hand")
-#: what analyse_damage / detect_damage use unless told: the hand-made filters. On the held-out
-#: sets of bench/restore.py the hybrid beats them on BSDS500-test and SUN (precision, recall
-#: and clean photos all better) but not on Urban100 (precision 0.59 vs 0.62, clean flagged
-#: 0.58 % vs 0.51 %), so it is not the default yet; "auto" asks for it when the model loads.
-DEFAULT_DETECTOR = "hand"
+#: what analyse_damage / detect_damage use unless told: "auto", the learned net when its model
+#: loads (else the hand-made filters, with a note). On bench/restore.py's held-out sets the net
+#: beats the hand-made filters on BSDS500-test and SUN in all three numbers and on Urban100 in
+#: precision and recall, but flags more of clean city photos (0.91 % vs 0.45 %: facade grids).
+DEFAULT_DETECTOR = "auto"
 #: which kinds each detector takes from the learned net (the others from the hand-made filters)
 LEARNED_KINDS = {"hand": (), "hybrid": ("dust",), "learned": KINDS}
-#: hybrid: the dust probability threshold at the default sensitivity, tuned on bench/restore.py's
-#: dev set together with the hand-made scratch filter (the net's own calibrated threshold is
-#: for both of its kinds together, and its scratch channel is not used here)
-HYBRID_DUST_THRESHOLD = 0.9
 
 
 @dataclass(eq=False)
@@ -609,7 +606,7 @@ class DamageAnalysis:
 
 
 def _choose_detector(detector: str, model):
-    """(name, loaded model or None, note) for the `detector` asked for: "auto" is "hybrid"
+    """(name, loaded model or None, note) for the `detector` asked for: "auto" is "learned"
     when the net's model loads and otherwise falls back to the hand-made filters (the note
     says why); "hybrid" and "learned" raise the model's ModelError instead."""
     from app.engine.errors import ModelError
@@ -617,7 +614,7 @@ def _choose_detector(detector: str, model):
 
     if detector not in DETECTORS:
         raise ValueError(f"unknown detector {detector!r}: choose from {', '.join(DETECTORS)}")
-    name = "hybrid" if detector == "auto" else detector
+    name = "learned" if detector == "auto" else detector
     if name == "hand":
         return "hand", None, ""
     if model is not None:
@@ -645,9 +642,9 @@ def analyse_damage(
     """The sensitivity-independent analysis of `rgb` for `kinds`. Parts already in `reuse`
     (an analysis of the same photo with the same detector and parameters) are taken over.
     `progress(f)` gets the done fraction in [0, 1]; `cancel()` -> bool is polled between
-    stages (None = gave up). `detector`: "hand" (DEFAULT_DETECTOR), "hybrid", "learned" (these
-    two raise ModelError when the net's model does not load) or "auto" (= "hybrid" when the
-    model loads, else "hand" with a note saying why); `model`: a loaded app.restore.learned.DetectorModel instead of the shipped one."""
+    stages (None = gave up). `detector`: "hand", "hybrid", "learned" (these two raise
+    ModelError when the net's model does not load) or "auto" (DEFAULT_DETECTOR: "learned" when
+    the model loads, else "hand" with a note saying why); `model`: a loaded app.restore.learned.DetectorModel instead of the shipped one."""
     _check_rgb(rgb)
     kinds = parse_kinds(kinds)
     name, loaded, note = _choose_detector(detector, model)
@@ -676,7 +673,7 @@ def analyse_damage(
             return None
         out.probability.update(got)
         for k in missing:
-            out.thresholds[k] = HYBRID_DUST_THRESHOLD if name == "hybrid" else loaded.threshold_for(k)
+            out.thresholds[k] = loaded.threshold_for(k)  # calibrated per kind at export
         out.low_ratio, out.model_path = loaded.low_ratio, str(loaded.path)
     report(1.0)
     return out

@@ -58,17 +58,20 @@ def test_dust_detector_finds_specks_not_lines(photo):
     assert not detect.detect_dust(lined).any()
 
 
-def test_sensitivity_is_monotonic_and_clean_photo_stays_clean(photo):
+# "auto" = the learned net (the default, when its model loads); "hand" = the filters above
+@pytest.mark.parametrize("detector", ["hand", "auto"])
+def test_sensitivity_is_monotonic_and_clean_photo_stays_clean(photo, detector):
     dmg = add_damage(photo, np.random.default_rng(3), DamageSpec(grain_sigma=1.0))
-    counts = [(detect.detect_damage(dmg.image, sensitivity=s) > 0).sum() for s in (0.1, 0.5, 0.9)]
+    counts = [(detect.detect_damage(dmg.image, sensitivity=s, detector=detector) > 0).sum() for s in (0.1, 0.5, 0.9)]
     assert counts[0] <= counts[1] <= counts[2]
     assert counts[2] > counts[0]
-    assert (detect.detect_damage(photo) > 0).mean() < 0.005
+    assert (detect.detect_damage(photo, detector=detector) > 0).mean() < 0.005
 
 
-def test_detect_damage_on_synthetic_damage_scores_well(photo):
+@pytest.mark.parametrize("detector", ["hand", "auto"])
+def test_detect_damage_on_synthetic_damage_scores_well(photo, detector):
     dmg = add_damage(photo, np.random.default_rng(7))
-    score = score_proposal(detect.detect_damage(dmg.image), dmg)
+    score = score_proposal(detect.detect_damage(dmg.image, detector=detector), dmg)
     assert score.precision > 0.8
     assert score.recall > 0.6
 
@@ -120,9 +123,12 @@ def grass_patch(h=300, w=400, seed=0):
 
 def test_scratch_across_texture_is_found_and_texture_alone_is_not():
     clean = grass_patch()
-    assert (detect.detect_damage(clean) > 0).mean() < 0.005
+    # the learned net (auto) leaves the texture alone too, but finds only about a quarter of
+    # this faint scratch (models/damage_detector.md: where it fails)
+    for detector in ("hand", "auto"):
+        assert (detect.detect_damage(clean, detector=detector) > 0).mean() < 0.005
     damaged, truth = draw_scratch(clean, (10, 30), (390, 250), 30, width=2)
-    mask = detect.detect_scratches(damaged)
+    mask = detect.detect_damage(damaged, ("scratches",), detector="hand")
     found = near(cv2.dilate(mask, np.ones((5, 5), np.uint8)), truth, 0).sum() / (truth > 0).sum()
     assert found > 0.7
     assert near(mask, truth).sum() / max((mask > 0).sum(), 1) > 0.7  # crossing strokes cling to it

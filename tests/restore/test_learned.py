@@ -186,8 +186,7 @@ def test_without_a_model_auto_falls_back_to_the_hand_filters(tmp_path, monkeypat
     monkeypatch.setattr(learned, "DEFAULT_MODEL", tmp_path / "damage_detector.onnx")
     monkeypatch.setattr(learned, "_default", {})
     photo = add_damage(photo_like(seed=8), np.random.default_rng(8)).image
-    assert detect.analyse_damage(photo).note == ""  # the default is the hand-made filters anyway
-    analysis = detect.analyse_damage(photo, detector="auto")
+    analysis = detect.analyse_damage(photo)  # "auto", the default
     assert analysis.detector == "hand" and "No damage detector model" in analysis.note
     assert np.array_equal(detect.propose_damage(analysis), detect.detect_damage(photo, detector="hand"))
     with pytest.raises(ModelError, match="No damage detector model"):
@@ -207,12 +206,13 @@ def test_hybrid_is_the_hand_scratch_filter_and_the_nets_dust_map(model):
     maps = learned.damage_probability(model, dmg.image, ("dust",))
     for s in (0.3, 0.5, 0.8):
         hand = detect.detect_damage(dmg.image, ("scratches",), s, detector="hand")
-        threshold = learned.probability_threshold(detect.HYBRID_DUST_THRESHOLD, s)
+        threshold = learned.probability_threshold(model.threshold_for("dust"), s)
         dust = learned.propose_from_probability([maps["dust"]], threshold, model.low_ratio, 1)
         assert np.array_equal(detect.propose_damage(analysis, sensitivity=s), np.maximum(hand, dust))
-    # with the shipped model, "auto" is the hybrid
-    auto = detect.detect_damage(dmg.image, detector="auto")
-    assert np.array_equal(auto, detect.detect_damage(dmg.image, detector="hybrid"))
+    # with the shipped model, "auto" (the default) is the learned net alone
+    auto = detect.detect_damage(dmg.image)
+    assert np.array_equal(auto, detect.detect_damage(dmg.image, detector="learned"))
+    assert not np.array_equal(auto, detect.detect_damage(dmg.image, detector="hybrid"))
 
 
 @pytest.mark.parametrize("detector", ["hand", "learned", "hybrid"])

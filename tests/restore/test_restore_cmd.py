@@ -1,17 +1,22 @@
 """`inpaint-studio restore` end to end on a synthetic damaged photo."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from app.cli.main import main
+from app.io.images import read_image
 from app.restore.synthetic import add_damage
 from tests.restore.conftest import smooth_photo
+
+SAMPLE = Path(__file__).resolve().parents[2] / "resources" / "sample.png"
 
 
 @pytest.fixture
 def damaged(tmp_path):
-    clean = smooth_photo()
+    clean = read_image(SAMPLE).rgb[96:352, 128:448].copy()  # a real photo: the learned detector's domain
     dmg = add_damage(clean, np.random.default_rng(11))
     path = tmp_path / "old.png"
     Image.fromarray(dmg.image).save(path)
