@@ -410,7 +410,6 @@ def calibrate(model: DamageNet, val_photos: list[Path], seed: int,
     thresholds = [float(t) for t in np.round(np.r_[np.arange(0.5, 0.96, 0.05), 0.97, 0.98], 2)]
     ratios = (1.0, 0.7, 0.5)
     combos = [(ts, td, r) for ts in thresholds for td in thresholds for r in ratios]
-    tol = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))  # score_proposal's 2 px tolerance
     model.eval()
     sums = np.zeros((len(combos), 3))
     for clean, dmg in vset:
@@ -421,16 +420,10 @@ def calibrate(model: DamageNet, val_photos: list[Path], seed: int,
                 for t in thresholds:
                     for r in ratios:
                         maps[name, k, t, r] = propose_from_probability([prob[k]], t, r, 1) > 0
-        near_truth = cv2.dilate(dmg.support, tol) > 0
-        visible = dmg.visible > 0
         for i, (ts, td, r) in enumerate(combos):
-            prop = maps["damaged", 0, ts, r] | maps["damaged", 1, td, r]
-            n = prop.sum()
-            precision = (prop & near_truth).sum() / n if n else 1.0
-            near_prop = cv2.dilate(prop.view(np.uint8), tol) > 0
-            recall = (visible & near_prop).sum() / visible.sum() if visible.any() else 1.0
+            score = score_proposal((maps["damaged", 0, ts, r] | maps["damaged", 1, td, r]).view(np.uint8), dmg)
             flagged = (maps["clean", 0, ts, r] | maps["clean", 1, td, r]).mean()
-            sums[i] += (precision, recall, flagged)
+            sums[i] += (score.precision, score.recall, flagged)
     scores = sums / len(vset)
     ok = [i for i in range(len(combos)) if scores[i, 2] <= max_flagged] or [len(combos) - 1]
     ok.sort(key=lambda i: -min(scores[i, :2]))

@@ -1,6 +1,6 @@
 """Proposals of old-photo damage: dust/spots and scratches/creases.
 
-Two detectors stand behind `analyse_damage` / `propose_damage` / `detect_damage`:
+The detectors behind `analyse_damage` / `propose_damage` / `detect_damage`:
 - "hand": the classical filters below (no weights).
 - "learned": a small net trained on our own synthetic damage (app/restore/learned.py,
   models/damage_detector.onnx) gives per-kind probability maps; the sensitivity only
