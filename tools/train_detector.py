@@ -258,7 +258,9 @@ def validation_set(photos: list[Path], seed: int) -> list[tuple]:
 
 def evaluate(model: DamageNet, vset: list[tuple], rules=((0.5, 0.5), (0.7, 0.5), (0.8, 0.5))) -> dict[tuple, tuple]:
     """Per proposal rule (threshold, hysteresis low ratio): mean precision, recall, clean
-    flagged on the validation photos, proposed as the app does (grown by 1 px)."""
+    flagged on the validation photos - a progress reading during training: one threshold on
+    the maximum of both kinds' maps, grown by 1 px (`calibrate` applies per-kind thresholds
+    to each map on its own, as the app does)."""
     def as_app_map(rgb):  # the app's uint8 map of either kind
         return [np.rint(predict(model, rgb).max(axis=0) * 255).astype(np.uint8)]
 
