@@ -106,6 +106,20 @@ class DamageNet(nn.Module):
         return self.head(full)
 
 
+class DamageEnsemble(nn.Module):
+    """The mean of the logits of several DamageNets trained differently (crop size, photo
+    scales, seed). Their false alarms on facade grids differ more than their hits, so the
+    mean keeps the hits and drops most of the false alarms (bench/restore.py, urban)."""
+
+    def __init__(self, members: list[DamageNet]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.config = {"members": [m.config for m in members]}
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(image) for m in self.members]).mean(dim=0)
+
+
 # ---------------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------------
@@ -147,6 +161,43 @@ def random_spec(rng: np.random.Generator) -> DamageSpec:
     )
 
 
+def paint_grid(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`rgb` with a regular grid (or a row) of thin straight lines painted over a random part
+    of it, seen at a random angle and in perspective: window mullions, railings, fences.
+    Training negatives (labelled "no damage"): a scratch is not one of many evenly spaced
+    parallel lines, and the net should learn that from more facades than Urban100's 20."""
+    h, w = rgb.shape[:2]
+    # over a random rectangle of the photo only, so crops also see where a grid ends
+    y0, x0 = int(rng.integers(0, h // 2 + 1)), int(rng.integers(0, w // 2 + 1))
+    y1, x1 = int(rng.integers(y0 + h // 3, h + 1)), int(rng.integers(x0 + w // 3, w + 1))
+    region = np.zeros((h, w), np.float32)
+    region[y0:y1, x0:x1] = 1.0
+    size = int(1.5 * max(h, w))
+    layer = np.zeros((size, size), np.float32)
+    # at least about 5 lines across the rectangle: two or three lines would be scratches
+    spacing = rng.uniform(8, max(min(70, min(y1 - y0, x1 - x0) / 5), 9), 2)
+    width = rng.uniform(0.8, 3.5)
+    both = rng.random() < 0.7  # a grid; else one family of parallel lines
+    for axis in (0, 1) if both else (int(rng.integers(2)),):
+        for c in np.arange(rng.uniform(0, spacing[axis]), size, spacing[axis]):
+            a, b = (round(c), 0), (round(c), size - 1)
+            cv2.line(layer, a if axis == 0 else a[::-1], b if axis == 0 else b[::-1], 1.0,
+                     max(round(width), 1), cv2.LINE_AA)
+    # rotate and tilt: map the square's corners to a jittered quadrilateral around the photo
+    angle = rng.uniform(0, np.pi)
+    cx, cy, r = w / 2, h / 2, 0.75 * size
+    quad = np.array([[cx + r * np.cos(angle + k * np.pi / 2 + np.pi / 4),
+                      cy + r * np.sin(angle + k * np.pi / 2 + np.pi / 4)] for k in range(4)], np.float32)
+    quad += rng.uniform(-0.25, 0.25, (4, 2)).astype(np.float32) * size
+    src = np.array([[0, 0], [size, 0], [size, size], [0, size]], np.float32)
+    alpha = cv2.warpPerspective(layer, cv2.getPerspectiveTransform(src, quad), (w, h))
+    alpha *= region * rng.uniform(0.5, 1.0)
+    tone = rng.uniform(5, 70) if rng.random() < 0.7 else rng.uniform(190, 250)
+    colour = np.clip(tone + rng.normal(0, 15, 3), 0, 255).astype(np.float32)
+    out = rgb.astype(np.float32) * (1 - alpha[..., None]) + colour * alpha[..., None]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 def labels(dmg, clean_only: bool, shape) -> tuple[np.ndarray, np.ndarray]:
     """(target, weight) float32 [2,H,W] for one damaged photo (see the module docstring)."""
     if clean_only:
@@ -171,9 +222,9 @@ class Pool:
     (seed, step) only."""
 
     def __init__(self, photos: list[Path], size: int, refresh: int, seed: int, clean_share: float = 0.1,
-                 scale_min: float = 1.0):
+                 scale_min: float = 1.0, grid_share: float = 0.0):
         self.photos, self.size, self.refresh, self.seed, self.clean_share = photos, size, refresh, seed, clean_share
-        self.scale_min = scale_min
+        self.scale_min, self.grid_share = scale_min, grid_share
         self._cache: dict[int, np.ndarray] = {}
         self.slots: list[tuple[int | None, tuple]] = [(None, ())] * size  # (tick, item)
 
@@ -188,6 +239,8 @@ class Pool:
             # fits in a crop, the real thin lines a scratch detector must learn to leave alone
             f = rng.uniform(self.scale_min, 1.0)
             clean = cv2.resize(clean, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        if self.grid_share > 0 and rng.random() < self.grid_share:
+            clean = paint_grid(clean, rng)  # part of the photo, not damage: labelled 0
         if rng.random() < self.clean_share:  # undamaged, sometimes with grain: nothing to find
             sigma = rng.choice([0.0, rng.uniform(0.3, 3.0)])
             img = np.clip(clean + rng.normal(0, sigma, clean.shape[:2] + (1,)), 0, 255).astype(np.uint8)
@@ -310,6 +363,8 @@ def parse_args(argv=None):
                     help="times each training Urban100 photo is in the photo list")
     ap.add_argument("--scale-min", type=float, default=1.0,
                     help="photos larger than 600 px are each drawn at a random scale in [this, 1]")
+    ap.add_argument("--grid-share", type=float, default=0.0,
+                    help="share of training photos that get a painted grid of thin lines (a negative)")
     ap.add_argument("--pool", type=int, default=48)
     ap.add_argument("--refresh", type=int, default=2, help="steps between new damaged photos in the pool")
     ap.add_argument("--seed", type=int, default=6)
@@ -318,6 +373,8 @@ def parse_args(argv=None):
     ap.add_argument("--eval-every", type=int, default=1000, help="0 = never")
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--export", type=Path, help="write the run's model as ONNX + JSON sidecar and stop")
+    ap.add_argument("--ensemble", type=Path, nargs="*", default=[],
+                    help="with --export: more runs whose models are averaged with --run's (mean of the logits)")
     return ap.parse_args(argv)
 
 
@@ -339,7 +396,8 @@ def train(args) -> dict:
         opt.load_state_dict(ck["opt"])
         step = ck["step"]
         print(f"resumed at step {step}", flush=True)
-    pool = Pool(train_photos, args.pool, args.refresh, args.seed, scale_min=args.scale_min)
+    pool = Pool(train_photos, args.pool, args.refresh, args.seed, scale_min=args.scale_min,
+                grid_share=args.grid_share)
     vset = validation_set(val_photos, args.seed) if args.eval_every and val_photos else []
     log_path = args.run / "log.csv"
     new_log = not log_path.exists()
@@ -439,7 +497,8 @@ def calibrate(model: DamageNet, val_photos: list[Path], seed: int,
 
 
 def export(args) -> None:
-    model, ck = load_model(args.run / "latest.pt")
+    loaded = [load_model(run / "latest.pt") for run in [args.run, *args.ensemble]]
+    model = loaded[0][0] if len(loaded) == 1 else DamageEnsemble([m for m, _ in loaded])
     model.eval()
     _, val_photos = photo_split(args.data)
     per_kind, low_ratio = calibrate(model, val_photos, args.seed) if val_photos else (dict.fromkeys(KINDS, 0.5), 1.0)
@@ -465,9 +524,11 @@ def export(args) -> None:
         "hysteresis_low_ratio": low_ratio,
         "opset": 17,
         "parameters": int(sum(p.numel() for p in model.parameters())),
-        "architecture": f"DamageNet {model.config}",
-        "steps_trained": int(ck["step"]),
-        "train_crop": int(ck["args"].get("crop", 0)),
+        "architecture": (f"DamageNet {model.config}" if len(loaded) == 1 else
+                         f"mean of the logits of {len(loaded)} DamageNets {model.config['members']}"),
+        "steps_trained": [int(ck["step"]) for _, ck in loaded] if len(loaded) > 1 else int(loaded[0][1]["step"]),
+        "train_crop": [int(ck["args"].get("crop", 0)) for _, ck in loaded] if len(loaded) > 1
+                      else int(loaded[0][1]["args"].get("crop", 0)),
         "trained_on": "synthetic damage (app/restore/synthetic.py, varied parameters, tears included) on "
                       "bsds500/train, bsds500/val and urban100 photos 3-22; threshold calibrated on the last 20 "
                       "of bsds500/val and urban100 photos 23-26 (not trained on)",

@@ -110,3 +110,53 @@ def test_pool_rescales_only_big_photos_and_only_when_asked(trainer, tmp_path):
         assert (trainer.LARGE + 100) // 2 - 1 <= h <= trainer.LARGE + 100
         sizes.add((h, w))
     assert len(sizes) > 1 and (trainer.LARGE + 100, trainer.LARGE + 200) not in sizes
+
+
+def test_ensemble_export_is_the_mean_of_its_members_logits(trainer, data, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from app.restore import detect, learned
+
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run, seed in zip(runs, ("1", "2")):
+        trainer.train(trainer.parse_args(common(run, data) + ["--steps", "3", "--seed", seed]))
+    out = tmp_path / "models" / "ensemble.onnx"
+    trainer.main(common(runs[0], data) + ["--export", str(out), "--ensemble", str(runs[1])])
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["steps_trained"] == [3, 3] and meta["architecture"].startswith("mean of the logits of 2")
+
+    photo = np.random.default_rng(3).integers(0, 256, (40, 44, 3), dtype=np.uint8)
+    maps = learned.damage_probability(learned.load_detector(out, threads=1), photo)
+    nets = [trainer.load_model(run / "latest.pt")[0].eval() for run in runs]
+    with torch.no_grad():
+        x = torch.from_numpy(photo.transpose(2, 0, 1).astype(np.float32)[None] / 255.0)
+        logits = [net(x)[0] for net in nets]
+    expected = torch.sigmoid((logits[0] + logits[1]) / 2).numpy()
+    got = np.stack([maps[k] for k in detect.KINDS]).astype(np.float32) / 255
+    # the app reads the photo with a reflected margin, so compare away from the border
+    core = (slice(None), slice(12, 28), slice(12, 32))
+    assert np.abs(got[core] - expected[core]).max() < 0.02
+    # and it is not simply one member's map
+    assert max(np.abs(torch.sigmoid(lg).numpy()[core] - expected[core]).max() for lg in logits) > 0.001
+
+
+def test_painted_grids_are_negatives_inside_one_rectangle(trainer, tmp_path):
+    """--grid-share paints regular grids of thin lines (facade mullions, railings) that are
+    labelled "no damage"; they cover one rectangle of the photo, with several lines across it."""
+    flat = np.full((300, 400, 3), 128, np.uint8)
+    for seed in range(5):
+        out = trainer.paint_grid(flat, np.random.default_rng(seed))
+        assert out.shape == flat.shape and out.dtype == np.uint8
+        changed = np.abs(out.astype(np.int16) - 128).max(axis=2) >= 12
+        ys, xs = np.nonzero(changed)
+        assert len(ys) > 0.01 * changed.size
+        box = changed[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+        assert box.mean() < 0.7  # lines, not a filled rectangle
+        # several lines: a row or column through the middle of the box crosses at least 3
+        mid_row, mid_col = box[box.shape[0] // 2].astype(np.int8), box[:, box.shape[1] // 2].astype(np.int8)
+        assert max((np.diff(mid_row) == 1).sum(), (np.diff(mid_col) == 1).sum()) >= 3
+
+    photo = tmp_path / "p.png"
+    cv2.imwrite(str(photo), flat)
+    for img, target, weight in trainer.Pool([photo], 4, 1, seed=3, clean_share=1.0, grid_share=1.0).at(0):
+        assert (np.abs(img.astype(np.int16) - 128) >= 12).any()  # the grid is in the photo
+        assert not target.any() and weight.all()  # and it is not damage
