@@ -40,10 +40,10 @@ true-mask fill, the upper bound):
   sun           0.820    0.714     0.289 %      29.29 | 33.76 | 38.26
   urban         0.681    0.438     0.451 %      28.80 | 29.69 | 34.09
 --detector hybrid (hand-made scratch filter + the net's dust map), --no-fill:
-  dev           0.911    0.675     0.080 %
-  bsds-test     0.850    0.600     0.338 %
-  sun           0.856    0.777     0.238 %
-  urban         0.685    0.483     0.502 %
+  dev           0.915    0.685     0.079 %
+  bsds-test     0.857    0.611     0.328 %
+  sun           0.861    0.787     0.239 %
+  urban         0.698    0.494     0.488 %
 Issue 6's targets (precision and recall >= 0.8, <= 0.5 % flagged) are met by the learned
 detector on bsds-test and sun, not on urban: facade grids of mullions and window frames are
 taken for scratches (one clean photo has 7.1 % flagged, the set's mean 0.80 %), and about

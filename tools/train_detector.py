@@ -115,8 +115,8 @@ class DamageNet(nn.Module):
 
 
 class DamageEnsemble(nn.Module):
-    """The mean of the logits of several DamageNets trained differently (crop size, photo
-    scales, seed). Their false alarms on facade grids differ more than their hits, so the
+    """The mean of the logits of several DamageNets trained differently (photo scales,
+    width, seed). Their false alarms on facade grids differ more than their hits, so the
     mean keeps the hits and drops most of the false alarms (bench/restore.py, urban)."""
 
     def __init__(self, members: list[DamageNet]):
@@ -467,7 +467,7 @@ def vars_for_ckpt(args) -> dict:
 # ---------------------------------------------------------------------------------
 # export
 # ---------------------------------------------------------------------------------
-def calibrate(model: DamageNet, val_photos: list[Path], seed: int,
+def calibrate(model: nn.Module, val_photos: list[Path], seed: int,
               max_flagged: float = 0.0025) -> tuple[dict[str, float], float]:
     """The proposal rule of the default sensitivity: a probability threshold per kind and one
     hysteresis low ratio, applied as the app does (each kind on its own map, grown by 1 px,
@@ -496,7 +496,7 @@ def calibrate(model: DamageNet, val_photos: list[Path], seed: int,
     scores = sums / len(vset)
     ok = [i for i in range(len(combos)) if scores[i, 2] <= max_flagged] or [len(combos) - 1]
     ok.sort(key=lambda i: -min(scores[i, :2]))
-    # within TIE of the best score the rules are equal on 24 photos; take the strictest (the
+    # within CALIBRATION_TIE of the best score the rules are equal on 24 photos; take the strictest (the
     # highest low thresholds), so that e.g. the dust map alone does not pick up scratches
     best = min(scores[ok[0], :2])
     ties = [i for i in ok if min(scores[i, :2]) >= best - CALIBRATION_TIE]
