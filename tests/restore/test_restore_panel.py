@@ -100,8 +100,14 @@ def test_stale_results_are_dropped(qtbot):
 
 def test_a_job_superseded_before_it_starts_never_runs(qtbot):
     runner = LatestOnly()
-    gate, ran = threading.Event(), []
-    runner.submit(lambda cancel: gate.wait(5) and None)  # occupies the single worker thread
+    started, gate, ran = threading.Event(), threading.Event(), []
+
+    def blocker(cancel):
+        started.set()
+        gate.wait(5)
+
+    runner.submit(blocker)  # occupies the single worker thread...
+    assert started.wait(5)  # ...once it runs (a job superseded before it starts never does)
     runner.submit(lambda cancel: ran.append("middle"))
     with qtbot.waitSignal(runner.finished, timeout=5000) as sig:
         runner.submit(lambda cancel: "last")
