@@ -109,6 +109,9 @@ class RunController(QObject):
     def _on_finished(self, job_id: int, result: Any) -> None:
         if job_id != self._job:
             return
+        if self._cancelling == job_id:  # finished before it saw the cancel: the user asked for nothing
+            self._on_cancelled(job_id)
+            return
         self._done()
         if self.session.photo_generation != self._generation or result.image.shape != self.session.document.photo.shape:
             self.notice.emit("The photo changed during the run, so its result was dropped: run again.")

@@ -2,6 +2,8 @@
 open/recent/drop, export with metadata, layer panel operations."""
 
 
+import time
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -106,6 +108,24 @@ def test_cancel_leaves_the_document_unchanged(window, qtbot):
     assert np.array_equal(doc.photo, photo) and np.array_equal(doc.layers[0].mask, mask)
     assert win.actions.run.isEnabled() and not win.actions.cancel_run.isEnabled()
     assert win.run_panel.progress.format() == "Cancelled"
+
+
+def test_cancel_after_the_engine_finished_still_leaves_the_document_unchanged(window, qtbot):
+    # Cancel pressed while the result is on its way to the GUI thread: dropped, not applied
+    win = window
+    doc = win.current_document()
+    paint(win, [(20, 20), (70, 60)], radius=8)
+    photo = doc.photo.copy()
+    win.runner.method = "telea"
+    finished = []
+    win.runner.finished.connect(finished.append)
+    with qtbot.waitSignal(win.runner.cancelled, timeout=60000):
+        win.actions.run.trigger()
+        time.sleep(1.0)  # no events processed: the worker is (almost surely) done, its result queued
+        win.actions.cancel_run.trigger()
+    qtbot.wait(100)
+    assert finished == [] and doc.result is None and np.array_equal(doc.photo, photo)
+    assert win.actions.run.isEnabled() and win.run_panel.progress.format() == "Cancelled"
 
 
 def test_engine_error_is_a_message_and_changes_nothing(window, qtbot, tmp_path):
