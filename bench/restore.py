@@ -84,7 +84,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.engine.errors import ModelError
 from app.io.images import read_image
-from app.restore.detect import DEFAULT_DETECTOR, analyse_damage, detect_damage, propose_damage
+from app.restore.detect import DEFAULT_DETECTOR, DETECTORS, analyse_damage, detect_damage, propose_damage
 from app.restore.learned import load_detector
 from app.restore.pipeline import FILL_SETTINGS, fill_damage
 from app.restore.synthetic import BENCH_DAMAGE, add_damage, score_proposal
@@ -196,7 +196,7 @@ def main() -> int:
     ap.add_argument("--sweep", action="store_true", help="also sensitivities 0.25 and 0.75")
     ap.add_argument("--no-fill", action="store_true", help="skip the PSNR part (detection only)")
     ap.add_argument("--slider", action="store_true", help="only time a slider move on a 12 MP photo")
-    ap.add_argument("--detector", default=DEFAULT_DETECTOR, choices=["auto", "hybrid", "learned", "hand"],
+    ap.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS,
                     help="hybrid = hand-made scratch filter + the net's dust map; auto = learned when the "
                     "net's model loads, else the hand-made filters (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=0, help="onnxruntime threads of the learned detector (0 = its default)")

@@ -10,7 +10,7 @@ from app.cli.common import CliError, ProgressBar, load_photo, warn
 from app.engine import EngineError
 from app.io.atomic import SaveError, atomic_write
 from app.io.images import encode_image, format_for, write_image
-from app.restore.detect import DEFAULT_DETECTOR, DEFAULT_SENSITIVITY, parse_kinds
+from app.restore.detect import DEFAULT_DETECTOR, DEFAULT_SENSITIVITY, DETECTORS, parse_kinds
 from app.restore.pipeline import FILL_SETTINGS, restore
 from app.restore.repair import RepairSteps
 
@@ -40,7 +40,7 @@ def register(sub) -> None:
                    help="damage to find: scratches, dust, both comma-separated, or none (default: scratches,dust)")
     p.add_argument("--sensitivity", type=float, default=DEFAULT_SENSITIVITY, metavar="S",
                    help="0 (only obvious damage) .. 1 (flag more); default 0.5")
-    p.add_argument("--detector", choices=("auto", "hybrid", "learned", "hand"), default=DEFAULT_DETECTOR,
+    p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
                    help="damage detector: learned (the net in models/damage_detector.onnx for both kinds), "
                    "hand (the hand-made filters), hybrid (hand-made scratch filter + the net's dust map), "
                    f"or auto = learned when the net's model loads, else hand (default: {DEFAULT_DETECTOR})")
