@@ -19,6 +19,8 @@ Usage:
     python tools/train_inpaint.py --run .runs/default            # start or resume
     python tools/train_inpaint.py --run .runs/default --resume   # same, explicit
     python tools/train_inpaint.py --bench-step                   # measure s/step
+    python tools/train_inpaint.py --run .runs/more --init-onnx models/default.onnx --lr 5e-5
+                                     # train the shipped model further (no checkpoint needed)
 Checkpoints: <run>/latest.pt (every --ckpt-minutes) and <run>/step_<N>.pt snapshots;
 losses: <run>/log.csv.
 """
@@ -335,6 +337,40 @@ def save_checkpoint(path: Path, model, opt, step: int, args: dict, rng_state) ->
     os.replace(tmp, path)
 
 
+def model_from_onnx(path: str | Path, prefill: bool = True) -> tuple[InpaintNet, int]:
+    """The InpaintNet inside an ONNX file written by tools/export_onnx.py, and the steps it
+    was trained (from its JSON sidecar; 0 if unknown). The export keeps every weight as an
+    initializer named after the state_dict, so a shipped model can be trained further when
+    its torch checkpoint is gone (checkpoints live in machine-local run folders)."""
+    import json
+
+    import onnx
+    from onnx import numpy_helper
+
+    path = Path(path)
+    weights = {i.name.removeprefix("net."): torch.from_numpy(numpy_helper.to_array(i).copy())
+               for i in onnx.load(str(path)).graph.initializer if i.name.startswith("net.")}
+    if "e1.0.weight" not in weights:
+        raise SystemExit(f"{path} holds no InpaintNet weights (was it written by tools/export_onnx.py?)")
+    blocks = sorted({int(k.split(".")[1]) for k in weights if k.startswith("mid.")})
+    sidecar = path.with_suffix(".json")
+    meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+    dilations = meta.get("dilations") or _dilations_from_architecture(meta.get("architecture", ""), len(blocks))
+    model = InpaintNet(width=int(weights["e1.0.weight"].shape[0]), dilations=dilations, prefill=prefill)
+    model.load_state_dict(weights)  # strict: a missing or extra weight is an error
+    return model, int(meta.get("steps_trained", 0))
+
+
+def _dilations_from_architecture(text: str, blocks: int) -> tuple[int, ...]:
+    import re
+
+    found = re.search(r"\[([\d, ]+)\]", text)
+    dilations = tuple(int(d) for d in found.group(1).split(",")) if found else (1, 2, 4, 8, 16, 1)
+    if len(dilations) != blocks:
+        raise SystemExit(f"the sidecar's architecture {text!r} does not match the {blocks} bottleneck blocks")
+    return dilations
+
+
 def load_model(path: str | Path) -> tuple[InpaintNet, dict]:
     ck = torch.load(path, map_location="cpu", weights_only=False)
     model = InpaintNet(**ck["config"])
@@ -367,6 +403,8 @@ def parse_args(argv=None):
                          "(two threads stall each other when other processes hold the cores)")
     ap.add_argument("--resume", action="store_true", help="resume from <run>/latest.pt (default if it exists)")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    ap.add_argument("--init-onnx", help="start a new run from the weights of an exported model "
+                                        "(e.g. models/default.onnx); its steps count on from the sidecar's")
     ap.add_argument("--bench-step", action="store_true", help="time a few steps and exit")
     ap.add_argument("--max-photos", type=int, default=0, help="use only the first N train photos (tests)")
     return ap.parse_args(argv)
@@ -399,8 +437,11 @@ def train(args) -> dict:
         with torch.no_grad():
             model.d1[-1].weight.mul_(0.1)
             model.d1[-1].bias.zero_()
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
     step = 0
+    if args.init_onnx:  # overridden below by the run's own checkpoint if it has one
+        model, step = model_from_onnx(args.init_onnx, prefill=bool(args.prefill))
+        print(f"initialised from {args.init_onnx} (trained {step} steps)", flush=True)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
     latest = run / "latest.pt"
     sampler = Sampler(photos, masks, args.crop, args.seed)
     if latest.exists() and not args.fresh:

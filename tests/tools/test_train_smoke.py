@@ -101,6 +101,25 @@ def test_export_onnx_runs_in_onnxruntime(tools, tmp_path):
     assert max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")) <= 17
 
 
+def test_a_run_starts_from_an_exported_model(tools, data, tmp_path):
+    pytest.importorskip("onnx")
+    train, export = tools
+    torch.manual_seed(3)
+    net = train.InpaintNet(width=8, dilations=(1, 2, 1), prefill=True).eval()
+    path = tmp_path / "m.onnx"
+    export.export(net, path, size=64, meta={"steps_trained": 7})
+    back, steps = train.model_from_onnx(path)
+    assert steps == 7 and back.dilations == (1, 2, 1) and back.width == 8
+    for key, value in net.state_dict().items():
+        assert torch.equal(back.state_dict()[key], value), key
+    run = tmp_path / "run"
+    out = train.train(train.parse_args(["--run", str(run), "--data", str(data), "--init-onnx", str(path),
+                                        "--crop", "32", "--batch", "2", "--threads", "1", "--steps", "9",
+                                        "--snapshot-every", "0", "--log-every", "1"]))
+    assert out["step"] == 9 and len(out["history"]) == 2  # counted on from the model's 7 steps
+    assert torch.load(run / "latest.pt", weights_only=False)["config"]["dilations"] == [1, 2, 1]
+
+
 def test_push_pull_fill_is_smooth_and_exact_outside(tools):
     train, _ = tools
     img = torch.rand(1, 3, 64, 64)
