@@ -51,7 +51,7 @@ def register(sub) -> None:
     p.add_argument("--auto-levels", action="store_true",
                    help="fade repair: per-channel auto levels, then CLAHE on L")
     p.add_argument("--gray-world", action="store_true",
-                   help="gray-world colour balance (removes a cast; leave it off to keep a sepia tone)")
+                   help="gray-world colour balance, judged on the edges (removes a cast; leave it off to keep a sepia tone)")
     p.add_argument("--sharpen", type=float, nargs="?", const=0.6, default=0.0, metavar="AMOUNT",
                    help="finish with an unsharp mask (default amount 0.6)")
     p.add_argument("--save-mask", metavar="MASK.png", help="also write the damage mask (white = filled)")

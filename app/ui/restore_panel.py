@@ -234,8 +234,9 @@ class RestorePanel(QWidget):
         self.fade_box = QCheckBox("Fade repair (auto levels, CLAHE)")
         self.clahe_clip = self._spin(0.5, 6.0, 1.5, 0.25, None, "CLAHE clip limit")
         self.balance_box = QCheckBox("Gray-world balance")
-        self.balance_box.setToolTip("Remove a colour cast (off keeps a sepia or a wanted tone)")
-        self.balance_strength = self._spin(0.1, 1.0, 1.0, 0.1, None, "How far the channel means are pulled together")
+        self.balance_box.setToolTip("Remove a colour cast, judged by the colour of the photo's edges so a big coloured "
+                                    "area is not taken for one (off keeps a sepia or a wanted tone)")
+        self.balance_strength = self._spin(0.1, 1.0, 1.0, 0.1, None, "How much of the cast is removed (1 = all of it)")
         self.sharpen_box = QCheckBox("Sharpen (unsharp mask)")
         self.sharpen_amount = self._spin(0.1, 3.0, 0.6, 0.1, None, "Unsharp mask amount")
         rf.addRow(self.denoise_box, self.denoise_strength)

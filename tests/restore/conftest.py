@@ -16,6 +16,15 @@ def smooth_photo(h=160, w=200, seed=0):
     return np.clip(base, 0, 255).astype(np.uint8)
 
 
+def mosaic_photo(h=240, w=320, cell=6, seed=0):
+    """Patches of random colours around gray, the way a scene's many materials meet at its
+    edges; with no cast the average colour difference across those edges is gray."""
+    rng = np.random.default_rng(seed)
+    colours = rng.uniform(60, 196, (h // cell + 1, w // cell + 1, 3)).astype(np.float32)
+    img = np.repeat(np.repeat(colours, cell, axis=0), cell, axis=1)[:h, :w]
+    return np.clip(img + rng.normal(0, 1.0, img.shape), 0, 255).astype(np.uint8)
+
+
 @pytest.fixture
 def photo():
     return smooth_photo()

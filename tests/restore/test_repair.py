@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from app.restore import repair
-from tests.restore.conftest import smooth_photo
+from tests.restore.conftest import mosaic_photo, smooth_photo
 
 
 def psnr(a, b):
@@ -39,13 +39,31 @@ def test_auto_levels_stretches_each_channel():
         assert np.percentile(out[:, :, c], 99.5) >= 253
 
 
+def colour_of(img):
+    """Channel means relative to their mean: the photo's overall colour, brightness left out."""
+    m = img.reshape(-1, 3).mean(axis=0)
+    return m / m.mean()
+
+
 def test_gray_world_removes_a_cast():
-    photo = smooth_photo()
+    photo = mosaic_photo()
     cast = np.clip(photo * np.array([1.25, 1.0, 0.75]), 0, 255).astype(np.uint8)
     out = repair.gray_world(cast)
-    means = out.reshape(-1, 3).mean(axis=0)
-    assert means.max() - means.min() < 3
+    assert np.abs(colour_of(cast) - colour_of(photo)).max() > 0.2
+    assert np.abs(colour_of(out) - colour_of(photo)).max() < 0.04
     assert np.array_equal(repair.gray_world(cast, 0.0), cast)
+
+
+def test_balance_is_not_fooled_by_a_big_coloured_area():
+    # two thirds of the photo is a smooth orange surface (a suit, a wall), the rest the
+    # scene's many materials. Equal channel means (plain gray-world) would turn it blue;
+    # the colour of the edges tells the cast.
+    photo = mosaic_photo()
+    photo[:, :213] = (220, 120, 50)
+    cast = np.clip(photo * np.array([0.9, 1.0, 1.15]), 0, 255).astype(np.uint8)
+    out = repair.gray_world(cast)
+    assert np.ptp(colour_of(photo)) > 0.5  # what equal means would get wrong
+    assert np.abs(colour_of(out) - colour_of(photo)).max() < 0.1  # a few of its edges are orange
 
 
 def test_clahe_raises_local_contrast_and_keeps_hue():
@@ -92,6 +110,6 @@ def test_gray_world_is_a_step_of_its_own():
     assert seen == ["fade"] and spread(faded) > 20
     seen.clear()
     balanced = repair.apply_repairs(sepia, repair.RepairSteps(balance=True), progress=seen.append)
-    assert seen == ["balance"] and spread(balanced) < 3
+    assert seen == ["balance"] and spread(balanced) < 3  # a gray picture: its edges are gray too
     assert np.array_equal(balanced, repair.gray_world(sepia))  # nothing else ran
     assert repair.RepairSteps(balance=True).any and not repair.RepairSteps().any
