@@ -5,6 +5,10 @@
 docs/img/editor-paint.png    painting a mask with the brush (outline cursor visible)
 docs/img/editor-run.png      a run in progress (progress bar naming the stage)
 docs/img/editor-compare.png  the before/after divider over the result
+docs/img/restore-detect.png  synthetic damage on the sample, proposed by the default detector
+docs/img/restore-repair.png  a faded, noisy, tinted copy of the sample with repairs previewed
+
+    python tools/screenshots.py --only restore      # just the two restore shots
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
+
+import numpy as np
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,16 +66,79 @@ def save(win: MainWindow, app: QApplication, path: Path) -> None:
     print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 
+def wait_for(app: QApplication, done, seconds: float = 120.0) -> bool:
+    end = time.monotonic() + seconds
+    while not done() and time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+    return bool(done())
+
+
+def restore_shots(app: QApplication, settings: QSettings, out: Path) -> int:
+    """The Restore tab: damage proposed on a damaged sample, then repairs of a faded one."""
+    from app.restore.synthetic import BENCH_DAMAGE, add_damage
+
+    win = MainWindow(settings=settings)
+    clean = read_image(SAMPLE).rgb
+    damaged = add_damage(clean, np.random.default_rng(7), BENCH_DAMAGE)
+    win.set_document(Document(photo=damaged.image, source_path="damaged-sample.png"))
+    win.resize(1400, 900)
+    win.show()
+    app.processEvents()
+    win.canvas.fit()
+    panel = win.restore.panel
+    win.docks["Restore"].raise_()
+    proposal = {}
+    panel.proposal_ready.connect(lambda mask: proposal.update(mask=mask))
+    wait_for(app, lambda: panel.analysis() is not None and not panel.analyser.busy())
+    panel.detect_button.click()
+    if not wait_for(app, lambda: "mask" in proposal):
+        print("no damage proposal came", file=sys.stderr)
+        return 1
+    save(win, app, out / "restore-detect.png")
+
+    # an old print: lifted blacks, low contrast, a yellow-brown tint and grain
+    rng = np.random.default_rng(3)
+    faded = (70 + 0.55 * clean.astype(np.float32)) * np.array([1.08, 0.97, 0.80]) + rng.normal(0, 6, clean.shape)
+    win.set_document(Document(photo=np.clip(faded, 0, 255).astype(np.uint8), source_path="faded-sample.png"))
+    app.processEvents()
+    win.canvas.fit()
+    for box in (panel.denoise_box, panel.fade_box, panel.balance_box):
+        box.setChecked(True)
+    result = lambda: win.session.document.result
+    if not wait_for(app, lambda: result() is not None and "repair" in result().method):
+        print("no repair preview came", file=sys.stderr)
+        return 1
+    save(win, app, out / "restore-repair.png")
+    win.runner.shutdown()
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Make the editor screenshots for the README.")
     parser.add_argument("--out", default=str(ROOT / "docs" / "img"))
     parser.add_argument("--method", default="auto", help="engine method for the run (auto, model, telea, ns)")
+    parser.add_argument("--only", choices=("editor", "restore"), help="make only these shots")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     app = QApplication.instance() or QApplication([])
-    settings = QSettings(str(out / ".screenshots-settings.ini"), QSettings.Format.IniFormat)
+    settings_file = out / ".screenshots-settings.ini"
+    settings = QSettings(str(settings_file), QSettings.Format.IniFormat)
+    try:
+        if args.only != "restore" and editor_shots(app, settings, out, args.method):
+            return 1
+        if args.only != "editor" and restore_shots(app, settings, out):
+            return 1
+    finally:
+        if settings_file.exists():
+            settings_file.unlink()
+    return 0
+
+
+def editor_shots(app: QApplication, settings: QSettings, out: Path, method: str) -> int:
+    """Painting, a run in progress and the before/after compare on the sample photo."""
     win = MainWindow(settings=settings)
     loaded = read_image(SAMPLE)
     doc = Document(photo=loaded.rgb, meta=loaded.meta, source_path=str(SAMPLE))
@@ -94,8 +164,8 @@ def main() -> int:
     protect.mask[:200, :60] = 255
     win.session.layer_pixels_changed.emit(protect.uid, None)
     win.session.set_active(doc.layers[0].uid)
-    win.runner.method = args.method
-    win.run_panel.method.setCurrentIndex([key for key, _text in METHOD_CHOICES].index(args.method))
+    win.runner.method = method
+    win.run_panel.method.setCurrentIndex([key for key, _text in METHOD_CHOICES].index(method))
     shot = {"taken": False}
 
     def on_progress(stage: str, fraction: float) -> None:
@@ -123,9 +193,6 @@ def main() -> int:
     win.canvas.set_divider(395)
     save(win, app, out / "editor-compare.png")
     win.runner.shutdown()
-    settings_file = out / ".screenshots-settings.ini"
-    if settings_file.exists():
-        settings_file.unlink()
     return 0
 
 

@@ -46,6 +46,8 @@ from app.restore.detect import (
 from app.restore.repair import RepairSteps, apply_repairs
 
 DEBOUNCE_MS = 250
+#: after the background analysis, before Detect: the proposal then comes at slider speed
+READY_TEXT = "Photo analysed: Detect damage proposes at once"
 #: the detector choices the panel offers (app.restore.detect.DETECTORS), as the user reads them
 DETECTOR_LABELS = {
     "auto": "Automatic",
@@ -385,6 +387,8 @@ class RestorePanel(QWidget):
         self._analysis = analysis
         if self.live:  # Detect was pressed: propose with the controls as they are now
             self.propose_now()
+        else:
+            self.status_label.setText(READY_TEXT)
 
     def _on_progress(self, generation: int, fraction: float) -> None:
         if generation == self._generation and self.analyser.busy():
@@ -405,6 +409,8 @@ class RestorePanel(QWidget):
             self.status_label.setText("Detecting…")
         elif self._photo is None:
             self.status_label.setText("Open a photo to detect damage")
+        elif self._analysis is None and not self.live:  # a new photo or detector, nothing started yet
+            self.status_label.setText("")
         for button in (self.detect_button, self.fill_button, self.apply_button):
             button.setEnabled(self._photo is not None)
 

@@ -8,7 +8,7 @@ import pytest
 from app.restore.detect import detect_damage
 from app.restore.repair import RepairSteps, apply_repairs
 from app.restore.synthetic import add_damage
-from app.ui.restore_panel import DEBOUNCE_MS, LatestOnly, RestorePanel
+from app.ui.restore_panel import DEBOUNCE_MS, READY_TEXT, LatestOnly, RestorePanel
 from tests.restore.conftest import smooth_photo
 
 
@@ -245,6 +245,7 @@ def test_a_shown_panel_analyses_ahead_of_detect_without_proposing(qtbot, panel, 
     qtbot.waitUntil(lambda: panel.analysis() is not None, timeout=20000)
     qtbot.wait(DEBOUNCE_MS + 100)
     assert len(analyses) == 1 and proposals == []
+    assert panel.status_label.text() == READY_TEXT  # not a stale "Analysing… 100 %"
     with qtbot.waitSignal(panel.proposal_ready, timeout=10000) as sig:
         panel.detect_button.click()
     assert np.array_equal(sig.args[0], detect_damage(damaged, ("scratches", "dust"), 0.5))
