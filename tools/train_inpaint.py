@@ -355,7 +355,7 @@ def model_from_onnx(path: str | Path, prefill: bool = True) -> tuple[InpaintNet,
     blocks = sorted({int(k.split(".")[1]) for k in weights if k.startswith("mid.")})
     sidecar = path.with_suffix(".json")
     meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
-    dilations = meta.get("dilations") or _dilations_from_architecture(meta.get("architecture", ""), len(blocks))
+    dilations = _dilations_from_architecture(meta.get("architecture", ""), len(blocks))
     model = InpaintNet(width=int(weights["e1.0.weight"].shape[0]), dilations=dilations, prefill=prefill)
     model.load_state_dict(weights)  # strict: a missing or extra weight is an error
     return model, int(meta.get("steps_trained", 0))
