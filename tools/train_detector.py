@@ -53,6 +53,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -230,9 +231,9 @@ class Pool:
     (seed, step) only."""
 
     def __init__(self, photos: list[Path], size: int, refresh: int, seed: int, clean_share: float = 0.1,
-                 scale_min: float = 1.0, grid_share: float = 0.0):
+                 scale_min: float = 1.0, grid_share: float = 0.0, straight_share: float = 0.0):
         self.photos, self.size, self.refresh, self.seed, self.clean_share = photos, size, refresh, seed, clean_share
-        self.scale_min, self.grid_share = scale_min, grid_share
+        self.scale_min, self.grid_share, self.straight_share = scale_min, grid_share, straight_share
         self._cache: dict[int, np.ndarray] = {}
         self.slots: list[tuple[int | None, tuple]] = [(None, ())] * size  # (tick, item)
 
@@ -254,7 +255,10 @@ class Pool:
             img = np.clip(clean + rng.normal(0, sigma, clean.shape[:2] + (1,)), 0, 255).astype(np.uint8)
             t, w = labels(None, True, clean.shape[:2])
             return img, t, w
-        dmg = add_damage(clean, rng, random_spec(rng))
+        spec = random_spec(rng)
+        if self.straight_share > 0:
+            spec = replace(spec, straight_share=self.straight_share)
+        dmg = add_damage(clean, rng, spec)
         t, w = labels(dmg, False, clean.shape[:2])
         return dmg.image, t, w
 
@@ -373,6 +377,9 @@ def parse_args(argv=None):
                     help="photos larger than 600 px are each drawn at a random scale in [this, 1]")
     ap.add_argument("--grid-share", type=float, default=0.0,
                     help="share of training photos that get a painted grid of thin lines (a negative)")
+    ap.add_argument("--straight-share", type=float, default=0.0,
+                    help="share of the scratches drawn perfectly straight and even (positives that "
+                         "look like one grid line: with --grid-share the net must tell one from many)")
     ap.add_argument("--pool", type=int, default=48)
     ap.add_argument("--refresh", type=int, default=2, help="steps between new damaged photos in the pool")
     ap.add_argument("--seed", type=int, default=6)
@@ -405,7 +412,7 @@ def train(args) -> dict:
         step = ck["step"]
         print(f"resumed at step {step}", flush=True)
     pool = Pool(train_photos, args.pool, args.refresh, args.seed, scale_min=args.scale_min,
-                grid_share=args.grid_share)
+                grid_share=args.grid_share, straight_share=args.straight_share)
     vset = validation_set(val_photos, args.seed) if args.eval_every and val_photos else []
     log_path = args.run / "log.csv"
     new_log = not log_path.exists()

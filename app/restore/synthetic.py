@@ -34,6 +34,10 @@ class DamageSpec:
     # the benchmark's damage stays comparable with earlier measurements)
     tears: tuple[int, int] = (0, 0)
     grain_sigma: float = 1.5  # film grain added over the whole damaged photo (0 = none)
+    # share of the scratches drawn perfectly straight, of even width and tone (film-transport
+    # lines, a scrape along a ruler); 0 = none and draws nothing from the random stream, so
+    # the benchmark's damage stays as measured
+    straight_share: float = 0.0
     visible_levels: int = 12
 
 
@@ -121,10 +125,15 @@ def add_damage(clean: np.ndarray, rng: np.random.Generator, spec: DamageSpec = D
         alpha = np.zeros((h, w), np.float32)
         length = rng.uniform(*spec.scratch_length) * side
         start = rng.uniform([0, 0], [w, h])
-        pts = _curve(rng, start, rng.uniform(0, 2 * np.pi), length, wiggle=rng.uniform(0.002, 0.02))
-        base_w = rng.uniform(*spec.scratch_width)
-        widths = np.clip(_smooth_profile(rng, len(pts), 0.6, 1.2) * base_w, 0.8, None)
-        strengths = _smooth_profile(rng, len(pts), *sorted(rng.uniform(0.35, 1.0, 2)))
+        if spec.straight_share > 0 and rng.random() < spec.straight_share:
+            pts = _curve(rng, start, rng.uniform(0, 2 * np.pi), length, wiggle=0.0)
+            widths = np.full(len(pts), max(rng.uniform(*spec.scratch_width), 0.8))
+            strengths = np.full(len(pts), rng.uniform(0.5, 1.0))
+        else:
+            pts = _curve(rng, start, rng.uniform(0, 2 * np.pi), length, wiggle=rng.uniform(0.002, 0.02))
+            base_w = rng.uniform(*spec.scratch_width)
+            widths = np.clip(_smooth_profile(rng, len(pts), 0.6, 1.2) * base_w, 0.8, None)
+            strengths = _smooth_profile(rng, len(pts), *sorted(rng.uniform(0.35, 1.0, 2)))
         _draw_path(alpha, pts, widths, strengths)
         layer(alpha, rng.uniform(225, 255) if rng.random() < 0.65 else rng.uniform(10, 50), "lines")
 

@@ -1,8 +1,11 @@
 """Synthetic damage: the ground truth the benchmark and the learned detector rest on."""
 
+from dataclasses import replace
+
+import cv2
 import numpy as np
 
-from app.restore.synthetic import DamageSpec, add_damage
+from app.restore.synthetic import BENCH_DAMAGE, DamageSpec, add_damage
 from tests.restore.conftest import smooth_photo
 
 
@@ -28,3 +31,31 @@ def test_tears_off_by_default_leave_the_damage_unchanged():
     with_tears = add_damage(clean, np.random.default_rng(7), DamageSpec(tears=(1, 1)))
     assert np.array_equal(plain.image, again.image)
     assert (with_tears.support > 0).sum() > (plain.support > 0).sum()
+
+
+def _bend(dmg) -> float:
+    """How far (px) the scratch pixels stray from the straight line fitted through them."""
+    ys, xs = np.nonzero(dmg.lines)
+    pts = np.stack([xs, ys], axis=1).astype(np.float32)
+    vx, vy, x0, y0 = cv2.fitLine(pts, cv2.DIST_L2, 0, 0.01, 0.01).ravel()
+    return float(np.abs((pts[:, 0] - x0) * vy - (pts[:, 1] - y0) * vx).max())
+
+
+def test_straight_scratches_are_straight_lines():
+    clean = smooth_photo(480, 640, seed=4)
+    spec = DamageSpec(scratches=(1, 1), scratch_length=(0.9, 0.9), specks_per_mp=(0, 0), hairs=(0, 0),
+                      creases=(0, 0), grain_sigma=0.0)
+    straight = [_bend(add_damage(clean, np.random.default_rng(s), replace(spec, straight_share=1.0)))
+                for s in range(8)]
+    curved = [_bend(add_damage(clean, np.random.default_rng(s), spec)) for s in range(8)]
+    assert max(straight) < 3.0
+    assert max(curved) > 6.0  # the measure tells them apart (most curved ones bend gently)
+
+
+def test_no_straight_share_leaves_the_benchmark_damage_unchanged():
+    clean = smooth_photo(seed=3)
+    bench = add_damage(clean, np.random.default_rng(7), BENCH_DAMAGE)
+    again = add_damage(clean, np.random.default_rng(7), DamageSpec(tears=BENCH_DAMAGE.tears, straight_share=0.0))
+    straight = add_damage(clean, np.random.default_rng(7), DamageSpec(tears=BENCH_DAMAGE.tears, straight_share=1.0))
+    assert np.array_equal(bench.image, again.image)
+    assert not np.array_equal(bench.image, straight.image)
