@@ -202,7 +202,7 @@ def main() -> int:
     ap.add_argument("--no-fill", action="store_true", help="skip the PSNR part (detection only)")
     ap.add_argument("--straight", type=float, default=0.0, metavar="SHARE",
                     help="draw this share of the scratches straight and even (film-transport lines); "
-                         "0 = the damage every figure above was measured on")
+                         "0 = the damage of every figure recorded in this file's docstring")
     ap.add_argument("--slider", action="store_true", help="only time a slider move on a 12 MP photo")
     ap.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS,
                     help="hybrid = hand-made scratch filter + the net's dust map; auto = learned when the "

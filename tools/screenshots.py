@@ -179,9 +179,7 @@ def editor_shots(app: QApplication, settings: QSettings, out: Path, method: str)
     win.runner.failed.connect(lambda msg: done.update(ok=False, msg=msg))
     win.runner.cancelled.connect(lambda: done.update(ok=False, msg="cancelled"))
     win.actions.run.trigger()
-    while done["ok"] is None:
-        app.processEvents()
-        QApplication.instance().thread().msleep(10)
+    wait_for(app, lambda: done["ok"] is not None, seconds=600.0)
     if not done["ok"]:
         print(f"the run failed: {done.get('msg')}", file=sys.stderr)
         return 1

@@ -255,10 +255,7 @@ class Pool:
             img = np.clip(clean + rng.normal(0, sigma, clean.shape[:2] + (1,)), 0, 255).astype(np.uint8)
             t, w = labels(None, True, clean.shape[:2])
             return img, t, w
-        spec = random_spec(rng)
-        if self.straight_share > 0:
-            spec = replace(spec, straight_share=self.straight_share)
-        dmg = add_damage(clean, rng, spec)
+        dmg = add_damage(clean, rng, replace(random_spec(rng), straight_share=self.straight_share))
         t, w = labels(dmg, False, clean.shape[:2])
         return dmg.image, t, w
 
