@@ -87,6 +87,7 @@ class MainWindow(QMainWindow):
         self.session.set_document(document)
         w, h = document.size
         self.status.show_size(w, h)
+        self.status.clearMessage()  # a message about the previous photo would mislead
         name = document.source_path.replace("\\", "/").rsplit("/", 1)[-1] if document.source_path else "untitled"
         self.setWindowTitle(f"{name}[*] – Inpaint Studio")  # [*]: where Qt shows the unsaved mark
         self._update_enabled()

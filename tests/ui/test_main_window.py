@@ -94,6 +94,13 @@ def test_run_with_empty_mask_says_so(window):
     assert "empty" in window.status.currentMessage()
 
 
+def test_another_photo_clears_the_previous_photos_message(window):
+    window.actions.run.trigger()
+    assert window.status.currentMessage()
+    window.set_document(Document(photo=small_photo(40, 30)))
+    assert window.status.currentMessage() == ""
+
+
 def test_cancel_leaves_the_document_unchanged(window, qtbot):
     win = window
     doc = win.current_document()
