@@ -29,6 +29,8 @@ sees exactly what an uninterrupted one would.
 With --grid-share, that share of the photos also gets a painted regular grid of thin lines
 (paint_grid: mullions, railings, fences at a random angle and perspective), labelled "no
 damage": facade grids are the detector's main false alarm, and 20 city photos are few.
+With --wave-share, that share of the grids has lines that follow one smooth wave (paving laid
+in curved rows: the worst false alarm of the grid-trained model).
 
 Labels per kind: 1 where that kind changed the photo visibly (>= 12 grey levels), ignored
 where the damage touched the photo only faintly (and 1 px around it: the benchmark counts
@@ -170,11 +172,12 @@ def random_spec(rng: np.random.Generator) -> DamageSpec:
     )
 
 
-def paint_grid(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def paint_grid(rgb: np.ndarray, rng: np.random.Generator, wavy: bool = False) -> np.ndarray:
     """`rgb` with a regular grid (or a row) of thin straight lines painted over a random part
     of it, seen at a random angle and in perspective: window mullions, railings, fences.
     Training negatives (labelled "no damage"): a scratch is not one of many evenly spaced
-    parallel lines, and the net should learn that from more facades than Urban100's 20."""
+    parallel lines, and the net should learn that from more facades than Urban100's 20.
+    `wavy`: the lines follow one smooth wave, all alike (paving in curved rows, corrugation)."""
     h, w = rgb.shape[:2]
     # over a random rectangle of the photo only, so crops also see where a grid ends
     y0, x0 = int(rng.integers(0, h // 2 + 1)), int(rng.integers(0, w // 2 + 1))
@@ -192,6 +195,15 @@ def paint_grid(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             a, b = (round(c), 0), (round(c), size - 1)
             cv2.line(layer, a if axis == 0 else a[::-1], b if axis == 0 else b[::-1], 1.0,
                      max(round(width), 1), cv2.LINE_AA)
+    if wavy:
+        # every line displaced by the same sine across its length; slope at most ~1.1
+        wavelength = rng.uniform(0.3, 1.0, 2) * size
+        amplitude = rng.uniform(0.05, 0.18, 2) * wavelength
+        phase = rng.uniform(0, 2 * np.pi, 2)
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+        map_x = xx + amplitude[0] * np.sin(2 * np.pi * yy / wavelength[0] + phase[0])
+        map_y = yy + amplitude[1] * np.sin(2 * np.pi * xx / wavelength[1] + phase[1])
+        layer = cv2.remap(layer, map_x.astype(np.float32), map_y.astype(np.float32), cv2.INTER_LINEAR)
     # rotate and tilt: map the square's corners to a jittered quadrilateral around the photo
     angle = rng.uniform(0, np.pi)
     cx, cy, r = w / 2, h / 2, 0.75 * size
@@ -231,9 +243,11 @@ class Pool:
     (seed, step) only."""
 
     def __init__(self, photos: list[Path], size: int, refresh: int, seed: int, clean_share: float = 0.1,
-                 scale_min: float = 1.0, grid_share: float = 0.0, straight_share: float = 0.0):
+                 scale_min: float = 1.0, grid_share: float = 0.0, straight_share: float = 0.0,
+                 wave_share: float = 0.0):
         self.photos, self.size, self.refresh, self.seed, self.clean_share = photos, size, refresh, seed, clean_share
         self.scale_min, self.grid_share, self.straight_share = scale_min, grid_share, straight_share
+        self.wave_share = wave_share
         self._cache: dict[int, np.ndarray] = {}
         self.slots: list[tuple[int | None, tuple]] = [(None, ())] * size  # (tick, item)
 
@@ -249,7 +263,9 @@ class Pool:
             f = rng.uniform(self.scale_min, 1.0)
             clean = cv2.resize(clean, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
         if self.grid_share > 0 and rng.random() < self.grid_share:
-            clean = paint_grid(clean, rng)  # part of the photo, not damage: labelled 0
+            # wave_share 0 draws nothing more, so runs without it see the same photos as before
+            wavy = self.wave_share > 0 and rng.random() < self.wave_share
+            clean = paint_grid(clean, rng, wavy)  # part of the photo, not damage: labelled 0
         if rng.random() < self.clean_share:  # undamaged, sometimes with grain: nothing to find
             sigma = rng.choice([0.0, rng.uniform(0.3, 3.0)])
             img = np.clip(clean + rng.normal(0, sigma, clean.shape[:2] + (1,)), 0, 255).astype(np.uint8)
@@ -377,6 +393,8 @@ def parse_args(argv=None):
     ap.add_argument("--straight-share", type=float, default=0.0,
                     help="share of the scratches drawn perfectly straight and even (positives that "
                          "look like one grid line: with --grid-share the net must tell one from many)")
+    ap.add_argument("--wave-share", type=float, default=0.0,
+                    help="share of the painted grids whose lines follow a smooth wave (curved paving)")
     ap.add_argument("--pool", type=int, default=48)
     ap.add_argument("--refresh", type=int, default=2, help="steps between new damaged photos in the pool")
     ap.add_argument("--seed", type=int, default=6)
@@ -409,7 +427,7 @@ def train(args) -> dict:
         step = ck["step"]
         print(f"resumed at step {step}", flush=True)
     pool = Pool(train_photos, args.pool, args.refresh, args.seed, scale_min=args.scale_min,
-                grid_share=args.grid_share, straight_share=args.straight_share)
+                grid_share=args.grid_share, straight_share=args.straight_share, wave_share=args.wave_share)
     vset = validation_set(val_photos, args.seed) if args.eval_every and val_photos else []
     log_path = args.run / "log.csv"
     new_log = not log_path.exists()

@@ -160,3 +160,44 @@ def test_painted_grids_are_negatives_inside_one_rectangle(trainer, tmp_path):
     for img, target, weight in trainer.Pool([photo], 4, 1, seed=3, clean_share=1.0, grid_share=1.0).at(0):
         assert (np.abs(img.astype(np.int16) - 128) >= 12).any()  # the grid is in the photo
         assert not target.any() and weight.all()  # and it is not damage
+
+
+def straightness(lines: np.ndarray) -> float | None:
+    """Median over the painted lines (connected components) of the RMS distance of their
+    pixels from their own best-fitting straight line, in px; None for a grid (its crossings
+    join the lines into one component)."""
+    n, label = cv2.connectedComponents(lines.astype(np.uint8))
+    residuals = []
+    for i in range(1, n):
+        ys, xs = np.nonzero(label == i)
+        if len(ys) < 200:
+            continue
+        pts = np.stack([xs, ys], 1).astype(np.float64)
+        pts -= pts.mean(0)
+        residuals.append(np.sqrt(np.linalg.eigvalsh(pts.T @ pts / len(pts))[0]))
+    return float(np.median(residuals)) if len(residuals) >= 3 else None
+
+
+def test_wavy_grids_bend_their_lines_and_leave_the_stream_alone(trainer, tmp_path):
+    """--wave-share bends the painted lines (curved paving); without it the pool draws exactly
+    what it drew before the option existed (resumed and old runs stay reproducible)."""
+    flat = np.full((300, 400, 3), 128, np.uint8)
+    bent, straight = [], []
+    for seed in range(20):
+        for wavy, found in ((True, bent), (False, straight)):
+            out = trainer.paint_grid(flat, np.random.default_rng(seed), wavy=wavy)
+            rms = straightness(np.abs(out.astype(np.int16) - 128).max(axis=2) >= 12)
+            if rms is not None:  # rows of lines; grids are left out
+                found.append(rms)
+    assert len(straight) >= 3 and len(bent) >= 3
+    assert np.median(bent) > 2 * np.median(straight), (straight, bent)
+
+    photo = tmp_path / "p.png"
+    cv2.imwrite(str(photo), flat)
+    plain = trainer.Pool([photo], 4, 1, seed=3, clean_share=1.0, grid_share=1.0).at(0)
+    zero = trainer.Pool([photo], 4, 1, seed=3, clean_share=1.0, grid_share=1.0, wave_share=0.0).at(0)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(plain, zero, strict=True))
+    for img, target, weight in trainer.Pool([photo], 4, 1, seed=3, clean_share=1.0, grid_share=1.0,
+                                            wave_share=1.0).at(0):
+        assert (np.abs(img.astype(np.int16) - 128) >= 12).any()  # the grid is in the photo
+        assert not target.any() and weight.all()  # and it is not damage
