@@ -16,6 +16,16 @@ def smooth_photo(h=160, w=200, seed=0):
     return np.clip(base, 0, 255).astype(np.uint8)
 
 
+def off_line(mask: np.ndarray) -> np.ndarray:
+    """Distance (px) of each set pixel of `mask` from the straight line fitted through them all
+    (total least squares): how far a drawn line strays from straight."""
+    ys, xs = np.nonzero(mask)
+    pts = np.stack([xs, ys], axis=1).astype(np.float64)
+    pts -= pts.mean(axis=0)
+    normal = np.linalg.eigh(pts.T @ pts)[1][:, 0]  # the direction of least spread
+    return np.abs(pts @ normal)
+
+
 def mosaic_photo(h=240, w=320, cell=6, seed=0):
     """Patches of random colours around gray, the way a scene's many materials meet at its
     edges; with no cast the average colour difference across those edges is gray."""

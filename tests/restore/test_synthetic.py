@@ -2,11 +2,10 @@
 
 from dataclasses import replace
 
-import cv2
 import numpy as np
 
 from app.restore.synthetic import BENCH_DAMAGE, DamageSpec, add_damage
-from tests.restore.conftest import smooth_photo
+from tests.restore.conftest import off_line, smooth_photo
 
 
 def test_tears_run_in_from_the_edge_as_bright_bands_and_are_labelled_lines():
@@ -35,10 +34,7 @@ def test_tears_off_by_default_leave_the_damage_unchanged():
 
 def _bend(dmg) -> float:
     """How far (px) the scratch pixels stray from the straight line fitted through them."""
-    ys, xs = np.nonzero(dmg.lines)
-    pts = np.stack([xs, ys], axis=1).astype(np.float32)
-    vx, vy, x0, y0 = cv2.fitLine(pts, cv2.DIST_L2, 0, 0.01, 0.01).ravel()
-    return float(np.abs((pts[:, 0] - x0) * vy - (pts[:, 1] - y0) * vx).max())
+    return float(off_line(dmg.lines).max())
 
 
 def test_straight_scratches_are_straight_lines():

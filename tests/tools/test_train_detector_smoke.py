@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.restore.conftest import off_line
+
 torch = pytest.importorskip("torch", reason="torch is a training extra (pip install .[train])")
 cv2 = pytest.importorskip("cv2")
 
@@ -167,14 +169,8 @@ def straightness(lines: np.ndarray) -> float | None:
     pixels from their own best-fitting straight line, in px; None for a grid (its crossings
     join the lines into one component)."""
     n, label = cv2.connectedComponents(lines.astype(np.uint8))
-    residuals = []
-    for i in range(1, n):
-        ys, xs = np.nonzero(label == i)
-        if len(ys) < 200:
-            continue
-        pts = np.stack([xs, ys], 1).astype(np.float64)
-        pts -= pts.mean(0)
-        residuals.append(np.sqrt(np.linalg.eigvalsh(pts.T @ pts / len(pts))[0]))
+    components = [label == i for i in range(1, n)]
+    residuals = [np.sqrt(np.mean(off_line(c) ** 2)) for c in components if c.sum() >= 200]
     return float(np.median(residuals)) if len(residuals) >= 3 else None
 
 
