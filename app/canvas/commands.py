@@ -16,16 +16,30 @@ if TYPE_CHECKING:
     from app.canvas.session import EditSession
 
 _MERGE_PROPS_ID = 1001
+_MERGE_MASK_ID = 1002
 
 
 class MaskEditCommand(QUndoCommand):
     """A stroke or a one-shot tool on one layer. The edit is already on the canvas when the
-    command is pushed, so the first redo() does nothing."""
+    command is pushed, so the first redo() does nothing. Successive edits of one layer with the
+    same `merge_key` (the live proposals of one slider drag) merge into one step."""
 
-    def __init__(self, session: EditSession, uid: int, patch: Patch, text: str) -> None:
+    def __init__(self, session: EditSession, uid: int, patch: Patch, text: str, merge_key: int | None = None) -> None:
         super().__init__(text)
         self._session, self._uid, self._patch = session, uid, patch
+        self._merge_key = merge_key
         self._applied = True
+
+    def id(self) -> int:
+        return -1 if self._merge_key is None else _MERGE_MASK_ID
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, MaskEditCommand) or (other._uid, other._merge_key) != (self._uid, self._merge_key):
+            return False
+        mask = self._session.document.layer_by_uid(self._uid).mask
+        self._patch = Patch.combined(self._patch, other._patch, mask)
+        self.setObsolete(not self._patch)  # the drag came back to where it started: no step
+        return True
 
     @property
     def nbytes(self) -> int:

@@ -132,6 +132,22 @@ class Patch:
                 )
         return cls(pieces)
 
+    @classmethod
+    def combined(cls, first: Patch, then: Patch, array: np.ndarray) -> Patch:
+        """One patch for two successive edits already applied to `array` (`first`, then
+        `then`, each holding the values it replaced): it holds the values from before `first`.
+        `array` is left as it was. Empty when the two edits cancel out."""
+        rect = first.rect.united(then.rect) if first else then.rect
+        if rect is None:
+            return cls()
+        after = array[rect.slices].copy()
+        then.swap(array)
+        first.swap(array)
+        before = array[rect.slices].copy()
+        first.swap(array)  # both patches back to holding the replaced values, array as it was
+        then.swap(array)
+        return cls.from_diff(before, after, rect.x, rect.y)
+
     def swap(self, array: np.ndarray) -> Rect | None:
         """Exchange stored values with `array`'s (undo, then redo, then undo...). Returns the dirty rect."""
         for p in self.pieces:

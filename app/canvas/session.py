@@ -106,17 +106,18 @@ class EditSession(QObject):
         text = _props_text(layer.name, props)
         self.undo_stack.push(commands.LayerPropsCommand(self, uid, old, dict(props), text))
 
-    def commit_mask_edit(self, uid: int, patch: Patch | None, text: str) -> None:
-        """Record an edit already made to a layer's mask (a brush stroke) as one undo step."""
+    def commit_mask_edit(self, uid: int, patch: Patch | None, text: str, merge_key: int | None = None) -> None:
+        """Record an edit already made to a layer's mask (a brush stroke) as one undo step;
+        it joins the step before when that was an edit of this layer with the same merge_key."""
         if patch:
-            self.undo_stack.push(commands.MaskEditCommand(self, uid, patch, text))
+            self.undo_stack.push(commands.MaskEditCommand(self, uid, patch, text, merge_key))
 
     def notify_mask_painted(self, uid: int, rect: Rect | None) -> None:
         """A live stroke changed pixels (its undo step comes at release via commit_mask_edit)."""
         if rect is not None:
             self.layer_pixels_changed.emit(uid, rect)
 
-    def edit_mask(self, uid: int, tool: MaskTool, text: str) -> bool:
+    def edit_mask(self, uid: int, tool: MaskTool, text: str, merge_key: int | None = None) -> bool:
         """Run a one-shot tool (rect, lasso, grow, invert, clear...) on a layer; undoable.
         Returns False when nothing changed."""
         layer = self._document.layer_by_uid(uid)
@@ -124,13 +125,13 @@ class EditSession(QObject):
         if not patch:
             return False
         self.layer_pixels_changed.emit(uid, rect)
-        self.commit_mask_edit(uid, patch, text)
+        self.commit_mask_edit(uid, patch, text, merge_key)
         return True
 
-    def replace_layer_mask(self, uid: int, new_mask: np.ndarray, text: str) -> bool:
+    def replace_layer_mask(self, uid: int, new_mask: np.ndarray, text: str, merge_key: int | None = None) -> bool:
         from app.canvas.tools import replace_mask
 
-        return self.edit_mask(uid, lambda mask: replace_mask(mask, new_mask), text)
+        return self.edit_mask(uid, lambda mask: replace_mask(mask, new_mask), text, merge_key)
 
     def set_result(self, outcome: InpaintOutcome | None) -> None:
         """A run's result arrives (or is discarded). Not an undo step: Apply is."""

@@ -70,7 +70,9 @@ class RestoreController(QObject):
             if layer.locked:
                 self.notice.emit(f"Layer “{LAYER_NAME}” is locked; the new proposal was not applied.")
                 return
-            self.session.replace_layer_mask(layer.uid, mask, f"Update “{LAYER_NAME}”")
+            # one undo step per user action: the live proposals of a slider drag merge
+            self.session.replace_layer_mask(layer.uid, mask, f"Update “{LAYER_NAME}”",
+                                            merge_key=self.panel.proposal_gesture)
             self.session.set_active(layer.uid)
         self.notice.emit(f"Detected damage: {100.0 * float((mask > 0).mean()):.2f} % of the photo. "
                          "Trim the layer with the brush, then Fill.")

@@ -2,7 +2,9 @@
 
 The panel knows nothing of the document: it is handed the photo with `set_photo`, and it
 emits what the user asks for —
-  `proposal_ready(mask)`   a fresh "Detected damage" proposal (uint8 HxW, 255 = damage),
+  `proposal_ready(mask)`   a fresh "Detected damage" proposal (uint8 HxW, 255 = damage);
+                           `proposal_gesture` says which user action it belongs to (all the
+                           proposals of one slider drag share one, so they can be one undo step),
   `fill_requested()`       fill the damage layer with the engine,
   `repair_preview(steps, image)` the photo (or the pending fill) with the chosen steps applied,
   `repair_requested(steps)` apply those steps (the editor makes it an undo command).
@@ -160,6 +162,8 @@ class RestorePanel(QWidget):
         self._analysis: DamageAnalysis | None = None  # of the current photo, once computed
         self._repair_source: np.ndarray | None = None
         self.live = False  # after the first Detect, control changes update the proposal
+        self._gesture = 0  # counts user actions on the detect controls; a slider drag is one
+        self.proposal_gesture = 0  # the action the latest proposal answers
         self.analyser = LatestOnly(self)  # the expensive, sensitivity-independent part
         self.detector = LatestOnly(self)  # proposals from the analysis (what the slider reruns)
         self.repairer = LatestOnly(self)
@@ -213,6 +217,7 @@ class RestorePanel(QWidget):
         self.sensitivity_slider.setValue(round(DEFAULT_SENSITIVITY * 100))
         self.sensitivity_slider.setToolTip("Higher flags fainter damage (and more false alarms)")
         self.sensitivity_slider.valueChanged.connect(self._on_sensitivity)
+        self.sensitivity_slider.sliderPressed.connect(self._new_gesture)
         row.addWidget(self.sensitivity_slider, 1)
         self.sensitivity_label = QLabel()
         row.addWidget(self.sensitivity_label)
@@ -326,6 +331,7 @@ class RestorePanel(QWidget):
 
     def _on_detect_clicked(self) -> None:
         self.live = True
+        self._new_gesture()
         self.propose_now()
 
     def kinds(self) -> tuple[str, ...]:
@@ -352,7 +358,12 @@ class RestorePanel(QWidget):
         self.sensitivity_label.setText(f"{value / 100:.2f}")
         self.schedule_proposal()
 
+    def _new_gesture(self) -> None:
+        self._gesture += 1
+
     def schedule_proposal(self) -> None:
+        if not self.sensitivity_slider.isSliderDown():  # moves within one drag are one action
+            self._new_gesture()
         if self._photo is not None and self.live:
             self._detect_timer.start()
 
@@ -363,6 +374,8 @@ class RestorePanel(QWidget):
         self._detect_timer.stop()
         if self._photo is None:
             return
+        # the runner delivers only the latest job's result, so the latest gesture is the one answered
+        self.proposal_gesture = self._gesture
         kinds, sens, analysis = self.kinds(), self.sensitivity(), self._analysis
         if not kinds:
             shape = self._photo.shape[:2]

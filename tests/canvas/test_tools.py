@@ -114,6 +114,36 @@ def test_photo_patch_swaps_rgb():
     assert np.array_equal(old, new)
 
 
+def test_combined_patch_of_two_edits_goes_back_before_the_first():
+    rng = np.random.default_rng(3)
+    m0 = (rng.random((600, 500)) < 0.1).astype(np.uint8) * 255
+    m1 = m0.copy()
+    m1[10:300, 20:200] = 255  # two overlapping edits in different places
+    m2 = m1.copy()
+    m2[250:590, 150:480] = 0
+    mask = m0.copy()
+    _r, first = tools.replace_mask(mask, m1)
+    _r, then = tools.replace_mask(mask, m2)
+    merged = Patch.combined(first, then, mask)
+    assert np.array_equal(mask, m2)  # combining leaves the layer alone
+    assert merged.rect == first.rect.united(then.rect)
+    merged.swap(mask)
+    assert np.array_equal(mask, m0)
+    merged.swap(mask)
+    assert np.array_equal(mask, m2)
+    # only the pixels that differ from before the first edit are stored, each once
+    assert sum(p.values.size for p in merged.pieces) == np.count_nonzero(m0 != m2)
+
+
+def test_combined_patch_of_edits_that_cancel_out_is_empty():
+    mask = np.zeros((50, 60), np.uint8)
+    start = mask.copy()
+    _r, first = tools.replace_mask(mask, np.full_like(mask, 255))
+    _r, then = tools.replace_mask(mask, start)
+    assert not Patch.combined(first, then, mask)
+    assert np.array_equal(mask, start)
+
+
 @pytest.mark.parametrize("radius", [0.5, 1, 3.7])
 def test_single_click_matches_reference(radius):
     mask = np.zeros((20, 20), np.uint8)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QSettings
 
+from app.canvas import tools
 from app.canvas.document import Document, LayerKind
 from app.restore.detect import detect_damage
 from app.restore.repair import RepairSteps, apply_repairs
@@ -54,6 +55,33 @@ def test_proposal_becomes_an_editable_undoable_layer(window, qtbot):
     assert np.array_equal(layer.mask, first)
     win.session.undo_stack.undo()
     assert win.restore.damage_layer() is None
+
+
+def test_a_slider_drag_is_one_undo_step_and_a_trim_is_kept_apart(window, qtbot):
+    win, doc = window, window.current_document()
+    photo, panel, stack = doc.photo.copy(), window.restore.panel, window.session.undo_stack
+    slider = panel.sensitivity_slider
+    detect(win, qtbot)
+    layer = win.restore.damage_layer()
+    first, steps = layer.mask.copy(), stack.count()
+    slider.setSliderDown(True)  # what a mouse drag does: live proposals while the handle moves
+    for value in (60, 75, 90):
+        with qtbot.waitSignal(panel.proposal_ready, timeout=20000):
+            slider.setValue(value)
+    slider.setSliderDown(False)
+    assert np.array_equal(layer.mask, detect_damage(photo, ("scratches", "dust"), 0.9))
+    assert not np.array_equal(layer.mask, first)
+    assert stack.count() == steps + 1
+    win.session.edit_mask(layer.uid, tools.clear, "Trim")  # the user's own edit
+    trimmed = layer.mask.copy()
+    with qtbot.waitSignal(panel.proposal_ready, timeout=20000):
+        slider.setValue(20)  # a click or a key: a new action, not merged into the drag or the trim
+    assert stack.count() == steps + 3
+    stack.undo()
+    assert np.array_equal(layer.mask, trimmed)
+    stack.undo()
+    stack.undo()
+    assert np.array_equal(layer.mask, first)
 
 
 def test_fill_runs_the_engine_and_apply_is_undoable(window, qtbot):
