@@ -5,6 +5,8 @@ signals the views listen to."""
 
 from __future__ import annotations
 
+import functools
+import logging
 from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QUndoCommand
@@ -17,6 +19,22 @@ if TYPE_CHECKING:
 
 _MERGE_PROPS_ID = 1001
 _MERGE_MASK_ID = 1002
+_log = logging.getLogger(__name__)
+
+
+def _reported(step):
+    """An exception must not leave redo()/undo(): Qt calls them from C++, and PySide crashes the
+    program reporting it there. The session hears of it instead and tells the user."""
+
+    @functools.wraps(step)
+    def guarded(self) -> None:
+        try:
+            step(self)
+        except Exception as exc:
+            _log.exception("%s of “%s” failed", step.__name__, self.text())
+            self._session.command_failed.emit(f"“{self.text()}” could not be {'redone' if step.__name__ == 'redo' else 'undone'}: {exc}")
+
+    return guarded
 
 
 class MaskEditCommand(QUndoCommand):
@@ -45,12 +63,14 @@ class MaskEditCommand(QUndoCommand):
     def nbytes(self) -> int:
         return self._patch.nbytes
 
+    @_reported
     def redo(self) -> None:
         if self._applied:
             return
         self._session.swap_mask_patch(self._uid, self._patch)
         self._applied = True
 
+    @_reported
     def undo(self) -> None:
         self._session.swap_mask_patch(self._uid, self._patch)
         self._applied = False
@@ -61,9 +81,11 @@ class AddLayerCommand(QUndoCommand):
         super().__init__(text)
         self._session, self._layer, self._index = session, layer, index
 
+    @_reported
     def redo(self) -> None:
         self._session.insert_layer(self._layer, self._index)
 
+    @_reported
     def undo(self) -> None:
         self._session.remove_layer(self._layer.uid)
 
@@ -73,9 +95,11 @@ class DeleteLayerCommand(QUndoCommand):
         super().__init__(f"Delete layer “{layer.name}”")
         self._session, self._layer, self._index = session, layer, index
 
+    @_reported
     def redo(self) -> None:
         self._session.remove_layer(self._layer.uid)
 
+    @_reported
     def undo(self) -> None:
         self._session.insert_layer(self._layer, self._index)
 
@@ -85,9 +109,11 @@ class MoveLayerCommand(QUndoCommand):
         super().__init__("Reorder layers")
         self._session, self._uid, self._old, self._new = session, uid, old_index, new_index
 
+    @_reported
     def redo(self) -> None:
         self._session.place_layer(self._uid, self._new)
 
+    @_reported
     def undo(self) -> None:
         self._session.place_layer(self._uid, self._old)
 
@@ -109,9 +135,11 @@ class LayerPropsCommand(QUndoCommand):
         self._new = dict(other._new)
         return True
 
+    @_reported
     def redo(self) -> None:
         self._session.set_props(self._uid, self._new)
 
+    @_reported
     def undo(self) -> None:
         self._session.set_props(self._uid, self._old)
 
@@ -128,12 +156,14 @@ class ApplyResultCommand(QUndoCommand):
         self._session, self._outcome = session, outcome
         self._photo_patch, self._mask_patches = photo_patch, mask_patches
 
+    @_reported
     def redo(self) -> None:
         self._session.swap_photo_patch(self._photo_patch)
         for uid, patch in self._mask_patches.items():
             self._session.swap_mask_patch(uid, patch)
         self._session.set_result(None)
 
+    @_reported
     def undo(self) -> None:
         self._session.swap_photo_patch(self._photo_patch)
         for uid, patch in self._mask_patches.items():

@@ -28,6 +28,7 @@ class EditSession(QObject):
     layer_pixels_changed = Signal(int, object)  # uid, Rect of changed pixels (None = all)
     photo_changed = Signal(object)  # Rect of changed photo pixels (None = all)
     result_changed = Signal()  # a result arrived, was applied or discarded
+    command_failed = Signal(str)  # an undo command's redo/undo raised (what failed, for the user)
     active_layer_changed = Signal(int)  # uid, 0 = none
 
     def __init__(self, document: Document | None = None, parent: QObject | None = None) -> None:

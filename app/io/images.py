@@ -87,6 +87,8 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
         exif[0x0112] = 1  # the pixels are upright now; saying so keeps viewers from rotating twice
     meta.exif = exif.tobytes() if len(exif) else None
     rgb, alpha = _to_rgb8(img, meta)
+    if not rgb.flags.writeable:  # a view of Pillow's buffer; the editor writes into the photo (Apply, undo)
+        rgb = rgb.copy()
     meta.alpha = alpha
     return LoadedImage(rgb=rgb, meta=meta)
 

@@ -190,6 +190,9 @@ class MainWindow(QMainWindow):
         self.canvas.cursor_moved.connect(st.show_cursor)
         self.canvas.zoom_changed.connect(st.show_zoom)
         self.runner.failed.connect(self._on_run_failed)
+        # queued: the dialog must not open inside QUndoStack.push/undo, which is where it is emitted
+        s.command_failed.connect(lambda text: show_error(self, "The edit failed", text),
+                                 Qt.ConnectionType.QueuedConnection)
         self.runner.cancelled.connect(lambda: st.showMessage("Run cancelled; nothing was changed.", 6000))
         self.runner.finished.connect(lambda o: st.show_engine(o.backend, o.method))
         self.runner.running_changed.connect(lambda _r: self._update_enabled())

@@ -167,6 +167,23 @@ def test_cmyk_jpeg_becomes_rgb_without_its_profile():
     assert loaded.meta.icc_profile is None  # a CMYK profile does not describe RGB pixels
 
 
+@pytest.mark.parametrize("source", ["RGB PNG", "RGB JPEG", "WebP", "gray", "palette", "RGBA", "CMYK", "16-bit gray"])
+def test_decoded_photo_is_a_writable_array_of_its_own(source):
+    # Apply and undo write into the document's photo in place; a read-only view of Pillow's
+    # buffer made Apply fail (and PySide crash) on every photo opened from a file
+    rgb = _rgb()
+    img = {
+        "RGB PNG": Image.fromarray(rgb), "RGB JPEG": Image.fromarray(rgb), "WebP": Image.fromarray(rgb),
+        "gray": Image.fromarray(rgb[:, :, 0]), "palette": Image.fromarray(rgb).quantize(16),
+        "RGBA": Image.fromarray(np.dstack([rgb, np.full((24, 36), 9, np.uint8)])),
+        "CMYK": Image.fromarray(rgb).convert("CMYK"), "16-bit gray": Image.fromarray(rgb[:, :, 0].astype(np.uint16) * 257),
+    }[source]
+    fmt = {"RGB JPEG": "JPEG", "CMYK": "JPEG", "WebP": "WEBP"}.get(source, "PNG")
+    loaded = decode_image(_bytes(img, fmt))
+    assert loaded.rgb.flags.writeable and loaded.rgb.flags.c_contiguous
+    loaded.rgb[0, 0] = 1  # what Apply does
+
+
 # ---------------------------------------------------------------- bad files
 
 

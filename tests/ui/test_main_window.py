@@ -46,8 +46,14 @@ def paint(win, points, radius=5):
     drag(win.canvas, [win.canvas.view.to_view(*p) for p in points])
 
 
-def test_full_run_compare_apply_undo_and_run_again(window, qtbot):
+@pytest.mark.parametrize("source", ["memory", "file"])
+def test_full_run_compare_apply_undo_and_run_again(window, qtbot, tmp_path, source):
     win = window
+    if source == "file":  # decoded by Pillow (the photo a user opens), not built by the test
+        Image.fromarray(small_photo()).save(tmp_path / "photo.png")
+        with qtbot.waitSignal(win.document_changed, timeout=10000):
+            win.files.open_path(str(tmp_path / "photo.png"))
+        win.canvas.actual_size()
     doc = win.current_document()
     original = doc.photo.copy()
     paint(win, [(30, 30), (60, 40)])
@@ -86,6 +92,22 @@ def test_full_run_compare_apply_undo_and_run_again(window, qtbot):
         win.actions.run.trigger()
     second = doc.result.image
     assert np.array_equal(second[doc.layers[0].mask == 0], result[doc.layers[0].mask == 0])
+
+
+def test_an_edit_that_fails_is_a_message_not_a_crash(window, qtbot):
+    # an exception inside QUndoCommand.redo used to take PySide (and the unsaved work) down
+    win = window
+    doc = win.current_document()
+    paint(win, [(30, 30), (60, 40)])
+    win.runner.method = "telea"
+    with qtbot.waitSignal(win.runner.finished, timeout=60000):
+        win.actions.run.trigger()
+    doc.photo.flags.writeable = False  # the way the photo from a file once was
+    original = doc.photo.copy()
+    win.actions.apply_result.trigger()
+    qtbot.waitUntil(lambda: "could not be redone" in str(win.property("last_message")), timeout=5000)
+    assert "Apply result" in win.property("last_message") and "read-only" in win.property("last_message")
+    assert np.array_equal(doc.photo, original)
 
 
 def test_run_with_empty_mask_says_so(window):
