@@ -30,7 +30,7 @@ def _reported(step):
     def guarded(self) -> None:
         try:
             step(self)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure is reported, never raised into Qt
             _log.exception("%s of “%s” failed", step.__name__, self.text())
             self._session.command_failed.emit(f"“{self.text()}” could not be {'redone' if step.__name__ == 'redo' else 'undone'}: {exc}")
 
