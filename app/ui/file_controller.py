@@ -7,12 +7,13 @@ about a second. Errors come back as messages; nothing is lost (writes are atomic
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtCore import QObject, QSettings, QStandardPaths, Signal
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QWidget
 
 from app.canvas.document import Document
@@ -27,6 +28,18 @@ OPEN_FILTER = "Photos (" + " ".join(f"*{ext}" for ext in READ_EXTENSIONS) + ");;
 EXPORT_FILTERS = {
     "PNG (*.png)": ".png", "JPEG (*.jpg *.jpeg)": ".jpg", "TIFF (*.tif *.tiff)": ".tif", "WebP (*.webp)": ".webp",
 }
+
+
+def save_suggestion(source: str | None, name: str) -> str:
+    """Where a save dialog starts: `name` beside the photo, unless that folder is not the user's
+    to write in (the bundled sample photo sits in the program's own folder) — then Pictures."""
+    from app.ui.launch import SAMPLE_PHOTO
+
+    folder = Path(source).parent if source else None
+    if folder is None or folder == SAMPLE_PHOTO.parent or not os.access(folder, os.W_OK):
+        pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+        folder = Path(pictures) if pictures and Path(pictures).is_dir() else Path.home()
+    return str(folder / name)
 
 
 def new_document(path: str, max_megapixels: float) -> Document:
@@ -136,7 +149,7 @@ class FileController(QObject):
     def export_dialog(self) -> None:
         doc = self.session.document
         stem = Path(doc.source_path).stem if doc.source_path else "photo"
-        suggestion = str(Path(doc.source_path).with_name(f"{stem}-edited.jpg")) if doc.source_path else f"{stem}-edited.jpg"
+        suggestion = save_suggestion(doc.source_path, f"{stem}-edited.jpg")
         path, chosen = QFileDialog.getSaveFileName(self.window, "Export image", suggestion, ";;".join(EXPORT_FILTERS))
         if not path:
             return

@@ -24,6 +24,7 @@ from app.canvas.document import Document
 from app.canvas.session import EditSession
 from app.io.autosave import DEFAULT_INTERVAL_MINUTES, AutosaveStore, Recovery
 from app.io.project import ProjectCancelled, ProjectError, load_project, save_project, snapshot
+from app.ui.file_controller import save_suggestion
 from app.ui.messages import show_error
 
 PROJECT_FILTER = "OpenRaster project (*.ora)"
@@ -206,7 +207,7 @@ class ProjectController(QObject):
     def save_as_dialog(self) -> None:
         doc = self.session.document
         stem = Path(self.project_path or doc.source_path or "untitled").stem
-        start = str(Path(self.project_path or doc.source_path or ".").with_name(f"{stem}.ora"))
+        start = save_suggestion(self.project_path or doc.source_path, f"{stem}.ora")
         path, _ = QFileDialog.getSaveFileName(self.window, "Save project", start, PROJECT_FILTER)
         if path:
             self.save_to(path if path.lower().endswith(".ora") else path + ".ora")

@@ -26,6 +26,9 @@ METHOD_CHOICES = (
 )
 
 
+PENDING_TEXT = "Done – compare, then Apply or Discard"
+
+
 class RunPanel(QWidget):
     def __init__(self, runner: RunController, actions: Actions, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -88,6 +91,8 @@ class RunPanel(QWidget):
         runner.failed.connect(lambda msg: self._end("Failed"))
         runner.cancelled.connect(lambda: self._end("Cancelled"))
         runner.finished.connect(self._on_finished)
+        # Apply, Discard, undo and the restore previews change the pending result too
+        runner.session.result_changed.connect(self._on_result_changed)
 
     def _on_texture(self, value: int) -> None:
         self.runner.texture = value / 100.0
@@ -110,8 +115,17 @@ class RunPanel(QWidget):
         self.progress.setValue(0)
         self.progress.setFormat(text)
 
+    def _on_result_changed(self) -> None:
+        if self.runner.running:
+            return
+        if self.runner.session.document.result is None:
+            self._end("Idle")
+        else:
+            self.progress.setValue(1000)
+            self.progress.setFormat(PENDING_TEXT)
+
     def _on_finished(self, outcome) -> None:
         self.progress.setValue(1000)
-        self.progress.setFormat("Done – compare, then Apply or Discard")
+        self.progress.setFormat(PENDING_TEXT)
         notes = "; ".join(outcome.notes)
         self.info.setText(f"{outcome.method} on {outcome.backend}" + (f"\n{notes}" if notes else ""))

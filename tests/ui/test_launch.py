@@ -86,3 +86,12 @@ def test_crashed_session_is_offered_instead_of_the_sample(qapp):
         other = AutosaveStore(folder)
         for rec in other.recoverable():
             other.remove(rec)
+
+
+def test_save_dialogs_start_beside_the_photo_but_never_in_the_programs_folder(tmp_path):
+    from app.ui.file_controller import save_suggestion
+
+    assert save_suggestion(str(tmp_path / "holiday.jpg"), "holiday.ora") == str(tmp_path / "holiday.ora")
+    for source in (str(SAMPLE_PHOTO), None):  # the bundled sample; a document with no file
+        suggestion = save_suggestion(source, "sample.ora")
+        assert suggestion.endswith("sample.ora") and not suggestion.startswith(str(SAMPLE_PHOTO.parent))

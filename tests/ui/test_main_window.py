@@ -82,8 +82,10 @@ def test_full_run_compare_apply_undo_and_run_again(window, qtbot, tmp_path, sour
     win.actions.apply_result.trigger()
     assert np.array_equal(doc.photo, result) and doc.result is None and not doc.layers[0].mask.any()
     assert not win.canvas.comparing()
+    assert win.run_panel.progress.format() == "Idle"  # not still asking to Apply
     win.session.undo_stack.undo()
     assert np.array_equal(doc.photo, original) and doc.result is not None
+    assert win.run_panel.progress.format().startswith("Done")
     assert np.array_equal(doc.layers[0].mask, mask)
     win.session.undo_stack.redo()
     # iterative removal: paint on the new photo and run again
