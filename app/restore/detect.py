@@ -568,7 +568,7 @@ DETECTORS = ("auto", "hybrid", "learned", "hand")
 #: what analyse_damage / detect_damage use unless told: "auto", the learned net when its model
 #: loads (else the hand-made filters, with a note). On bench/restore.py's held-out sets the net
 #: beats the hand-made filters on BSDS500-test and SUN in all three numbers and on Urban100 in
-#: precision and recall, flagging as much of clean city photos (0.46 % vs 0.45 %: facade grids).
+#: precision and recall, flagging as much of clean city photos (0.44 % vs 0.45 %: facade grids).
 DEFAULT_DETECTOR = "auto"
 #: which kinds each detector takes from the learned net (the others from the hand-made filters)
 LEARNED_KINDS = {"hand": (), "hybrid": ("dust",), "learned": KINDS}
