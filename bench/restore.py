@@ -44,11 +44,11 @@ width-16 nets, two of them trained with painted grids and straight scratches):
   bsds-test     0.819    0.539     0.366 %      26.37 | 29.57 | 34.15
   sun           0.820    0.714     0.289 %      29.29 | 33.76 | 38.26
   urban         0.681    0.438     0.451 %      28.80 | 29.69 | 34.09
---detector hybrid (hand-made scratch filter + the net's dust map), --no-fill:
-  dev           0.917    0.682     0.080 %
-  bsds-test     0.860    0.602     0.322 %
-  sun           0.861    0.785     0.243 %
-  urban         0.721    0.498     0.445 %
+--detector hybrid (hand-made scratch filter + the four-net model's dust map), --no-fill:
+  dev           0.917    0.682     0.078 %
+  bsds-test     0.860    0.600     0.321 %
+  sun           0.861    0.784     0.242 %
+  urban         0.723    0.498     0.443 %
 Issue 6's targets (precision and recall >= 0.8, <= 0.5 % flagged) are met by the learned
 detector on bsds-test and sun; on urban precision and clean flagged are met, recall is not
 (0.763 per photo, 0.804 pooled): about half of the dust specks on busy facades and dark
