@@ -21,6 +21,7 @@ from app.canvas.session import EditSession
 from app.io.atomic import atomic_write
 from app.io.images import READ_EXTENSIONS, format_for, read_image, read_mask, write_image
 from app.ui.background import BackgroundTasks
+from app.ui.launch import SAMPLE_PHOTO
 from app.ui.messages import show_error
 
 MAX_RECENT = 10
@@ -33,8 +34,6 @@ EXPORT_FILTERS = {
 def save_suggestion(source: str | None, name: str) -> str:
     """Where a save dialog starts: `name` beside the photo, unless that folder is not the user's
     to write in (the bundled sample photo sits in the program's own folder) — then Pictures."""
-    from app.ui.launch import SAMPLE_PHOTO
-
     folder = Path(source).parent if source else None
     if folder is None or folder == SAMPLE_PHOTO.parent or not os.access(folder, os.W_OK):
         pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)

@@ -121,11 +121,13 @@ class RunPanel(QWidget):
         if self.runner.session.document.result is None:
             self._end("Idle")
         else:
-            self.progress.setValue(1000)
-            self.progress.setFormat(PENDING_TEXT)
+            self._show_pending()
 
-    def _on_finished(self, outcome) -> None:
+    def _show_pending(self) -> None:
         self.progress.setValue(1000)
         self.progress.setFormat(PENDING_TEXT)
+
+    def _on_finished(self, outcome) -> None:
+        self._show_pending()
         notes = "; ".join(outcome.notes)
         self.info.setText(f"{outcome.method} on {outcome.backend}" + (f"\n{notes}" if notes else ""))

@@ -46,6 +46,12 @@ def paint(win, points, radius=5):
     drag(win.canvas, [win.canvas.view.to_view(*p) for p in points])
 
 
+def run_to_result(win, qtbot):
+    """Press Run and wait for the result (the runner's method is set by the caller)."""
+    with qtbot.waitSignal(win.runner.finished, timeout=60000):
+        win.actions.run.trigger()
+
+
 @pytest.mark.parametrize("source", ["memory", "file"])
 def test_full_run_compare_apply_undo_and_run_again(window, qtbot, tmp_path, source):
     win = window
@@ -90,8 +96,7 @@ def test_full_run_compare_apply_undo_and_run_again(window, qtbot, tmp_path, sour
     win.session.undo_stack.redo()
     # iterative removal: paint on the new photo and run again
     paint(win, [(70, 60), (80, 65)])
-    with qtbot.waitSignal(win.runner.finished, timeout=60000):
-        win.actions.run.trigger()
+    run_to_result(win, qtbot)
     second = doc.result.image
     assert np.array_equal(second[doc.layers[0].mask == 0], result[doc.layers[0].mask == 0])
 
@@ -102,8 +107,7 @@ def test_an_edit_that_fails_is_a_message_not_a_crash(window, qtbot):
     doc = win.current_document()
     paint(win, [(30, 30), (60, 40)])
     win.runner.method = "telea"
-    with qtbot.waitSignal(win.runner.finished, timeout=60000):
-        win.actions.run.trigger()
+    run_to_result(win, qtbot)
     doc.photo.flags.writeable = False  # the way the photo from a file once was
     original = doc.photo.copy()
     win.actions.apply_result.trigger()
