@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 
@@ -49,6 +50,11 @@ class RestoreController(QObject):
         s.document_replaced.connect(lambda: self._photo_changed(new_document=True))
         s.photo_changed.connect(lambda _rect: self._photo_changed(new_document=False))
         s.result_changed.connect(self._on_result_changed)
+        # the panel's "Detected damage: x %" follows the layer through undo, redo and brush trims
+        self._share_timer = QTimer(self, singleShot=True, interval=50)  # one count per burst of changes
+        self._share_timer.timeout.connect(self._show_layer_share)
+        s.layers_changed.connect(self._share_timer.start)
+        s.layer_pixels_changed.connect(lambda _uid, _rect: self._share_timer.start())
         window.installEventFilter(self)
         self._photo_changed(new_document=True)
 
@@ -76,6 +82,11 @@ class RestoreController(QObject):
             self.session.set_active(layer.uid)
         self.notice.emit(f"Detected damage: {100.0 * float((mask > 0).mean()):.2f} % of the photo. "
                          "Trim the layer with the brush, then Fill.")
+
+    def _show_layer_share(self) -> None:
+        layer = self.damage_layer()
+        mask = None if layer is None else layer.mask
+        self.panel.show_layer_share(None if mask is None else 100.0 * cv2.countNonZero(mask) / mask.size)
 
     # ---------------------------------------------------------------- fill
     def fill(self) -> bool:

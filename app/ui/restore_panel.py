@@ -408,12 +408,19 @@ class RestorePanel(QWidget):
             self.status_label.setText(f"Analysing the photo… {100 * fraction:.0f} %")
 
     def _on_proposal(self, mask: np.ndarray) -> None:
-        share = 100.0 * float((mask > 0).mean())
-        text = f"Proposed: {share:.2f} % of the photo"
+        self.show_layer_share(100.0 * float((mask > 0).mean()))
+        self.proposal_ready.emit(mask)
+
+    def show_layer_share(self, share: float | None) -> None:
+        """Say how much of the photo the "Detected damage" layer covers (None: there is no such
+        layer): after a proposal, and after an undo or a brush trim changed the layer."""
+        if share is None:
+            self.status_label.setText(READY_TEXT if self._analysis is not None else "")
+            return
+        text = f"Detected damage: {share:.2f} % of the photo"
         if self._analysis is not None and self._analysis.note:  # e.g. no learned model: say what stood in
             text += f"\n({self._analysis.note})"
         self.status_label.setText(text)
-        self.proposal_ready.emit(mask)
 
     def _on_busy(self, _busy: bool = False) -> None:
         if self.analyser.busy():

@@ -51,10 +51,18 @@ def test_proposal_becomes_an_editable_undoable_layer(window, qtbot):
         win.restore.panel.sensitivity_slider.setValue(90)  # live from now on
     assert np.array_equal(layer.mask, detect_damage(photo, ("scratches", "dust"), 0.9))
     assert [lay.name for lay in doc.layers].count(LAYER_NAME) == 1
+    label = win.restore.panel.status_label
+    assert label.text() == f"Detected damage: {100 * (layer.mask > 0).mean():.2f} % of the photo"
     win.session.undo_stack.undo()
     assert np.array_equal(layer.mask, first)
+    # the label follows the layer back, not the last proposal
+    qtbot.waitUntil(lambda: label.text() == f"Detected damage: {100 * (first > 0).mean():.2f} % of the photo")
+    win.session.edit_mask(layer.uid, tools.clear, "Trim")  # a trim with the brush is counted too
+    qtbot.waitUntil(lambda: label.text() == "Detected damage: 0.00 % of the photo")
+    win.session.undo_stack.undo()
     win.session.undo_stack.undo()
     assert win.restore.damage_layer() is None
+    qtbot.waitUntil(lambda: "Detected damage" not in label.text())
 
 
 def test_a_slider_drag_is_one_undo_step_and_a_trim_is_kept_apart(window, qtbot):
