@@ -572,6 +572,7 @@ DETECTORS = ("auto", "hybrid", "learned", "hand")
 DEFAULT_DETECTOR = "auto"
 #: which kinds each detector takes from the learned net (the others from the hand-made filters)
 LEARNED_KINDS = {"hand": (), "hybrid": ("dust",), "learned": KINDS}
+CLAIM_MARGIN = 8  # uint8 probability steps (0.03) by which another kind must be surer to take a pixel
 
 
 @dataclass(eq=False)
@@ -597,12 +598,29 @@ class DamageAnalysis:
     probability: dict[str, np.ndarray] = field(default_factory=dict)  # kind -> uint8 HxW, round(255 p)
     thresholds: dict[str, float] = field(default_factory=dict)  # kind -> probability threshold at sensitivity 0.5
     low_ratio: float = 1.0  # learned kinds: hysteresis low threshold / threshold
+    grow_px: int = 1  # learned kinds: px the proposal is grown by (the model's calibrated value)
     model_path: str = ""  # the net the maps came from
     note: str = ""  # e.g. why the hand-made filters stand in for the learned detector
+    _own: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # own_probability's cache
 
     @property
     def kinds(self) -> tuple[str, ...]:
         return tuple(k for k in KINDS if k in self.probability or getattr(self, k) is not None)
+
+    def own_probability(self, kind: str) -> np.ndarray:
+        """`kind`'s probability map (uint8) with 0 where another learned kind's map is clearly more
+        confident (by more than CLAIM_MARGIN): proposing "dust" alone must not take the stretches
+        of a scratch that also look speck-like to the net, while a speck both maps are sure of
+        (one lying on a scratch, say) stays a speck. Compared as probabilities, not each against
+        its kind's threshold: near certainty both maps saturate at 255 and the thresholds would
+        decide the tie. Independent of the sensitivity, so computed once per kind."""
+        own = self._own.get(kind)
+        if own is None:
+            mine = self.probability[kind]
+            others = np.maximum.reduce([p for k, p in self.probability.items() if k != kind])
+            stronger = others.astype(np.int16) > mine.astype(np.int16) + CLAIM_MARGIN
+            own = self._own[kind] = np.where(stronger, np.uint8(0), mine)
+        return own
 
 
 def _choose_detector(detector: str, model):
@@ -662,9 +680,12 @@ def analyse_damage(
     out.detector, out.note = name, note
     if reuse is not None:
         out.probability, out.thresholds = dict(reuse.probability), dict(reuse.thresholds)
-        out.low_ratio, out.model_path = reuse.low_ratio, reuse.model_path
+        out.low_ratio, out.grow_px, out.model_path = reuse.low_ratio, reuse.grow_px, reuse.model_path
     missing = tuple(k for k in learned_kinds if k not in out.probability)
     if missing:
+        # one forward pass gives every kind the net knows: keep them all, so that a proposal of
+        # one kind can leave out what another kind is surer of (DamageAnalysis.own_probability)
+        missing = tuple(k for k in LEARNED_KINDS[name] if k in loaded.channels and k not in out.probability)
         from app.restore.learned import damage_probability
 
         got = damage_probability(loaded, rgb, missing, progress=lambda f: report(share + (1 - share) * f),
@@ -674,7 +695,7 @@ def analyse_damage(
         out.probability.update(got)
         for k in missing:
             out.thresholds[k] = loaded.threshold_for(k)  # calibrated per kind at export
-        out.low_ratio, out.model_path = loaded.low_ratio, str(loaded.path)
+        out.low_ratio, out.grow_px, out.model_path = loaded.low_ratio, loaded.grow_px, str(loaded.path)
     report(1.0)
     return out
 
@@ -737,12 +758,15 @@ def propose_damage(
         raise ValueError(f"not analysed: {', '.join(missing)}")
     mask = np.zeros(analysis.shape, np.uint8)
     a = analysis
+    # with every learned kind proposed only their union counts; alone, a kind keeps its own pixels
+    alone = any(k not in kinds for k in a.probability)
     for kind in kinds:
         if cancel is not None and cancel():
             return None
         if kind in a.probability:
+            p = a.own_probability(kind) if alone else a.probability[kind]
             threshold = probability_threshold(a.thresholds[kind], sensitivity)
-            found = propose_from_probability([a.probability[kind]], threshold, a.low_ratio, a.cleanup.dilate)
+            found = propose_from_probability([p], threshold, a.low_ratio, a.grow_px)
         elif kind == "scratches":
             found = propose_scratches(a.scratches, a.edges, a.chroma, sensitivity, a.scratch_params, a.cleanup,
                                       cancel=cancel)

@@ -36,6 +36,7 @@ class DetectorModel:
     threshold_at_default: float  # probability threshold at the default sensitivity (0.5)
     stride: int  # input sides must be multiples of this
     low_ratio: float = 1.0  # hysteresis: regions above low_ratio * threshold that reach the threshold
+    grow_px: int = 1  # px the proposal is grown by (calibrated with the thresholds)
     # per-kind thresholds at the default sensitivity where the sidecar gives them (kind, threshold)
     kind_thresholds: tuple[tuple[str, float], ...] = ()
 
@@ -66,6 +67,8 @@ def load_detector(path: str | Path | None = None, threads: int = 0) -> DetectorM
         threshold = float(meta["threshold_at_default"])
         stride = int(meta.get("stride", 1))
         low_ratio = float(meta.get("hysteresis_low_ratio", 1.0))
+        # sidecars written before the growth was calibrated were calibrated with 1 px
+        grow_px = int(meta.get("proposal_grow_px", 1))
         # optional: one threshold per kind (calibrated together); the kinds it omits use the common one
         per_kind = tuple((str(k), float(v)) for k, v in meta.get("thresholds_at_default", {}).items())
         input_name = str(meta["inputs"]["image"])
@@ -73,10 +76,10 @@ def load_detector(path: str | Path | None = None, threads: int = 0) -> DetectorM
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"The sidecar {sidecar.name} lacks a field or has a bad value: {exc}") from exc
     if (not 0.0 < threshold < 1.0 or stride < 1 or not channels or not 0.0 < low_ratio <= 1.0
-            or any(k not in channels or not 0.0 < t < 1.0 for k, t in per_kind)):
+            or not 0 <= grow_px <= 8 or any(k not in channels or not 0.0 < t < 1.0 for k, t in per_kind)):
         raise ModelError(f"The sidecar {sidecar.name} has out-of-range values (threshold {threshold}, "
                          f"thresholds_at_default {dict(per_kind)}, stride {stride}, channels {channels}, "
-                         f"hysteresis_low_ratio {low_ratio}).")
+                         f"hysteresis_low_ratio {low_ratio}, proposal_grow_px {grow_px}).")
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -96,7 +99,7 @@ def load_detector(path: str | Path | None = None, threads: int = 0) -> DetectorM
                          f"(inputs {names_in}, outputs {names_out}).")
     return DetectorModel(path=path, session=session, input_name=input_name, output_name=output_name,
                          channels=channels, threshold_at_default=threshold, stride=stride, low_ratio=low_ratio,
-                         kind_thresholds=per_kind)
+                         grow_px=grow_px, kind_thresholds=per_kind)
 
 
 _default: dict[int, DetectorModel | ModelError] = {}

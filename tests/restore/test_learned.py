@@ -91,8 +91,11 @@ def test_slider_only_thresholds_one_analysis(model):
     assert (detect.propose_damage(analysis, sensitivity=1.0) > 0).sum() > (
         detect.propose_damage(analysis, sensitivity=0.0) > 0).sum()
     assert detect.propose_damage(analysis, cancel=lambda: True) is None
+    # one forward pass gives both kinds, so asking for dust analyses the scratches too (ready for the
+    # checkbox); the hybrid detector's scratches are the hand-made filter's, not analysed for dust
+    assert detect.analyse_damage(dmg.image, ("dust",), detector="learned", model=model).kinds == detect.KINDS
     with pytest.raises(ValueError, match="not analysed: scratches"):
-        detect.propose_damage(detect.analyse_damage(dmg.image, ("dust",), detector="learned", model=model),
+        detect.propose_damage(detect.analyse_damage(dmg.image, ("dust",), detector="hybrid", model=model),
                               ("scratches",))
 
 
@@ -127,7 +130,7 @@ def test_cancel_stops_between_tiles(model, monkeypatch):
     assert len(polls) == 3
 
 
-def _copy_model(tmp_path, meta_change=None, onnx_bytes=None):
+def _copy_model(tmp_path, meta_change=None, onnx_bytes=None, drop=False):
     src = learned.DEFAULT_MODEL
     tmp_path.mkdir(parents=True, exist_ok=True)
     dst = tmp_path / src.name
@@ -138,6 +141,8 @@ def _copy_model(tmp_path, meta_change=None, onnx_bytes=None):
     meta = json.loads(src.with_suffix(".json").read_text())
     if meta_change:
         meta.update(meta_change)
+    if drop:  # a sidecar from before the calibrated growth
+        meta.pop("proposal_grow_px", None)
     dst.with_suffix(".json").write_text(json.dumps(meta))
     return dst
 
@@ -172,7 +177,8 @@ def test_per_kind_thresholds_of_the_sidecar_apply_to_their_kind(tmp_path, model)
     maps = learned.damage_probability(model, dmg.image)
     for s in (0.3, 0.5):
         expected = np.maximum.reduce([
-            learned.propose_from_probability([maps[k]], learned.probability_threshold(t, s), model.low_ratio, 1)
+            learned.propose_from_probability([maps[k]], learned.probability_threshold(t, s), model.low_ratio,
+                                              model.grow_px)
             for k, t in (("scratches", model.threshold_at_default), ("dust", 0.97))])
         assert np.array_equal(detect.propose_damage(analysis, sensitivity=s), expected)
     # stricter on dust than the common threshold: never more proposed than with the common one
@@ -182,6 +188,42 @@ def test_per_kind_thresholds_of_the_sidecar_apply_to_their_kind(tmp_path, model)
     for bad in ({"dust": 1.5}, {"hairs": 0.5}, ["dust", 0.5]):
         with pytest.raises(ModelError, match="thresholds_at_default|lacks a field"):
             learned.load_detector(_copy_model(tmp_path, {"thresholds_at_default": bad}))
+
+
+def test_the_sidecar_says_how_far_the_proposal_grows(tmp_path, model):
+    """The growth around the found pixels is calibrated with the thresholds and read from the
+    sidecar; sidecars from before that field were calibrated with 1 px."""
+    dmg = add_damage(photo_like(seed=13), np.random.default_rng(13))
+    found = {}
+    for grow in (0, 2, None):
+        changes = {"proposal_grow_px": grow} if grow is not None else {}
+        loaded = learned.load_detector(_copy_model(tmp_path / str(grow), changes, drop=grow is None), threads=1)
+        assert loaded.grow_px == (1 if grow is None else grow)
+        found[grow] = detect.detect_damage(dmg.image, detector="learned", model=loaded) > 0
+    assert found[0].any() and not (found[0] & ~found[None]).any() and not (found[None] & ~found[2]).any()
+    assert found[0].sum() < found[None].sum() < found[2].sum()
+    with pytest.raises(ModelError, match="proposal_grow_px -1"):
+        learned.load_detector(_copy_model(tmp_path / "bad", {"proposal_grow_px": -1}))
+
+
+def test_one_kind_alone_leaves_what_the_other_kind_is_surer_of():
+    """Proposing dust alone leaves the stretch of a scratch that the dust map also finds, but not
+    a speck lying on that scratch that both maps are sure of; with both kinds nothing is left out."""
+    scratch_p = np.zeros((40, 60), np.uint8)
+    dust_p = np.zeros_like(scratch_p)
+    scratch_p[20, 5:55] = 255  # a scratch
+    dust_p[20, 5:55] = 200  # which the dust map finds too, less surely
+    scratch_p[18:23, 28:33] = dust_p[18:23, 28:33] = 255  # a speck on it: both sure
+    dust_p[5:8, 10:13] = 250  # a speck of dust alone
+    analysis = detect.DamageAnalysis(shape=(40, 60), detector="learned", probability={"scratches": scratch_p, "dust": dust_p},
+                                     thresholds={"scratches": 0.5, "dust": 0.5}, grow_px=0)
+    dust = detect.propose_damage(analysis, ("dust",)) > 0
+    assert dust[5:8, 10:13].all() and dust[18:23, 28:33].all()
+    assert not dust[20, 5:28].any() and not dust[20, 33:55].any()
+    scratches = detect.propose_damage(analysis, ("scratches",)) > 0
+    assert scratches[20, 5:55].all() and not scratches[5:8, 10:13].any()
+    both = detect.propose_damage(analysis) > 0
+    assert np.array_equal(both, (scratch_p > 127) | (dust_p > 127))
 
 
 def test_without_a_model_auto_falls_back_to_the_hand_filters(tmp_path, monkeypatch):
@@ -209,7 +251,7 @@ def test_hybrid_is_the_hand_scratch_filter_and_the_nets_dust_map(model):
     for s in (0.3, 0.5, 0.8):
         hand = detect.detect_damage(dmg.image, ("scratches",), s, detector="hand")
         threshold = learned.probability_threshold(model.threshold_for("dust"), s)
-        dust = learned.propose_from_probability([maps["dust"]], threshold, model.low_ratio, 1)
+        dust = learned.propose_from_probability([maps["dust"]], threshold, model.low_ratio, model.grow_px)
         assert np.array_equal(detect.propose_damage(analysis, sensitivity=s), np.maximum(hand, dust))
     # with the shipped model, "auto" (the default) is the learned net alone
     auto = detect.detect_damage(dmg.image)
