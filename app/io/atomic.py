@@ -5,10 +5,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+# the process umask, read once at import (on the main thread: os.umask can only be read by
+# setting it, which would race with saves running in background threads)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 class SaveError(OSError):
@@ -27,6 +33,10 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
         raise SaveError(f"Cannot write in {folder}: {exc.strerror or exc}") from exc
     tmp = Path(tmp_name)
     try:
+        # mkstemp makes the file private (0600); give it the mode the replaced file had, or the
+        # one a plain open() would give a new file, so exports stay readable as before
+        with contextlib.suppress(OSError):
+            os.chmod(fd if os.chmod in os.supports_fd else tmp, _target_mode(path))
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -39,6 +49,13 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             raise SaveError(f"The disk is full: {path.name} was not saved (the previous file is unchanged).") from exc
         raise
+
+
+def _target_mode(path: Path) -> int:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_UMASK
 
 
 def _fsync_folder(folder: Path) -> None:

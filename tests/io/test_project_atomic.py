@@ -128,6 +128,24 @@ def test_full_disk_gives_a_clear_message(previous, monkeypatch):
     assert_intact(path, before, old)
 
 
+@pytest.mark.skipif(os.name == "nt", reason="POSIX file modes")
+def test_saved_files_get_the_usual_mode_not_a_private_one(tmp_path):
+    """The temp file behind an atomic save is private (0600); the saved file must not be: a new
+    file gets what open() gives (0666 minus the umask), a replaced one keeps its mode."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    new = tmp_path / "new.png"
+    with atomic.atomic_write(new) as handle:
+        handle.write(b"x")
+    assert new.stat().st_mode & 0o777 == 0o666 & ~umask
+    shared = tmp_path / "shared.png"
+    shared.write_bytes(b"old")
+    shared.chmod(0o640)
+    with atomic.atomic_write(shared) as handle:
+        handle.write(b"new")
+    assert shared.read_bytes() == b"new" and shared.stat().st_mode & 0o777 == 0o640
+
+
 def test_unwritable_folder_message(tmp_path):
     with pytest.raises(ProjectError, match="Cannot write in"):
         save_project(make_doc(), tmp_path / "missing" / "p.ora")
