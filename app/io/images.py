@@ -71,7 +71,10 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
             img.load()
     except ImageReadError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except UnidentifiedImageError as exc:  # Pillow's message names only its internal buffer
+        raise ImageReadError(f"{label} is not an image this program can read: not a JPEG, PNG, TIFF or WebP "
+                             "file, or damaged from its first bytes.") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageReadError(f"{label} is not an image this program can read ({exc}).") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"{label} is damaged or truncated and cannot be decoded ({exc}).") from exc

@@ -193,8 +193,10 @@ def test_missing_file(tmp_path):
 
 
 def test_not_an_image():
-    with pytest.raises(ImageReadError, match="x.jpg is not an image"):
+    with pytest.raises(ImageReadError, match="x.jpg is not an image") as caught:
         decode_image(b"hello" * 100, "x.jpg")
+    # says which files it reads, not Pillow's "<_io.BytesIO object at 0x...>"
+    assert "JPEG, PNG, TIFF or WebP" in str(caught.value) and "object at" not in str(caught.value)
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
