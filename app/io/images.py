@@ -125,9 +125,8 @@ def _to_rgb8(img: Image.Image, meta: ImageMeta) -> tuple[np.ndarray, np.ndarray 
     elif mode in ("L", "1", "P"):
         if mode != "P":
             meta.notes.append("grayscale shown as RGB")
-    elif mode not in ("RGB",):
-        if mode.startswith("RGB") or mode.startswith("I;16"):
-            meta.notes.append(f"{mode} reduced to 8-bit RGB")
+    elif mode != "RGB" and mode.startswith(("RGB", "I;16")):
+        meta.notes.append(f"{mode} reduced to 8-bit RGB")
     if mode not in ("RGB", "L", "1", "P", "CMYK", "YCbCr", "LAB", "HSV"):
         # e.g. 16-bit RGB TIFF: Pillow has no RGB;16 conversion, go through numpy
         arr = np.asarray(img)
