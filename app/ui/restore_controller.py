@@ -54,7 +54,7 @@ class RestoreController(QObject):
         self._share_timer = QTimer(self, singleShot=True, interval=50)  # one count per burst of changes
         self._share_timer.timeout.connect(self._show_layer_share)
         s.layers_changed.connect(self._share_timer.start)
-        s.layer_pixels_changed.connect(lambda _uid, _rect: self._share_timer.start())
+        s.layer_pixels_changed.connect(lambda uid, _rect: self._on_layer_pixels(uid))
         window.installEventFilter(self)
         self._photo_changed(new_document=True)
 
@@ -82,6 +82,11 @@ class RestoreController(QObject):
             self.session.set_active(layer.uid)
         self.notice.emit(f"Detected damage: {100.0 * float((mask > 0).mean()):.2f} % of the photo. "
                          "Trim the layer with the brush, then Fill.")
+
+    def _on_layer_pixels(self, uid: int) -> None:
+        layer = self.damage_layer()
+        if layer is not None and layer.uid == uid:  # strokes on other layers do not change the count
+            self._share_timer.start()
 
     def _show_layer_share(self) -> None:
         layer = self.damage_layer()

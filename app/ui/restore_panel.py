@@ -413,7 +413,10 @@ class RestorePanel(QWidget):
 
     def show_layer_share(self, share: float | None) -> None:
         """Say how much of the photo the "Detected damage" layer covers (None: there is no such
-        layer): after a proposal, and after an undo or a brush trim changed the layer."""
+        layer): after a proposal, and after an undo or a brush trim changed the layer. A running
+        analysis keeps its progress line."""
+        if self.analyser.busy():
+            return
         if share is None:
             self.status_label.setText(READY_TEXT if self._analysis is not None else "")
             return
