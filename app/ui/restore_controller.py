@@ -12,14 +12,13 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 
 from app.canvas.document import InpaintOutcome, LayerKind
 from app.restore.pipeline import FILL_SETTINGS
 from app.restore.repair import RepairSteps
-from app.ui.restore_panel import RestorePanel
+from app.ui.restore_panel import RestorePanel, coverage
 
 LAYER_NAME = "Detected damage"
 REPAIR_TAG = "repair"
@@ -80,7 +79,7 @@ class RestoreController(QObject):
             self.session.replace_layer_mask(layer.uid, mask, f"Update “{LAYER_NAME}”",
                                             merge_key=self.panel.proposal_gesture)
             self.session.set_active(layer.uid)
-        self.notice.emit(f"Detected damage: {100.0 * float((mask > 0).mean()):.2f} % of the photo. "
+        self.notice.emit(f"Detected damage: {coverage(mask):.2f} % of the photo. "
                          "Trim the layer with the brush, then Fill.")
 
     def _on_layer_pixels(self, uid: int) -> None:
@@ -90,8 +89,7 @@ class RestoreController(QObject):
 
     def _show_layer_share(self) -> None:
         layer = self.damage_layer()
-        mask = None if layer is None else layer.mask
-        self.panel.show_layer_share(None if mask is None else 100.0 * cv2.countNonZero(mask) / mask.size)
+        self.panel.show_layer_share(None if layer is None else coverage(layer.mask))
 
     # ---------------------------------------------------------------- fill
     def fill(self) -> bool:

@@ -22,6 +22,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+import cv2
 import numpy as np
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -48,6 +49,13 @@ from app.restore.detect import (
 from app.restore.repair import RepairSteps, apply_repairs
 
 DEBOUNCE_MS = 250
+
+
+def coverage(mask: np.ndarray) -> float:
+    """Percent of the photo a mask (uint8, nonzero = marked) covers."""
+    return 100.0 * cv2.countNonZero(mask) / mask.size
+
+
 #: after the background analysis, before Detect: the proposal then comes at slider speed
 READY_TEXT = "Photo analysed: Detect damage proposes at once"
 #: the detector choices the panel offers (app.restore.detect.DETECTORS), as the user reads them
@@ -408,7 +416,7 @@ class RestorePanel(QWidget):
             self.status_label.setText(f"Analysing the photo… {100 * fraction:.0f} %")
 
     def _on_proposal(self, mask: np.ndarray) -> None:
-        self.show_layer_share(100.0 * float((mask > 0).mean()))
+        self.show_layer_share(coverage(mask))
         self.proposal_ready.emit(mask)
 
     def show_layer_share(self, share: float | None) -> None:

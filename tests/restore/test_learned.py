@@ -215,7 +215,8 @@ def test_one_kind_alone_leaves_what_the_other_kind_is_surer_of():
     dust_p[20, 5:55] = 200  # which the dust map finds too, less surely
     scratch_p[18:23, 28:33] = dust_p[18:23, 28:33] = 255  # a speck on it: both sure
     dust_p[5:8, 10:13] = 250  # a speck of dust alone
-    analysis = detect.DamageAnalysis(shape=(40, 60), detector="learned", probability={"scratches": scratch_p, "dust": dust_p},
+    analysis = detect.DamageAnalysis(shape=(40, 60), detector="learned",
+                                     probability={"scratches": scratch_p, "dust": dust_p},
                                      thresholds={"scratches": 0.5, "dust": 0.5}, grow_px=0)
     dust = detect.propose_damage(analysis, ("dust",)) > 0
     assert dust[5:8, 10:13].all() and dust[18:23, 28:33].all()
