@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 
@@ -22,6 +25,11 @@ from app.ui.restore_panel import RestorePanel, coverage
 
 LAYER_NAME = "Detected damage"
 REPAIR_TAG = "repair"
+PROPOSALS_REMEMBERED = 32  # how many proposals' sensitivities an undo can bring back
+
+
+def _digest(mask: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(mask), digest_size=16).digest()
 
 
 def describe(steps: RepairSteps) -> str:
@@ -40,6 +48,10 @@ class RestoreController(QObject):
         self.runner = window.runner
         self.panel = panel or RestorePanel()
         self._base: InpaintOutcome | None = None  # the pending fill a repair preview builds on
+        # digest of each recent proposal -> the sensitivity it was made at: an undo or redo that
+        # brings a proposal back moves the slider back with it
+        self._proposal_sensitivity: OrderedDict[bytes, float] = OrderedDict()
+        self._shown_proposal = b""  # digest of the proposal the slider's position was last set for
         p, s = self.panel, self.session
         p.proposal_ready.connect(self.on_proposal)
         p.fill_requested.connect(self.fill)
@@ -79,6 +91,10 @@ class RestoreController(QObject):
             self.session.replace_layer_mask(layer.uid, mask, f"Update “{LAYER_NAME}”",
                                             merge_key=self.panel.proposal_gesture)
             self.session.set_active(layer.uid)
+        self._shown_proposal = _digest(mask)
+        self._proposal_sensitivity[self._shown_proposal] = self.panel.proposal_sensitivity
+        while len(self._proposal_sensitivity) > PROPOSALS_REMEMBERED:
+            self._proposal_sensitivity.popitem(last=False)
         self.notice.emit(f"Detected damage: {coverage(mask):.2f} % of the photo. "
                          "Trim the layer with the brush, then Fill.")
 
@@ -90,6 +106,15 @@ class RestoreController(QObject):
     def _show_layer_share(self) -> None:
         layer = self.damage_layer()
         self.panel.show_layer_share(None if layer is None else coverage(layer.mask))
+        if layer is None:
+            return
+        # ~20 ms on 12 MP, once per burst of changes. The layer holding the proposal the slider
+        # made last leaves the slider alone (it may have moved on: a newer proposal is coming)
+        digest = _digest(layer.mask)
+        sensitivity = self._proposal_sensitivity.get(digest)
+        if sensitivity is not None and digest != self._shown_proposal:
+            self._shown_proposal = digest
+            self.panel.show_sensitivity(sensitivity)
 
     # ---------------------------------------------------------------- fill
     def fill(self) -> bool:
@@ -145,6 +170,8 @@ class RestoreController(QObject):
 
     # ---------------------------------------------------------------- document / shutdown
     def _photo_changed(self, new_document: bool) -> None:
+        if new_document:
+            self._proposal_sensitivity.clear()
         photo = self.session.document.photo
         usable = photo.ndim == 3 and min(photo.shape[:2]) > 1
         # a changed photo (a result applied) waits for Detect again, like a new one: an automatic

@@ -172,6 +172,7 @@ class RestorePanel(QWidget):
         self.live = False  # after the first Detect, control changes update the proposal
         self._gesture = 0  # counts user actions on the detect controls; a slider drag is one
         self.proposal_gesture = 0  # the action the latest proposal answers
+        self.proposal_sensitivity = DEFAULT_SENSITIVITY  # the sensitivity the latest proposal was made at
         self.analyser = LatestOnly(self)  # the expensive, sensitivity-independent part
         self.detector = LatestOnly(self)  # proposals from the analysis (what the slider reruns)
         self.repairer = LatestOnly(self)
@@ -366,6 +367,16 @@ class RestorePanel(QWidget):
         self.sensitivity_label.setText(f"{value / 100:.2f}")
         self.schedule_proposal()
 
+    def show_sensitivity(self, value: float) -> None:
+        """Move the slider to `value` without proposing anew: the layer already holds the
+        proposal made at it (after an undo or redo brought an earlier proposal back)."""
+        if self.sensitivity_slider.isSliderDown():
+            return
+        self.sensitivity_slider.blockSignals(True)
+        self.sensitivity_slider.setValue(round(value * 100))
+        self.sensitivity_slider.blockSignals(False)
+        self.sensitivity_label.setText(f"{self.sensitivity_slider.value() / 100:.2f}")
+
     def _new_gesture(self) -> None:
         self._gesture += 1
 
@@ -385,6 +396,7 @@ class RestorePanel(QWidget):
         # the runner delivers only the latest job's result, so the latest gesture is the one answered
         self.proposal_gesture = self._gesture
         kinds, sens, analysis = self.kinds(), self.sensitivity(), self._analysis
+        self.proposal_sensitivity = sens
         if not kinds:
             shape = self._photo.shape[:2]
             self.detector.submit(lambda cancel: np.zeros(shape, np.uint8))

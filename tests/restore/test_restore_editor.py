@@ -92,6 +92,31 @@ def test_a_slider_drag_is_one_undo_step_and_a_trim_is_kept_apart(window, qtbot):
     assert np.array_equal(layer.mask, first)
 
 
+def test_the_slider_follows_undo_and_redo_of_a_proposal(window, qtbot):
+    win, panel, stack = window, window.restore.panel, window.session.undo_stack
+    slider = panel.sensitivity_slider
+    detect(win, qtbot)  # at the default 0.50
+    layer = win.restore.damage_layer()
+    with qtbot.waitSignal(panel.proposal_ready, timeout=20000):
+        slider.setValue(85)
+    proposed = []
+    panel.proposal_ready.connect(proposed.append)
+    stack.undo()
+    qtbot.waitUntil(lambda: slider.value() == 50)
+    assert panel.sensitivity_label.text() == "0.50"
+    stack.redo()
+    qtbot.waitUntil(lambda: slider.value() == 85)
+    win.session.edit_mask(layer.uid, tools.clear, "Trim")  # no proposal of any sensitivity any more
+    stack.undo()  # back to the 0.85 proposal
+    stack.undo()
+    qtbot.waitUntil(lambda: slider.value() == 50)
+    win.session.edit_mask(layer.uid, tools.clear, "Trim")
+    qtbot.wait(200)
+    assert slider.value() == 50  # a trimmed layer leaves the slider where it was
+    qtbot.wait(300)  # longer than the proposal debounce: moving the slider back proposed nothing
+    assert proposed == [] and stack.undoText() == "Trim"
+
+
 def test_fill_runs_the_engine_and_apply_is_undoable(window, qtbot):
     win, doc = window, window.current_document()
     photo = doc.photo.copy()
