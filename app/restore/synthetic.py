@@ -249,19 +249,33 @@ class Score:
     flagged: float  # share of all pixels proposed
 
 
+class ProposalScorer:
+    """`score_proposal` of many proposals against one damage: the truth's tolerance band is
+    computed once (threshold calibration scores thousands of proposals per photo)."""
+
+    def __init__(self, damage: Damage | None, tolerance: int = 2):
+        self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance + 1,) * 2)
+        self.clean = damage is None
+        if damage is not None:
+            self.near_truth = cv2.dilate(damage.support, self.kernel) > 0
+            self.visible = damage.visible > 0
+            self.visible_count = int(self.visible.sum())
+
+    def __call__(self, proposal: np.ndarray) -> Score:
+        prop = proposal > 0
+        flagged = float(prop.mean())
+        if self.clean:
+            return Score(precision=0.0 if prop.any() else 1.0, recall=1.0, flagged=flagged)
+        near_prop = cv2.dilate(proposal, self.kernel) > 0
+        proposed = int(prop.sum())
+        precision = float((prop & self.near_truth).sum() / proposed) if proposed else 1.0
+        recall = float((self.visible & near_prop).sum() / self.visible_count) if self.visible_count else 1.0
+        return Score(precision=precision, recall=recall, flagged=flagged)
+
+
 def score_proposal(proposal: np.ndarray, damage: Damage | None, tolerance: int = 2) -> Score:
     """Pixel-wise precision/recall with a tolerance band (a proposal pixel counts as right
     when it lies within `tolerance` px of any touched pixel; a visible damage pixel counts
     as found when a proposal pixel lies within `tolerance` px). `damage=None`: a clean photo,
     where every proposed pixel is a false positive."""
-    prop = proposal > 0
-    flagged = float(prop.mean())
-    if damage is None:
-        return Score(precision=0.0 if prop.any() else 1.0, recall=1.0, flagged=flagged)
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance + 1,) * 2)
-    near_truth = cv2.dilate(damage.support, k) > 0
-    near_prop = cv2.dilate(proposal, k) > 0
-    visible = damage.visible > 0
-    precision = float((prop & near_truth).sum() / prop.sum()) if prop.any() else 1.0
-    recall = float((visible & near_prop).sum() / visible.sum()) if visible.any() else 1.0
-    return Score(precision=precision, recall=recall, flagged=flagged)
+    return ProposalScorer(damage, tolerance)(proposal)

@@ -193,3 +193,36 @@ def test_wavy_grids_bend_their_lines(trainer, tmp_path):
                                             wave_share=1.0).at(0):
         assert (np.abs(img.astype(np.int16) - 128) >= 12).any()  # the grid is in the photo
         assert not target.any() and weight.all()  # and it is not damage
+
+
+def test_member_search_ranks_every_ensemble_as_its_export_would_score(trainer, data, tmp_path):
+    """--search-members scores each combination from its members' cached logits; the score
+    of a combination is what calibration's rule gives the exported ensemble itself."""
+    runs = [tmp_path / name for name in ("a", "b", "c")]
+    for run, seed in zip(runs, ("1", "2", "3")):
+        trainer.train(trainer.parse_args(common(run, data) + ["--steps", "3", "--seed", seed]))
+    argv = ["--data", str(data), "--search-members", *map(str, runs), "--sizes", "2", "3", "--top", "2"]
+    results = trainer.search_members(trainer.parse_args(argv))
+    assert len(results) == 4  # three pairs and the trio
+    assert [r[0] for r in results] == sorted((r[0] for r in results), reverse=True)
+    assert {frozenset(r[1]) for r in results} == {frozenset(c) for c in
+                                                  [runs[:2], runs[1:], runs[::2], runs]}
+
+    value, combo, rule, _ = results[-1]
+    ensemble = trainer.DamageEnsemble([trainer.load_model(run / "latest.pt")[0] for run in combo]).eval()
+    _, val_photos = trainer.photo_split(data)
+    vset = trainer.validation_set(val_photos, 6)
+    pairs = [tuple(trainer.app_probability(trainer.predict_logits(ensemble, im)) for im in (dmg.image, clean))
+             for clean, dmg in vset]
+    p, r, _ = trainer.rule_scores(pairs, vset, [rule])[0]
+    assert abs(min(p, r) - value) < 0.02  # the cache holds float16 logits
+
+    # the cache is reused, and a run trained further is computed anew
+    caches = [run / "calibration_logits.npz" for run in runs]
+    stamps = [c.stat().st_mtime_ns for c in caches]
+    again = trainer.search_members(trainer.parse_args(argv))
+    assert [(r[0], r[1]) for r in again] == [(r[0], r[1]) for r in results]
+    assert [c.stat().st_mtime_ns for c in caches] == stamps
+    trainer.train(trainer.parse_args(common(runs[0], data) + ["--steps", "4", "--seed", "1"]))
+    trainer.search_members(trainer.parse_args(argv))
+    assert caches[0].stat().st_mtime_ns != stamps[0] and caches[1].stat().st_mtime_ns == stamps[1]
