@@ -172,6 +172,7 @@ class RestoreController(QObject):
     def _photo_changed(self, new_document: bool) -> None:
         if new_document:
             self._proposal_sensitivity.clear()
+            self._shown_proposal = b""
         photo = self.session.document.photo
         usable = photo.ndim == 3 and min(photo.shape[:2]) > 1
         # a changed photo (a result applied) waits for Detect again, like a new one: an automatic
