@@ -25,7 +25,7 @@ from app.ui.restore_panel import RestorePanel, coverage
 
 LAYER_NAME = "Detected damage"
 REPAIR_TAG = "repair"
-PROPOSALS_REMEMBERED = 32  # how many proposals' sensitivities an undo can bring back
+PROPOSALS_REMEMBERED = 32  # how many proposals' controls an undo can bring back
 
 
 def _digest(mask: np.ndarray) -> bytes:
@@ -48,10 +48,10 @@ class RestoreController(QObject):
         self.runner = window.runner
         self.panel = panel or RestorePanel()
         self._base: InpaintOutcome | None = None  # the pending fill a repair preview builds on
-        # digest of each recent proposal -> the sensitivity it was made at: an undo or redo that
-        # brings a proposal back moves the slider back with it
-        self._proposal_sensitivity: OrderedDict[bytes, float] = OrderedDict()
-        self._shown_proposal = b""  # digest of the proposal the slider's position was last set for
+        # digest of each recent proposal -> the controls it was made with (sensitivity, kinds): an
+        # undo or redo that brings a proposal back sets the slider and the kind boxes back with it
+        self._proposal_controls: OrderedDict[bytes, tuple[float, tuple[str, ...]]] = OrderedDict()
+        self._shown_proposal = b""  # digest of the proposal the controls were last set for
         p, s = self.panel, self.session
         p.proposal_ready.connect(self.on_proposal)
         p.fill_requested.connect(self.fill)
@@ -92,9 +92,9 @@ class RestoreController(QObject):
                                             merge_key=self.panel.proposal_gesture)
             self.session.set_active(layer.uid)
         self._shown_proposal = _digest(mask)
-        self._proposal_sensitivity[self._shown_proposal] = self.panel.proposal_sensitivity
-        while len(self._proposal_sensitivity) > PROPOSALS_REMEMBERED:
-            self._proposal_sensitivity.popitem(last=False)
+        self._proposal_controls[self._shown_proposal] = self.panel.proposal_controls
+        while len(self._proposal_controls) > PROPOSALS_REMEMBERED:
+            self._proposal_controls.popitem(last=False)
         self.notice.emit(f"Detected damage: {coverage(mask):.2f} % of the photo. "
                          "Trim the layer with the brush, then Fill.")
 
@@ -108,13 +108,13 @@ class RestoreController(QObject):
         self.panel.show_layer_share(None if layer is None else coverage(layer.mask))
         if layer is None:
             return
-        # ~20 ms on 12 MP, once per burst of changes. The layer holding the proposal the slider
-        # made last leaves the slider alone (it may have moved on: a newer proposal is coming)
+        # ~20 ms on 12 MP, once per burst of changes. The layer holding the proposal the controls
+        # made last leaves them alone (they may have moved on: a newer proposal is coming)
         digest = _digest(layer.mask)
-        sensitivity = self._proposal_sensitivity.get(digest)
-        if sensitivity is not None and digest != self._shown_proposal:
+        controls = self._proposal_controls.get(digest)
+        if controls is not None and digest != self._shown_proposal:
             self._shown_proposal = digest
-            self.panel.show_sensitivity(sensitivity)
+            self.panel.show_controls(*controls)
 
     # ---------------------------------------------------------------- fill
     def fill(self) -> bool:
@@ -171,7 +171,7 @@ class RestoreController(QObject):
     # ---------------------------------------------------------------- document / shutdown
     def _photo_changed(self, new_document: bool) -> None:
         if new_document:
-            self._proposal_sensitivity.clear()
+            self._proposal_controls.clear()
             self._shown_proposal = b""
         photo = self.session.document.photo
         usable = photo.ndim == 3 and min(photo.shape[:2]) > 1

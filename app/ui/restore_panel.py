@@ -172,7 +172,8 @@ class RestorePanel(QWidget):
         self.live = False  # after the first Detect, control changes update the proposal
         self._gesture = 0  # counts user actions on the detect controls; a slider drag is one
         self.proposal_gesture = 0  # the action the latest proposal answers
-        self.proposal_sensitivity = DEFAULT_SENSITIVITY  # the sensitivity the latest proposal was made at
+        # the controls the latest proposal was made with: (sensitivity, kinds)
+        self.proposal_controls: tuple[float, tuple[str, ...]] = (DEFAULT_SENSITIVITY, ("scratches", "dust"))
         self.analyser = LatestOnly(self)  # the expensive, sensitivity-independent part
         self.detector = LatestOnly(self)  # proposals from the analysis (what the slider reruns)
         self.repairer = LatestOnly(self)
@@ -367,14 +368,19 @@ class RestorePanel(QWidget):
         self.sensitivity_label.setText(f"{value / 100:.2f}")
         self.schedule_proposal()
 
-    def show_sensitivity(self, value: float) -> None:
-        """Move the slider to `value` without proposing anew: the layer already holds the
-        proposal made at it (after an undo or redo brought an earlier proposal back)."""
+    def show_controls(self, sensitivity: float, kinds: tuple[str, ...]) -> None:
+        """Set the slider and the kind boxes without proposing anew: the layer already holds
+        the proposal made with them (after an undo or redo brought an earlier proposal back)."""
         if self.sensitivity_slider.isSliderDown():
             return
-        self.sensitivity_slider.blockSignals(True)
-        self.sensitivity_slider.setValue(round(value * 100))
-        self.sensitivity_slider.blockSignals(False)
+        controls = (self.sensitivity_slider, self.scratches_box, self.dust_box)
+        for widget in controls:
+            widget.blockSignals(True)
+        self.sensitivity_slider.setValue(round(sensitivity * 100))
+        self.scratches_box.setChecked("scratches" in kinds)
+        self.dust_box.setChecked("dust" in kinds)
+        for widget in controls:
+            widget.blockSignals(False)
         self.sensitivity_label.setText(f"{self.sensitivity_slider.value() / 100:.2f}")
 
     def _new_gesture(self) -> None:
@@ -396,7 +402,7 @@ class RestorePanel(QWidget):
         # the runner delivers only the latest job's result, so the latest gesture is the one answered
         self.proposal_gesture = self._gesture
         kinds, sens, analysis = self.kinds(), self.sensitivity(), self._analysis
-        self.proposal_sensitivity = sens
+        self.proposal_controls = (sens, kinds)
         if not kinds:
             shape = self._photo.shape[:2]
             self.detector.submit(lambda cancel: np.zeros(shape, np.uint8))

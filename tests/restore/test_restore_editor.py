@@ -92,7 +92,7 @@ def test_a_slider_drag_is_one_undo_step_and_a_trim_is_kept_apart(window, qtbot):
     assert np.array_equal(layer.mask, first)
 
 
-def test_the_slider_follows_undo_and_redo_of_a_proposal(window, qtbot):
+def test_the_controls_follow_undo_and_redo_of_a_proposal(window, qtbot):
     win, panel, stack = window, window.restore.panel, window.session.undo_stack
     slider = panel.sensitivity_slider
     detect(win, qtbot)  # at the default 0.50
@@ -115,6 +115,20 @@ def test_the_slider_follows_undo_and_redo_of_a_proposal(window, qtbot):
     assert slider.value() == 50  # a trimmed layer leaves the slider where it was
     qtbot.wait(300)  # longer than the proposal debounce: moving the slider back proposed nothing
     assert proposed == [] and stack.undoText() == "Trim"
+
+    panel.proposal_ready.disconnect(proposed.append)
+    with qtbot.waitSignal(panel.proposal_ready, timeout=20000):
+        panel.scratches_box.setChecked(False)  # dust alone
+    stack.undo()  # the trimmed both-kinds layer: no proposal, the boxes stay
+    qtbot.wait(200)
+    assert not panel.scratches_box.isChecked()
+    stack.undo()  # the 0.50 proposal of both kinds
+    qtbot.waitUntil(panel.scratches_box.isChecked)
+    assert panel.kinds() == ("scratches", "dust") and slider.value() == 50
+    stack.redo()
+    stack.redo()
+    qtbot.waitUntil(lambda: not panel.scratches_box.isChecked())
+    assert panel.kinds() == ("dust",)
 
 
 def test_fill_runs_the_engine_and_apply_is_undoable(window, qtbot):
