@@ -52,6 +52,7 @@ class RestoreController(QObject):
         # undo or redo that brings a proposal back sets the slider and the kind boxes back with it
         self._proposal_controls: OrderedDict[bytes, tuple[float, tuple[str, ...]]] = OrderedDict()
         self._shown_proposal = b""  # digest of the proposal the controls were last set for
+        self._layer_digest: bytes | None = None  # the layer's digest while known (just proposed)
         p, s = self.panel, self.session
         p.proposal_ready.connect(self.on_proposal)
         p.fill_requested.connect(self.fill)
@@ -64,7 +65,7 @@ class RestoreController(QObject):
         # the panel's "Detected damage: x %" follows the layer through undo, redo and brush trims
         self._share_timer = QTimer(self, singleShot=True, interval=50)  # one count per burst of changes
         self._share_timer.timeout.connect(self._show_layer_share)
-        s.layers_changed.connect(self._share_timer.start)
+        s.layers_changed.connect(self._on_layers_changed)
         s.layer_pixels_changed.connect(lambda uid, _rect: self._on_layer_pixels(uid))
         window.installEventFilter(self)
         self._photo_changed(new_document=True)
@@ -91,16 +92,22 @@ class RestoreController(QObject):
             self.session.replace_layer_mask(layer.uid, mask, f"Update “{LAYER_NAME}”",
                                             merge_key=self.panel.proposal_gesture)
             self.session.set_active(layer.uid)
-        self._shown_proposal = _digest(mask)
+        # set after the layer's change signals: the recount they scheduled needs no second digest
+        self._shown_proposal = self._layer_digest = _digest(mask)
         self._proposal_controls[self._shown_proposal] = self.panel.proposal_controls
         while len(self._proposal_controls) > PROPOSALS_REMEMBERED:
             self._proposal_controls.popitem(last=False)
         self.notice.emit(f"Detected damage: {coverage(mask):.2f} % of the photo. "
                          "Trim the layer with the brush, then Fill.")
 
+    def _on_layers_changed(self) -> None:
+        self._layer_digest = None
+        self._share_timer.start()
+
     def _on_layer_pixels(self, uid: int) -> None:
         layer = self.damage_layer()
         if layer is not None and layer.uid == uid:  # strokes on other layers do not change the count
+            self._layer_digest = None
             self._share_timer.start()
 
     def _show_layer_share(self) -> None:
@@ -110,7 +117,7 @@ class RestoreController(QObject):
             return
         # ~20 ms on 12 MP, once per burst of changes. The layer holding the proposal the controls
         # made last leaves them alone (they may have moved on: a newer proposal is coming)
-        digest = _digest(layer.mask)
+        digest = self._layer_digest or _digest(layer.mask)
         controls = self._proposal_controls.get(digest)
         if controls is not None and digest != self._shown_proposal:
             self._shown_proposal = digest
@@ -173,6 +180,7 @@ class RestoreController(QObject):
         if new_document:
             self._proposal_controls.clear()
             self._shown_proposal = b""
+            self._layer_digest = None
         photo = self.session.document.photo
         usable = photo.ndim == 3 and min(photo.shape[:2]) > 1
         # a changed photo (a result applied) waits for Detect again, like a new one: an automatic
