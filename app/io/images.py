@@ -23,6 +23,23 @@ SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", 
 READ_EXTENSIONS = tuple(SAVE_FORMATS) + (".bmp",)
 DEFAULT_MAX_MEGAPIXELS = 100.0
 
+# A TIFF's first IFD is both its metadata and its pixel layout; Pillow's getexif() returns
+# all of it. Written back as "EXIF" these would describe the *source's* strips, compression
+# and sample format, and a TIFF export would take them over (a float SampleFormat makes the
+# file unreadable). Only metadata is carried over.
+TIFF_LAYOUT_TAGS = frozenset({
+    254, 255,                 # (New)SubfileType
+    256, 257, 258, 259,       # ImageWidth, ImageLength, BitsPerSample, Compression
+    262, 263, 266,            # PhotometricInterpretation, Threshholding, FillOrder
+    273, 277, 278, 279,       # StripOffsets, SamplesPerPixel, RowsPerStrip, StripByteCounts
+    280, 281, 284, 317,       # Min/MaxSampleValue, PlanarConfiguration, Predictor
+    320, 322, 323, 324, 325,  # ColorMap, TileWidth, TileLength, TileOffsets, TileByteCounts
+    330, 338, 339, 340, 341,  # SubIFDs, ExtraSamples, SampleFormat, S(Min|Max)SampleValue
+    347, 513, 514,            # JPEGTables, JPEGInterchangeFormat(Length)
+    529, 530, 531, 532,       # YCbCr coefficients, subsampling, positioning; ReferenceBlackWhite
+    34675,                    # InterColorProfile: the ICC profile travels on its own
+})
+
 
 class ImageReadError(Exception):
     """The file cannot be read as a photo; the message says why."""
@@ -88,6 +105,8 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
     img = ImageOps.exif_transpose(img)
     if 0x0112 in exif:
         exif[0x0112] = 1  # the pixels are upright now; saying so keeps viewers from rotating twice
+    for tag in TIFF_LAYOUT_TAGS.intersection(exif):
+        del exif[tag]
     meta.exif = exif.tobytes() if len(exif) else None
     rgb, alpha = _to_rgb8(img, meta)
     if not rgb.flags.writeable:  # a view of Pillow's buffer; the editor writes into the photo (Apply, undo)

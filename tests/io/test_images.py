@@ -262,3 +262,32 @@ def test_read_mask_colour_and_alpha(tmp_path):
     path = tmp_path / "alpha.png"
     Image.fromarray(rgba).save(path)
     assert np.array_equal(read_mask(path)[0], [0] * 4 + [255] * 4)
+
+
+def test_tiff_layout_tags_are_not_carried_as_exif(tmp_path):
+    # OpenCV writes LZW strips with a SampleFormat tag; those described the source's pixels and,
+    # written back as EXIF, made a TIFF export unreadable (SampleFormat 3 = float)
+    rgb = _rgb(h=300, w=40)
+    source = tmp_path / "scan.tif"
+    assert cv2.imwrite(str(source), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert 339 in Image.open(source).getexif()  # the case this test is about
+    loaded = read_image(source)
+    kept = Image.Exif()
+    kept.load(loaded.meta.exif or b"")
+    assert not {256, 257, 258, 259, 273, 278, 279, 339}.intersection(kept)
+    for fmt in ("TIFF", "JPEG", "PNG"):
+        out = tmp_path / f"out.{fmt.lower()}"
+        write_image(out, loaded.rgb, loaded.meta)
+        again = read_image(out)
+        if fmt == "JPEG":  # a JPEG's EXIF holds no strips of the source's
+            assert not {273, 279, 339}.intersection(Image.open(out).getexif())
+        else:
+            assert np.array_equal(again.rgb, rgb)
+    # a camera TIFF's real metadata still travels
+    with_make = Image.fromarray(rgb)
+    info = Image.Exif()
+    info[0x010F] = "ScanCo"
+    with_make.save(tmp_path / "made.tif", exif=info.tobytes())
+    out = tmp_path / "made-out.jpg"
+    write_image(out, read_image(tmp_path / "made.tif").rgb, read_image(tmp_path / "made.tif").meta)
+    assert Image.open(out).getexif().get(0x010F) == "ScanCo"
