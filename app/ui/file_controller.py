@@ -22,7 +22,7 @@ from app.io.atomic import atomic_write
 from app.io.images import READ_EXTENSIONS, format_for, read_image, read_mask, write_image
 from app.ui.background import BackgroundTasks
 from app.ui.launch import SAMPLE_PHOTO
-from app.ui.messages import show_error
+from app.ui.messages import confirm_overwrite, show_error
 
 MAX_RECENT = 10
 OPEN_FILTER = "Photos (" + " ".join(f"*{ext}" for ext in READ_EXTENSIONS) + ");;All files (*)"
@@ -148,12 +148,16 @@ class FileController(QObject):
     def export_dialog(self) -> None:
         doc = self.session.document
         stem = Path(doc.source_path).stem if doc.source_path else "photo"
-        suggestion = save_suggestion(doc.source_path, f"{stem}-edited.jpg")
-        path, chosen = QFileDialog.getSaveFileName(self.window, "Export image", suggestion, ";;".join(EXPORT_FILTERS))
-        if not path:
+        # the photo's own format first: a PNG or TIFF stays lossless unless the user picks JPEG
+        source_suffix = Path(doc.source_path).suffix.lower() if doc.source_path else ""
+        suffix = {".png": ".png", ".tif": ".tif", ".tiff": ".tif", ".webp": ".webp"}.get(source_suffix, ".jpg")
+        suggestion = save_suggestion(doc.source_path, f"{stem}-edited{suffix}")
+        start_filter = next(name for name, ext in EXPORT_FILTERS.items() if ext == suffix)
+        typed, chosen = QFileDialog.getSaveFileName(self.window, "Export image", suggestion,
+                                                    ";;".join(EXPORT_FILTERS), start_filter)
+        path = typed if Path(typed).suffix else typed + EXPORT_FILTERS.get(chosen, ".png")
+        if not typed or not confirm_overwrite(self.window, typed, path):
             return
-        if not Path(path).suffix:
-            path += EXPORT_FILTERS.get(chosen, ".png")
         try:
             fmt = format_for(path)
         except ValueError as exc:
@@ -219,8 +223,9 @@ class FileController(QObject):
             self.notice.emit("No layer to export.")
             return
         path, _ = QFileDialog.getSaveFileName(self.window, "Export layer", f"{layer.name}.png", "PNG (*.png)")
-        if path:
-            self.export_layer(path if path.lower().endswith(".png") else path + ".png")
+        final = path if path.lower().endswith(".png") else path + ".png"
+        if path and confirm_overwrite(self.window, path, final):
+            self.export_layer(final)
 
     def export_layer(self, path: str) -> None:
         layer = self.session.active_layer()

@@ -4,6 +4,8 @@ event loop (and a running job) keeps going. The last text is kept on the parent'
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
@@ -14,3 +16,17 @@ def show_error(parent: QWidget, title: str, text: str) -> QMessageBox:
     parent.setProperty("last_message", f"{title}: {text}")
     box.open()
     return box
+
+
+def confirm_overwrite(parent: QWidget, typed: str, final: str) -> bool:
+    """Whether writing `final` is what the user wants. The save dialog asked about replacing the
+    name as typed; when the program then adds an extension ("p1" -> "p1.ora") the file really
+    written was never asked about, and an existing one would be lost without a word."""
+    if Path(final) == Path(typed) or not Path(final).exists():
+        return True
+    box = QMessageBox(QMessageBox.Icon.Warning, "Replace file?",
+                      f"{Path(final).name} already exists in {Path(final).parent}. Do you want to replace it?",
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, parent)
+    box.setObjectName("replace_box")
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    return box.exec() == QMessageBox.StandardButton.Yes

@@ -25,7 +25,7 @@ from app.canvas.session import EditSession
 from app.io.autosave import DEFAULT_INTERVAL_MINUTES, AutosaveStore, Recovery
 from app.io.project import ProjectCancelled, ProjectError, load_project, save_project, snapshot
 from app.ui.file_controller import save_suggestion
-from app.ui.messages import show_error
+from app.ui.messages import confirm_overwrite, show_error
 
 PROJECT_FILTER = "OpenRaster project (*.ora)"
 Buttons = QMessageBox.StandardButton
@@ -209,8 +209,9 @@ class ProjectController(QObject):
         stem = Path(self.project_path or doc.source_path or "untitled").stem
         start = save_suggestion(self.project_path or doc.source_path, f"{stem}.ora")
         path, _ = QFileDialog.getSaveFileName(self.window, "Save project", start, PROJECT_FILTER)
-        if path:
-            self.save_to(path if path.lower().endswith(".ora") else path + ".ora")
+        final = path if path.lower().endswith(".ora") else path + ".ora"
+        if path and confirm_overwrite(self.window, path, final):
+            self.save_to(final)
         else:
             self._close_after_save = None
 

@@ -354,3 +354,67 @@ def test_restore_tab_analyses_the_photo_when_brought_to_the_front(window, qtbot)
     assert [l.name for l in win.current_document().layers] == layers  # no surprise layer
     with qtbot.waitSignal(panel.proposal_ready, timeout=10000):
         panel.detect_button.click()
+
+
+def answer_replace_box(button):
+    """Click `button` in the "Replace file?" box as soon as it is shown (it runs its own loop)."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    asked = []
+
+    def click():
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox) and box.objectName() == "replace_box":
+            asked.append(box.text())
+            box.button(button).click()
+        else:
+            QTimer.singleShot(20, click)
+
+    QTimer.singleShot(0, click)
+    return asked
+
+
+@pytest.mark.parametrize("dialog", ["export", "project", "layer"])
+def test_a_name_typed_without_extension_asks_before_replacing_the_file(window, qtbot, tmp_path, monkeypatch, dialog):
+    # the dialog's own overwrite question saw "victim", not the "victim.png" the program then writes
+    from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+    win = window
+    ext = {"export": ".png", "project": ".ora", "layer": ".png"}[dialog]
+    victim = tmp_path / f"victim{ext}"
+    victim.write_bytes(b"the user's other file")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *a, **k: (str(tmp_path / "victim"), "PNG (*.png)")))
+    monkeypatch.setattr(QInputDialog, "getInt", staticmethod(lambda *a, **k: (90, True)))
+    from app.io.autosave import AutosaveStore
+
+    win.projects.store = AutosaveStore(tmp_path / "autosave")  # never the user's own folder
+    start = {"export": win.files.export_dialog, "project": win.projects.save_as_dialog,
+             "layer": win.files.export_layer_dialog}[dialog]
+
+    asked = answer_replace_box(QMessageBox.StandardButton.Cancel)
+    start()
+    assert asked and f"victim{ext} already exists" in asked[0]
+    qtbot.wait(300)
+    assert victim.read_bytes() == b"the user's other file"
+
+    asked = answer_replace_box(QMessageBox.StandardButton.Yes)
+    start()
+    assert asked
+    qtbot.waitUntil(lambda: victim.read_bytes() != b"the user's other file", timeout=10000)
+
+
+def test_export_suggests_the_photos_own_format(window, qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    win = window
+    src = tmp_path / "scan.png"
+    Image.fromarray(small_photo()).save(src)
+    with qtbot.waitSignal(win.document_changed, timeout=10000):
+        win.files.open_path(str(src))
+    offered = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *a, **k: offered.append(a) or ("", "")))
+    win.files.export_dialog()
+    assert offered[0][2].endswith("scan-edited.png") and offered[0][4] == "PNG (*.png)"
