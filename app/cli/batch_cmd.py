@@ -49,7 +49,18 @@ def run(args: argparse.Namespace) -> int:
     if not photos:
         print(f"error: no photos in {photos_dir}", file=sys.stderr)
         return 2
-    out_dir.mkdir(parents=True, exist_ok=True)
+    suffix = ("." + args.format.lstrip(".")) if args.format else ""
+    try:
+        if suffix:
+            format_for("photo" + suffix)  # a wrong --format is one message now, not one per photo at the end
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except ValueError as exc:
+        print(f"error: --format: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot create the output folder {out_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    inputs = {p.resolve() for p in photos} | {p.resolve() for p in masks.values()}
     failures: list[tuple[str, str]] = []
     written: dict[Path, str] = {}  # a.png and a.jpg would both write a.<ext>: refuse the second
     # one backend and one loaded model for the whole batch
@@ -66,9 +77,11 @@ def run(args: argparse.Namespace) -> int:
             try:
                 if photo.stem not in masks:
                     raise CliError("no mask with this name")
-                suffix = ("." + args.format.lstrip(".")) if args.format else photo.suffix
-                target = out_dir / (photo.stem + suffix)
+                target = out_dir / (photo.stem + (suffix or photo.suffix))
                 format_for(target)
+                if target.resolve() in inputs:
+                    raise CliError(f"{target.name} in the output folder is one of the inputs; it is not "
+                                   "overwritten (choose another output folder)")
                 if target in written:
                     raise CliError(f"{written[target]} already writes {target.name}; rename one of them")
                 written[target] = photo.name

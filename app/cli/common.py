@@ -4,13 +4,14 @@ messages a user can act on, and a progress bar on stderr."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from app.engine.settings import BACKENDS, METHODS, InpaintSettings
-from app.io.images import ImageReadError, LoadedImage, read_image, read_mask
+from app.io.images import ImageReadError, LoadedImage, format_for, read_image, read_mask
 
 
 class CliError(Exception):
@@ -41,6 +42,33 @@ def settings_from(args: argparse.Namespace) -> InpaintSettings:
         raise CliError("--texture must be between 0 (smooth) and 2.")
     return InpaintSettings(method=args.method, model_path=args.model, backend=args.backend,
                            chunk_columns=args.chunk_columns, texture=args.texture)
+
+
+def check_output(output: str | Path, *inputs: str | Path | None) -> None:
+    """Refuse an output before any work is done: a format we cannot write, a folder that is
+    missing or not writable, or a file that is one of the inputs (writing it would destroy the
+    original; the user meant another name)."""
+    try:
+        format_for(output)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    out = Path(output)
+    for source in inputs:
+        if source is not None and _same_file(out, Path(source)):
+            raise CliError(f"{out.name} is also an input; writing it would replace the original. "
+                           "Choose another output name.")
+    folder = out.parent
+    if not folder.is_dir():
+        raise CliError(f"Cannot write in {folder}: the folder does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise CliError(f"Cannot write in {folder}: permission denied.")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
 
 
 def load_photo(path: str | Path, max_megapixels: float = InpaintSettings.max_megapixels) -> LoadedImage:

@@ -6,10 +6,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.cli.common import CliError, ProgressBar, add_engine_options, load_mask_for, load_photo, settings_from, warn
+from app.cli.common import (
+    CliError,
+    ProgressBar,
+    add_engine_options,
+    check_output,
+    load_mask_for,
+    load_photo,
+    settings_from,
+    warn,
+)
 from app.engine import EngineError, inpaint
 from app.io.atomic import SaveError
-from app.io.images import format_for, write_image
+from app.io.images import write_image
 
 
 def register(sub) -> None:
@@ -37,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         print("error: --mask is required for a photo (an .ora project carries its own mask layers).", file=sys.stderr)
         return 2
     try:
-        format_for(args.output)
+        check_output(args.output, args.photo, args.mask)
         settings = settings_from(args)
         loaded = load_photo(args.photo, settings.max_megapixels)
         mask = load_mask_for(args.mask, loaded.rgb, args.invert_mask)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.cli.common import CliError, ProgressBar, load_photo, warn
+from app.cli.common import CliError, ProgressBar, check_output, load_photo, warn
 from app.engine import EngineError
 from app.io.atomic import SaveError, atomic_write
 from app.io.images import encode_image, format_for, write_image
@@ -61,9 +61,9 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        format_for(args.output)
+        check_output(args.output, args.photo, args.mask)
         if args.save_mask:
-            format_for(args.save_mask)
+            check_output(args.save_mask, args.photo, args.mask, args.output)
         if not 0.0 <= args.sensitivity <= 1.0:
             raise CliError("--sensitivity must be between 0 and 1.")
         if not 1 <= args.quality <= 100:

@@ -63,7 +63,9 @@ def resolve_coarse(settings: InpaintSettings, backend: Backend | None):
     method = settings.method
     model_path = Path(settings.model_path) if settings.model_path else DEFAULT_MODEL
     if method == "auto":
-        method = "model" if model_path.is_file() else "telea"
+        # without the bundled model the engine still fills (OpenCV); a model the user named
+        # and that is missing is an error (load_spec says so), not a silent switch to Telea
+        method = "model" if model_path.is_file() or settings.model_path else "telea"
     if method in ("telea", "ns"):
         stage = OpenCVCoarse(method, settings.coarse_size)
         if backend is None:

@@ -86,3 +86,37 @@ def test_batch_folder_errors(capsys, tmp_path):
     code, _, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", out, "--method", "telea",
                               "--backend", "npu")
     assert code != 0 and "NPU" in stderr
+
+
+def test_batch_into_its_own_photo_folder_never_overwrites_an_original(capsys, tmp_path):
+    photos, masks, _ = _folders(tmp_path)
+    Image.fromarray(_photo(1)).save(photos / "a.png")
+    Image.fromarray(_photo(2)).save(photos / "b.png")
+    Image.fromarray(_photo(3)).save(photos / "b.jpg", quality=95)
+    for stem in ("a", "b"):
+        Image.fromarray(_mask()).save(masks / f"{stem}.png")
+    originals = {p.name: p.read_bytes() for p in photos.iterdir()}
+
+    code, _, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", photos, *FAST, "--format", "jpg")
+    assert code == 1
+    # a.png -> a.jpg is new and written; b.png -> b.jpg would replace the photo b.jpg
+    assert "b.jpg in the output folder is one of the inputs" in stderr
+    assert {p.name: p.read_bytes() for p in photos.iterdir() if p.name in originals} == originals
+    assert (photos / "a.jpg").exists()
+
+
+def test_batch_output_folder_that_cannot_be_made_is_one_line(capsys, tmp_path):
+    photos, masks, _ = _folders(tmp_path)
+    Image.fromarray(_photo(1)).save(photos / "a.png")
+    Image.fromarray(_mask()).save(masks / "a.png")
+    (tmp_path / "file").write_text("a file, not a folder")
+    code, _, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", tmp_path / "file" / "out", *FAST)
+    assert code == 2 and "cannot create the output folder" in stderr
+
+
+def test_batch_unknown_format_is_refused_before_any_photo(capsys, tmp_path):
+    photos, masks, out = _folders(tmp_path)
+    Image.fromarray(_photo(1)).save(photos / "a.png")
+    Image.fromarray(_mask()).save(masks / "a.png")
+    code, _, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", out, *FAST, "--format", "bmp")
+    assert code == 2 and "--format" in stderr and "0/1" not in stderr

@@ -4,7 +4,6 @@ never a traceback."""
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 import struct
@@ -407,3 +406,22 @@ def test_texture_option_sets_how_grainy_the_fill_is(capsys, tmp_path):
     assert spread["0"] < 5 and spread["1"] > 15  # smooth vs about the photo's own grain (25)
     code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", tmp_path / "x.png", "--texture", "3", *FAST)
     assert code == 1 and "--texture" in stderr
+
+
+@pytest.mark.parametrize("which", ["photo", "mask"])
+def test_output_that_is_an_input_is_refused_before_any_work(capsys, files, which):
+    tmp, photo, mask = files
+    target = {"photo": photo, "mask": mask}[which]
+    before = target.read_bytes()
+    # the same file under another spelling of its path
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", tmp / "." / target.name, *FAST)
+    assert code == 1 and "is also an input" in stderr
+    assert target.read_bytes() == before
+
+
+def test_a_named_model_that_is_missing_is_an_error_not_a_silent_switch_to_telea(capsys, files):
+    tmp, photo, mask = files
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", tmp / "o.png",
+                              "--model", tmp / "nowhere.onnx", "--backend", "cpu")
+    assert code == 1 and "Model file not found" in stderr and "nowhere.onnx" in stderr
+    assert not (tmp / "o.png").exists()

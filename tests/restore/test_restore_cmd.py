@@ -57,10 +57,13 @@ def test_restore_with_repairs_and_detect_choice(damaged, tmp_path):
         (["--detect", "mould"], "unknown damage kind"),
         (["--sensitivity", "3"], "between 0 and 1"),
         (["-o", "x.bmpx"], "choose a file name"),
+        (["--save-mask", "absent/m.png"], "the folder does not exist"),
+        (["--save-mask", "old.png"], "is also an input"),
     ],
 )
-def test_restore_bad_arguments_give_a_message(damaged, tmp_path, capsys, args, text):
+def test_restore_bad_arguments_give_a_message(damaged, tmp_path, capsys, monkeypatch, args, text):
     _, _, path = damaged
+    monkeypatch.chdir(tmp_path)  # relative names in `args` are beside the photo
     argv = ["restore", str(path), "-o", str(tmp_path / "o.png")] + args
     assert main(argv) == 1
     assert text in capsys.readouterr().err
