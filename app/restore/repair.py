@@ -86,15 +86,21 @@ def auto_levels(rgb: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.nda
 
 #: the cast is estimated on a copy no larger than this (px, long side): enough edges, fast
 BALANCE_ESTIMATE_SIDE = 1024
+#: Minkowski order of the edge pooling in `cast_estimate` (4 and 6 measured equal, 1 and 2 worse)
+EDGE_NORM = 4.0
 
 
 def cast_estimate(rgb: np.ndarray) -> np.ndarray:
     """The colour of the light (3 channel weights, mean 1) under the gray-edge hypothesis
-    (van de Weijer et al. 2007): the average colour *difference* across the photo's edges
-    is gray. Unlike the plain channel means (gray-world), one big coloured area - an orange
-    suit, a lawn, a sky - does not pass for a cast: measured on 100 photos with random casts
-    its mean angular error is 3.5 degrees against gray-world's 7.2 (leaving clipped
-    highlights out made it worse). A photo without edges falls back to the channel means."""
+    (van de Weijer et al. 2007): the colour *difference* across the photo's edges is gray.
+    Unlike the plain channel means (gray-world), one big coloured area - an orange suit, a
+    lawn, a sky - does not pass for a cast. The edges are pooled with a Minkowski norm of
+    order EDGE_NORM, so strong edges count most and fine noise hardly at all: with a plain
+    mean (order 1) the chroma noise that luminance-only denoising leaves behind passed for a
+    cast (a warm print turned green after Denoise + balance). bench/balance.py, 90 photos with
+    random casts: mean angular error 2.94 degrees (order 1: 3.20, channel means 7.69), with
+    noise of sigma 10 denoised first 3.03 (order 1: 5.11). A photo without edges falls back to
+    the channel means."""
     rgb = _check(rgb)
     h, w = rgb.shape[:2]
     scale = min(1.0, BALANCE_ESTIMATE_SIDE / max(h, w))
@@ -103,7 +109,8 @@ def cast_estimate(rgb: np.ndarray) -> np.ndarray:
     img = cv2.GaussianBlur(small.astype(np.float32), (0, 0), 1.0)
     gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, borderType=cv2.BORDER_REFLECT)
     gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, borderType=cv2.BORDER_REFLECT)
-    edges = np.sqrt(gx * gx + gy * gy).reshape(-1, 3).mean(axis=0)
+    magnitude = np.sqrt(gx * gx + gy * gy).reshape(-1, 3).astype(np.float64)
+    edges = np.mean(magnitude**EDGE_NORM, axis=0) ** (1.0 / EDGE_NORM)
     estimate = edges if edges.mean() > 0.5 else small.reshape(-1, 3).mean(axis=0).astype(np.float32)
     return estimate / max(float(estimate.mean()), 1e-6)
 

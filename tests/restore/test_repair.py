@@ -113,3 +113,17 @@ def test_gray_world_is_a_step_of_its_own():
     assert seen == ["balance"] and spread(balanced) < 3  # a gray picture: its edges are gray too
     assert np.array_equal(balanced, repair.gray_world(sepia))  # nothing else ran
     assert repair.RepairSteps(balance=True).any and not repair.RepairSteps().any
+
+
+def test_balance_after_denoise_does_not_turn_a_noisy_print_green():
+    # luminance-only denoising leaves chroma noise, least in green (L weighs it most); pooled
+    # evenly over a mostly smooth photo's edges that noise passed for a magenta cast and the
+    # balance turned the print green (the mean pooling's estimate for green fell 0.965 -> 0.60)
+    rng = np.random.default_rng(3)
+    warm = np.clip(smooth_photo() * np.array([1.12, 1.0, 0.88]), 0, 255)
+    noisy = np.clip(warm + rng.normal(0, 6, warm.shape), 0, 255).astype(np.uint8)
+    warm = warm.astype(np.uint8)
+    assert np.abs(repair.cast_estimate(repair.denoise(noisy)) - repair.cast_estimate(warm)).max() < 0.02
+    without_noise = repair.apply_repairs(warm, repair.RepairSteps(balance=True))
+    after_denoise = repair.apply_repairs(noisy, repair.RepairSteps(denoise=True, balance=True))
+    assert np.abs(colour_of(after_denoise) - colour_of(without_noise)).max() < 0.02
