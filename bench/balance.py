@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.restore import repair  # noqa: E402
+from app.restore import repair
 
 
 def gray_world_estimate(rgb: np.ndarray) -> np.ndarray:
