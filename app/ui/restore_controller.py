@@ -48,6 +48,8 @@ class RestoreController(QObject):
         self.runner = window.runner
         self.panel = panel or RestorePanel()
         self._base: InpaintOutcome | None = None  # the pending fill a repair preview builds on
+        self._previewed: RepairSteps | None = None  # the steps of the repair preview now pending
+        self._apply_waiting: RepairSteps | None = None  # Apply pressed before their preview was ready
         # digest of each recent proposal -> the controls it was made with (sensitivity, kinds): an
         # undo or redo that brings a proposal back sets the slider and the kind boxes back with it
         self._proposal_controls: OrderedDict[bytes, tuple[float, tuple[str, ...]]] = OrderedDict()
@@ -59,6 +61,7 @@ class RestoreController(QObject):
         p.repair_preview.connect(self.on_repair_preview)
         p.repair_requested.connect(self.apply_repairs)
         p.message.connect(self.notice.emit)
+        p.repairer.failed.connect(lambda _m: setattr(self, "_apply_waiting", None))
         s.document_replaced.connect(lambda: self._photo_changed(new_document=True))
         s.photo_changed.connect(lambda _rect: self._photo_changed(new_document=False))
         s.result_changed.connect(self._on_result_changed)
@@ -147,6 +150,7 @@ class RestoreController(QObject):
         result = self.session.document.result
         if result is None or f"{REPAIR_TAG}:" not in result.method:
             self._base = result  # a fill result (or none): previews build on it
+            self._previewed = None
             self.panel.set_repair_source(None if result is None else result.image)
 
     def on_repair_preview(self, steps: RepairSteps, image: np.ndarray) -> None:
@@ -164,14 +168,31 @@ class RestoreController(QObject):
         else:
             outcome = InpaintOutcome(image=image, method=method, backend="cpu")
         self.session.set_result(outcome)
+        self._previewed = steps
+        waiting = self._apply_waiting
+        if waiting is not None:
+            if waiting != self.panel.repair_steps():  # the boxes changed after Apply was pressed
+                self._apply_waiting = None
+                self.notice.emit("The repair steps changed after Apply; press Apply repairs again.")
+            elif steps == waiting and not self.panel.preview_pending():
+                self._apply_waiting = None
+                self.apply_repairs(steps)
 
     def apply_repairs(self, steps: RepairSteps) -> bool:
+        """Apply the preview of `steps`. Pressed while that preview is still being computed (a box
+        ticked a moment ago), it applies when the preview arrives, never the older one on screen."""
+        if steps.any and (self.panel.preview_pending() or self._previewed != steps):
+            self._apply_waiting = steps
+            if not self.panel.preview_pending():
+                self.panel.preview_now()
+            self.notice.emit("Applying the repairs when their preview is ready…")
+            return False
         result = self.session.document.result
         if result is None or f"{REPAIR_TAG}:" not in result.method:
             self.notice.emit("Turn on a repair step first; its preview shows in the before/after slider.")
             return False
         self.session.apply_result()
-        self._base = None
+        self._base = self._previewed = None
         self.panel.set_repair_source(None)
         return True
 

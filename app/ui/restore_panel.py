@@ -468,6 +468,10 @@ class RestorePanel(QWidget):
         if self._photo is not None:
             self._repair_timer.start()
 
+    def preview_pending(self) -> bool:
+        """A preview is scheduled or computing: the one shown is not of the boxes as they are."""
+        return self._repair_timer.isActive() or self.repairer.busy()
+
     def preview_now(self, source: np.ndarray | None = None) -> None:
         """Compute the repair preview of `source` (default: the photo) off the GUI thread."""
         self._repair_timer.stop()

@@ -185,3 +185,39 @@ def test_fill_without_detection_says_so(window, qtbot):
     window.restore.notice.connect(msgs.append)
     assert not window.restore.fill()
     assert "Detect damage" in msgs[-1]
+
+
+def test_apply_pressed_before_the_latest_preview_is_ready_applies_that_preview(window, qtbot):
+    # tick Denoise, then Balance and Apply within a moment: the preview on screen is still the
+    # denoise-only one; Apply must give what the boxes say, not that older preview
+    win, doc = window, window.current_document()
+    photo = doc.photo.copy()
+    panel = win.restore.panel
+    with qtbot.waitSignal(panel.repair_preview, timeout=20000):
+        panel.sharpen_box.setChecked(True)
+    panel.fade_box.setChecked(True)  # its preview is only scheduled
+    assert panel.preview_pending() and "fade" not in doc.result.method
+    panel.apply_button.click()
+    assert "fade" not in doc.result.method  # nothing applied yet
+    qtbot.waitUntil(lambda: doc.result is None, timeout=20000)
+    assert np.array_equal(doc.photo, apply_repairs(photo, RepairSteps(fade=True, sharpen=True)))
+    win.session.undo_stack.undo()  # one undo step, as for an Apply after a finished preview
+    assert np.array_equal(doc.photo, photo)
+
+
+def test_changing_the_steps_after_apply_cancels_the_waiting_apply(window, qtbot):
+    win, doc = window, window.current_document()
+    photo = doc.photo.copy()
+    panel = win.restore.panel
+    msgs = []
+    win.restore.notice.connect(msgs.append)
+    panel.sharpen_box.setChecked(True)
+    panel.apply_button.click()
+    panel.sharpen_box.setChecked(False)
+    panel.fade_box.setChecked(True)
+    with qtbot.waitSignal(panel.repair_preview, timeout=20000):
+        pass
+    qtbot.waitUntil(lambda: not panel.preview_pending(), timeout=20000)
+    qtbot.wait(100)
+    assert np.array_equal(doc.photo, photo)  # nothing applied behind the user's back
+    assert any("press Apply repairs again" in m for m in msgs)
