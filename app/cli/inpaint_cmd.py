@@ -61,5 +61,8 @@ def run(args: argparse.Namespace) -> int:
     except (CliError, EngineError, SaveError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.output}: {result.regions} region(s) filled with {result.method} on {result.backend}")
+    if result.regions == 0:
+        print(f"{args.output}: nothing to fill (empty mask); the photo was written unchanged")
+    else:
+        print(f"{args.output}: {result.regions} region(s) filled with {result.method} on {result.backend}")
     return 0

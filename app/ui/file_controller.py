@@ -165,7 +165,8 @@ class FileController(QObject):
             return
         quality = self.jpeg_quality
         if fmt in ("JPEG", "WEBP"):
-            quality, ok = QInputDialog.getInt(self.window, "Quality", f"{fmt} quality (1–100):", quality, 1, 100)
+            label = "WebP quality (1–100; 100 = lossless):" if fmt == "WEBP" else "JPEG quality (1–100):"
+            quality, ok = QInputDialog.getInt(self.window, "Quality", label, quality, 1, 100)
             if not ok:
                 return
             self.jpeg_quality = quality

@@ -137,8 +137,9 @@ def test_empty_mask_writes_the_photo_unchanged_and_says_so(capsys, files):
     tmp, photo, _ = files
     mask = _save(tmp / "empty.png", np.zeros((H, W), np.uint8))
     out = tmp / "o.png"
-    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, *FAST)
+    code, stdout, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, *FAST)
     assert code == 0 and "empty" in stderr and "unchanged" in stderr
+    assert "nothing to fill" in stdout and "none on none" not in stdout
     assert np.array_equal(_read_rgb(out), _photo())
 
 
