@@ -294,6 +294,13 @@ class RestorePanel(QWidget):
         self.analyser.cancel()
         self.detector.cancel()
         self.repairer.cancel()
+        self._repair_timer.stop()
+        # a ticked box promises a preview of *this* photo; the old one's is gone, and Apply must not
+        # run steps the user has not seen (nor run them twice after an Apply)
+        for box in (self.denoise_box, self.fade_box, self.balance_box, self.sharpen_box):
+            box.blockSignals(True)
+            box.setChecked(False)
+            box.blockSignals(False)
         self.live = live and self._photo is not None
         if self.live:
             self.schedule_proposal()

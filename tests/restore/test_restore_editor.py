@@ -221,3 +221,17 @@ def test_changing_the_steps_after_apply_cancels_the_waiting_apply(window, qtbot)
     qtbot.wait(100)
     assert np.array_equal(doc.photo, photo)  # nothing applied behind the user's back
     assert any("press Apply repairs again" in m for m in msgs)
+
+
+def test_after_apply_the_boxes_are_clear_and_a_second_apply_changes_nothing(window, qtbot):
+    win, doc = window, window.current_document()
+    photo = doc.photo.copy()
+    panel = win.restore.panel
+    with qtbot.waitSignal(panel.repair_preview, timeout=20000):
+        panel.sharpen_box.setChecked(True)
+    panel.apply_button.click()
+    once = apply_repairs(photo, RepairSteps(sharpen=True))
+    assert np.array_equal(doc.photo, once) and not panel.sharpen_box.isChecked()
+    panel.apply_button.click()  # a double click: the repairs are not run a second time
+    qtbot.wait(200)
+    assert not panel.preview_pending() and np.array_equal(doc.photo, once)
