@@ -1,6 +1,7 @@
-"""User-facing messages that do not block: a window-modal box opened with open(), so the
+"""User-facing messages. Errors do not block: a window-modal box opened with open(), so the
 event loop (and a running job) keeps going. The last text is kept on the parent's
-`last_message` property, which tests read."""
+`last_message` property, which tests read. `confirm_overwrite` is the one question that
+waits for its answer: it belongs to the (already modal) save dialog that came just before."""
 
 from __future__ import annotations
 
