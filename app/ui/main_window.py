@@ -88,6 +88,8 @@ class MainWindow(QMainWindow):
         w, h = document.size
         self.status.show_size(w, h)
         self.status.clearMessage()  # a message about the previous photo would mislead
+        pending = document.result  # a reopened project may carry one
+        self.status.show_engine(None if pending is None else pending.backend, "" if pending is None else pending.method)
         name = document.source_path.replace("\\", "/").rsplit("/", 1)[-1] if document.source_path else "untitled"
         self.setWindowTitle(f"{name}[*] – Inpaint Studio")  # [*]: where Qt shows the unsaved mark
         self._update_enabled()

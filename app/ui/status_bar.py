@@ -23,5 +23,6 @@ class StatusBar(QStatusBar):
     def show_cursor(self, point: object) -> None:
         self.cursor_label.setText(f"x {point[0]}, y {point[1]}" if point else "")
 
-    def show_engine(self, backend: str, method: str) -> None:
-        self.engine_label.setText(f"{backend} · {method}")
+    def show_engine(self, backend: str | None, method: str = "") -> None:
+        """The engine of the result on screen; None = no result yet for this document."""
+        self.engine_label.setText("engine: not run yet" if backend is None else f"{backend} · {method}")

@@ -418,3 +418,16 @@ def test_export_suggests_the_photos_own_format(window, qtbot, tmp_path, monkeypa
                         staticmethod(lambda *a, **k: offered.append(a) or ("", "")))
     win.files.export_dialog()
     assert offered[0][2].endswith("scan-edited.png") and offered[0][4] == "PNG (*.png)"
+
+
+def test_the_engine_label_is_of_the_document_on_screen(window, qtbot):
+    win = window
+    paint(win, [(30, 30), (60, 40)])
+    win.runner.method = "telea"
+    run_to_result(win, qtbot)
+    doc = win.current_document()
+    assert "telea" in win.status.engine_label.text()
+    win.set_document(Document(photo=small_photo()))  # another photo: the last run says nothing about it
+    assert win.status.engine_label.text() == "engine: not run yet"
+    win.set_document(doc)  # a document with a pending result (a reopened project) names its engine
+    assert "telea" in win.status.engine_label.text()
