@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.engine.settings import BACKENDS, METHODS, InpaintSettings
+from app.engine.settings import BACKENDS, METHODS, STAGE_TEXT, InpaintSettings
 from app.io.images import ImageReadError, LoadedImage, format_for, read_image, read_mask
 
 
@@ -115,6 +115,7 @@ class ProgressBar:
         self._last = ""
 
     def __call__(self, stage: str, step: int, total: int, fraction: float) -> None:
+        stage = STAGE_TEXT.get(stage, stage)  # "Filling", not the engine's key "model" (the method may be Telea)
         text = stage if total <= 1 else f"{stage} {step}/{total}"
         if self.tty:
             filled = int(fraction * 30)

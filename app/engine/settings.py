@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, fields, replace
 
 #: coarse-stage methods; "model" runs the ONNX/OM generator, the others OpenCV at 512 px
 METHODS = ("auto", "model", "telea", "ns")
+#: what each progress stage key means, for people (the editor's progress bar, the command line)
+STAGE_TEXT = {"prepare": "Preparing", "model": "Filling", "aggregate": "Adding detail", "paste": "Pasting back"}
 BACKENDS = ("auto", "cpu", "npu")
 
 

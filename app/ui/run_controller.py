@@ -14,9 +14,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.canvas.document import InpaintOutcome, LayerKind
 from app.canvas.session import EditSession
-from app.engine.settings import InpaintSettings
-
-STAGE_TEXT = {"prepare": "Preparing", "model": "Filling", "aggregate": "Adding detail", "paste": "Pasting back"}
+from app.engine.settings import STAGE_TEXT, InpaintSettings
 
 
 def default_worker() -> Any:

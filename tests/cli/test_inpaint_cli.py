@@ -69,7 +69,7 @@ def test_inpaint_png_writes_the_fill_and_keeps_every_other_pixel(capsys, files):
     code, stdout, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, *FAST)
     assert code == 0
     assert "1 region(s) filled with opencv telea" in stdout and "cpu" in stdout
-    assert "paste" in stderr  # the progress report
+    assert "Filling" in stderr and "Pasting back" in stderr  # the progress report, in words
     result, original, m = _read_rgb(out), _photo(), _mask()
     assert np.array_equal(result[m == 0], original[m == 0])
     assert not np.array_equal(result[m > 0], original[m > 0])
