@@ -442,6 +442,19 @@ def load_project(
     return doc
 
 
+
+def _image_kind(head: bytes) -> str:
+    """The photo format a file starts like, or ""."""
+    if head.startswith(b"\x89PNG"):
+        return "PNG"
+    if head.startswith(b"\xff\xd8"):
+        return "JPEG"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return ""
+
 class _open_zip:
     """Context manager: an open, basically sane zip (mimetype first and stored, declared sizes
     plausible, no forged compression ratios) or a ProjectError."""
@@ -467,7 +480,13 @@ class _open_zip:
             self._close()
             raise
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error, KeyError) as exc:
+            self.handle.seek(0)
+            head = self.handle.read(12)
             self._close()
+            if head[:2] != b"PK":  # not a damaged project: another kind of file (often a photo)
+                kind = _image_kind(head)
+                raise ProjectError(f"{label} is not a readable OpenRaster project: it is "
+                                   + (f"a {kind} image; open it as a photo." if kind else "not a zip archive.")) from exc
             raise ProjectError(f"{label} is not a readable OpenRaster project: the zip archive is damaged or truncated ({_short(exc)}).") from exc
         return self.zf, label
 

@@ -104,7 +104,9 @@ def test_corrupt_png_with_valid_crc(tmp_path, valid):
     ("data", "match"),
     [
         (b"", "not a readable"),
-        (b"\xff\xd8\xff\xe0 a jpeg renamed", "not a readable"),
+        (b"\xff\xd8\xff\xe0 a jpeg renamed", "not a readable OpenRaster project: it is a JPEG image; open it as a photo"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(20), "it is a PNG image"),
+        (b"plain text", "it is not a zip archive"),
         (b"PK\x05\x06" + bytes(18), "empty archive"),
     ],
 )
