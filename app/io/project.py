@@ -442,7 +442,6 @@ def load_project(
     return doc
 
 
-
 def _image_kind(head: bytes) -> str:
     """The photo format a file starts like, or ""."""
     if head.startswith(b"\x89PNG"):
@@ -454,6 +453,7 @@ def _image_kind(head: bytes) -> str:
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WebP"
     return ""
+
 
 class _open_zip:
     """Context manager: an open, basically sane zip (mimetype first and stored, declared sizes
