@@ -37,6 +37,12 @@ def detect(win, qtbot):
         win.restore.panel.detect_button.click()
 
 
+def tick_and_preview(panel, qtbot, box):
+    """Tick a repair box and wait for its preview."""
+    with qtbot.waitSignal(panel.repair_preview, timeout=20000):
+        box.setChecked(True)
+
+
 def test_proposal_becomes_an_editable_undoable_layer(window, qtbot):
     win, doc = window, window.current_document()
     photo = doc.photo.copy()
@@ -151,8 +157,7 @@ def test_repair_preview_in_compare_then_apply_and_undo(window, qtbot):
     win, doc = window, window.current_document()
     photo = doc.photo.copy()
     panel = win.restore.panel
-    with qtbot.waitSignal(panel.repair_preview, timeout=20000):
-        panel.fade_box.setChecked(True)
+    tick_and_preview(panel, qtbot, panel.fade_box)
     steps = RepairSteps(fade=True)
     assert doc.result is not None and doc.result.method.startswith("repair")
     assert win.canvas.comparing()
@@ -170,8 +175,7 @@ def test_turning_repairs_off_returns_to_the_fill_result(window, qtbot):
         win.restore.panel.fill_button.click()
     fill = doc.result
     panel = win.restore.panel
-    with qtbot.waitSignal(panel.repair_preview, timeout=20000):
-        panel.sharpen_box.setChecked(True)
+    tick_and_preview(panel, qtbot, panel.sharpen_box)
     assert doc.result is not fill and "repair: sharpen" in doc.result.method
     assert np.array_equal(doc.result.mask, fill.mask)  # applying also clears the filled damage
     assert np.array_equal(doc.result.image, apply_repairs(fill.image, RepairSteps(sharpen=True)))
@@ -188,13 +192,12 @@ def test_fill_without_detection_says_so(window, qtbot):
 
 
 def test_apply_pressed_before_the_latest_preview_is_ready_applies_that_preview(window, qtbot):
-    # tick Denoise, then Balance and Apply within a moment: the preview on screen is still the
-    # denoise-only one; Apply must give what the boxes say, not that older preview
+    # tick Sharpen, then Fade and Apply within a moment: the preview on screen is still the
+    # sharpen-only one; Apply must give what the boxes say, not that older preview
     win, doc = window, window.current_document()
     photo = doc.photo.copy()
     panel = win.restore.panel
-    with qtbot.waitSignal(panel.repair_preview, timeout=20000):
-        panel.sharpen_box.setChecked(True)
+    tick_and_preview(panel, qtbot, panel.sharpen_box)
     panel.fade_box.setChecked(True)  # its preview is only scheduled
     assert panel.preview_pending() and "fade" not in doc.result.method
     panel.apply_button.click()
@@ -227,8 +230,7 @@ def test_after_apply_the_boxes_are_clear_and_a_second_apply_changes_nothing(wind
     win, doc = window, window.current_document()
     photo = doc.photo.copy()
     panel = win.restore.panel
-    with qtbot.waitSignal(panel.repair_preview, timeout=20000):
-        panel.sharpen_box.setChecked(True)
+    tick_and_preview(panel, qtbot, panel.sharpen_box)
     panel.apply_button.click()
     once = apply_repairs(photo, RepairSteps(sharpen=True))
     assert np.array_equal(doc.photo, once) and not panel.sharpen_box.isChecked()
