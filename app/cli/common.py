@@ -13,6 +13,8 @@ import numpy as np
 from app.engine.settings import BACKENDS, METHODS, STAGE_TEXT, InpaintSettings
 from app.io.images import ImageReadError, LoadedImage, format_for, read_image, read_mask
 
+QUALITY_HELP = "JPEG/WebP quality 1-100 (default 95; 100 = lossless WebP, the default for a lossless WebP photo)"
+
 
 class CliError(Exception):
     """A problem to print as one line, then exit non-zero."""
@@ -30,11 +32,11 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--texture", type=float, default=InpaintSettings.texture, metavar="T",
                         help="the photo's own grain carried into the fill, as a share of the grain around "
                              "it: 0 = smooth, 1 = at most as grainy as the surroundings (default 1, at most 2)")
-    parser.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1-100 (default 95)")
+    parser.add_argument("--quality", type=int, default=None, metavar="Q", help=QUALITY_HELP)
 
 
 def settings_from(args: argparse.Namespace) -> InpaintSettings:
-    if not 1 <= args.quality <= 100:
+    if args.quality is not None and not 1 <= args.quality <= 100:
         raise CliError("--quality must be between 1 and 100.")
     if args.chunk_columns < 1:
         raise CliError("--chunk-columns must be at least 1.")

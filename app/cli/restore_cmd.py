@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.cli.common import CliError, ProgressBar, check_output, load_photo, warn
+from app.cli.common import QUALITY_HELP, CliError, ProgressBar, check_output, load_photo, warn
 from app.engine import EngineError
 from app.io.atomic import SaveError, atomic_write
 from app.io.images import encode_image, format_for, write_image
@@ -55,7 +55,7 @@ def register(sub) -> None:
     p.add_argument("--sharpen", type=float, nargs="?", const=0.6, default=0.0, metavar="AMOUNT",
                    help="finish with an unsharp mask (default amount 0.6)")
     p.add_argument("--save-mask", metavar="MASK.png", help="also write the damage mask (white = filled)")
-    p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1-100 (default 95)")
+    p.add_argument("--quality", type=int, default=None, metavar="Q", help=QUALITY_HELP)
     p.set_defaults(run=run)
 
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             check_output(args.save_mask, args.photo, args.mask, args.output)
         if not 0.0 <= args.sensitivity <= 1.0:
             raise CliError("--sensitivity must be between 0 and 1.")
-        if not 1 <= args.quality <= 100:
+        if args.quality is not None and not 1 <= args.quality <= 100:
             raise CliError("--quality must be between 1 and 100.")
         if args.sharpen < 0:
             raise CliError("--sharpen must be 0 or more.")

@@ -52,6 +52,7 @@ class ImageMeta:
     alpha: np.ndarray | None = None  # uint8 HxW, re-attached on save when the format allows
     source_format: str = ""
     notes: list[str] = field(default_factory=list)
+    lossless_webp: bool = False  # the photo was a lossless WebP: a WebP export stays lossless by default
 
 
 @dataclass(eq=False)
@@ -95,7 +96,8 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
         raise ImageReadError(f"{label} is not an image this program can read ({exc}).") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"{label} is damaged or truncated and cannot be decoded ({exc}).") from exc
-    meta = ImageMeta(source_format=img.format or "", icc_profile=img.info.get("icc_profile"))
+    meta = ImageMeta(source_format=img.format or "", icc_profile=img.info.get("icc_profile"),
+                     lossless_webp=img.format == "WEBP" and _webp_is_lossless(data))
     if img.format == "PNG" and len(data) > 25 and data[24] == 16 and img.mode in ("RGB", "RGBA"):
         # Pillow reduces 16-bit colour PNGs to 8 bits on open; the IHDR bit depth tells
         meta.notes.append("16-bit colour reduced to 8-bit RGB")
@@ -113,6 +115,23 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
         rgb = rgb.copy()
     meta.alpha = alpha
     return LoadedImage(rgb=rgb, meta=meta)
+
+
+def _webp_is_lossless(data: bytes) -> bool:
+    """Whether a WebP's image chunk is VP8L (lossless) rather than VP8 (lossy): walk the RIFF
+    chunks (an extended file puts VP8X, ICCP, ALPH... before it)."""
+    pos = 12
+    while pos + 8 <= len(data):
+        fourcc, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        if fourcc in (b"VP8L", b"VP8 ", b"ANMF"):
+            return fourcc == b"VP8L"
+        pos += 8 + size + (size & 1)
+    return False
+
+
+def default_quality(fmt: str, meta: ImageMeta | None) -> int:
+    """JPEG/WebP quality when the user gave none: 95, or 100 (lossless) for a WebP from a lossless WebP."""
+    return 100 if fmt == "WEBP" and meta is not None and meta.lossless_webp else 95
 
 
 def _to_rgb8(img: Image.Image, meta: ImageMeta) -> tuple[np.ndarray, np.ndarray | None]:
@@ -167,8 +186,10 @@ def format_for(path: str | Path) -> str:
     return SAVE_FORMATS[ext]
 
 
-def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quality: int = 95) -> bytes:
-    """Encode RGB uint8 to bytes in `fmt` (PNG, JPEG, TIFF, WEBP), keeping EXIF and ICC."""
+def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quality: int | None = None) -> bytes:
+    """Encode RGB uint8 to bytes in `fmt` (PNG, JPEG, TIFF, WEBP), keeping EXIF and ICC.
+    `quality` None = `default_quality`."""
+    quality = default_quality(fmt, meta) if quality is None else quality
     meta = meta or ImageMeta()
     img = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
     if meta.alpha is not None and fmt in ("PNG", "TIFF", "WEBP") and meta.alpha.shape == rgb.shape[:2]:
@@ -191,7 +212,7 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
     return buf.getvalue()
 
 
-def write_image(path: str | Path, rgb: np.ndarray, meta: ImageMeta | None = None, quality: int = 95) -> None:
+def write_image(path: str | Path, rgb: np.ndarray, meta: ImageMeta | None = None, quality: int | None = None) -> None:
     """Write atomically; the format comes from the extension."""
     data = encode_image(rgb, format_for(path), meta, quality)
     with atomic_write(path) as handle:

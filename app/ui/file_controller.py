@@ -163,13 +163,16 @@ class FileController(QObject):
         except ValueError as exc:
             show_error(self.window, "Cannot export", str(exc))
             return
-        quality = self.jpeg_quality
+        # a lossless WebP stays lossless unless the user lowers it (not remembered for later exports)
+        keep_lossless = fmt == "WEBP" and doc.meta.lossless_webp
+        quality = 100 if keep_lossless else self.jpeg_quality
         if fmt in ("JPEG", "WEBP"):
             label = "WebP quality (1–100; 100 = lossless):" if fmt == "WEBP" else "JPEG quality (1–100):"
             quality, ok = QInputDialog.getInt(self.window, "Quality", label, quality, 1, 100)
             if not ok:
                 return
-            self.jpeg_quality = quality
+            if not keep_lossless:
+                self.jpeg_quality = quality
         self.export_to(path, quality)
 
     def export_to(self, path: str, quality: int = 92) -> None:

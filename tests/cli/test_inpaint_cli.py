@@ -426,3 +426,14 @@ def test_a_named_model_that_is_missing_is_an_error_not_a_silent_switch_to_telea(
                               "--model", tmp / "nowhere.onnx", "--backend", "cpu")
     assert code == 1 and "Model file not found" in stderr and "nowhere.onnx" in stderr
     assert not (tmp / "o.png").exists()
+
+
+def test_lossless_webp_in_lossless_webp_out(capsys, files):
+    tmp, _, mask = files
+    photo = tmp / "photo.webp"
+    Image.fromarray(_photo()).save(photo, "WEBP", lossless=True)
+    out = tmp / "o.webp"
+    code, _, _ = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, *FAST)
+    assert code == 0
+    keep = _mask() == 0
+    assert np.array_equal(_read_rgb(out)[keep], _photo()[keep])  # bit-identical outside the mask

@@ -291,3 +291,20 @@ def test_tiff_layout_tags_are_not_carried_as_exif(tmp_path):
     out = tmp_path / "made-out.jpg"
     write_image(out, read_image(tmp_path / "made.tif").rgb, read_image(tmp_path / "made.tif").meta)
     assert Image.open(out).getexif().get(0x010F) == "ScanCo"
+
+
+@pytest.mark.parametrize("lossless", [True, False])
+def test_a_lossless_webp_is_written_back_lossless_by_default(tmp_path, lossless):
+    rgb = _rgb(h=48, w=64)
+    source = tmp_path / "in.webp"
+    Image.fromarray(rgb).save(source, "WEBP", lossless=lossless, quality=90)
+    loaded = read_image(source)
+    assert loaded.meta.lossless_webp is lossless
+    write_image(tmp_path / "out.webp", loaded.rgb, loaded.meta)  # no quality given
+    again = read_image(tmp_path / "out.webp")
+    assert again.meta.lossless_webp is lossless
+    if lossless:
+        assert np.array_equal(again.rgb, rgb)
+    # an extended WebP (VP8X first, with an ICC chunk) is read the same way
+    Image.fromarray(rgb).save(tmp_path / "icc.webp", "WEBP", lossless=lossless, icc_profile=_icc())
+    assert read_image(tmp_path / "icc.webp").meta.lossless_webp is lossless
