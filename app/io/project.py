@@ -207,7 +207,7 @@ def snapshot(doc: Document) -> Document:
     meta = ImageMeta(
         exif=doc.meta.exif, icc_profile=doc.meta.icc_profile,
         alpha=None if doc.meta.alpha is None else doc.meta.alpha.copy(),
-        source_format=doc.meta.source_format, notes=list(doc.meta.notes),
+        source_format=doc.meta.source_format, notes=list(doc.meta.notes), lossless_webp=doc.meta.lossless_webp,
     )
     result = None
     if doc.result is not None:
@@ -347,7 +347,8 @@ def _project_json(doc: Document) -> bytes:
         "app": "inpaint-studio",
         "app_version": __version__,
         "settings": doc.settings.to_dict(),
-        "photo": {"source_format": doc.meta.source_format, "notes": list(doc.meta.notes)},
+        "photo": {"source_format": doc.meta.source_format, "notes": list(doc.meta.notes),
+                  "lossless_webp": doc.meta.lossless_webp},
         "source_name": Path(doc.source_path).name if doc.source_path else None,
     }
     if doc.result is not None:
@@ -434,7 +435,8 @@ def load_project(
             raise
         except MemoryError as exc:
             raise ProjectError(f"{label} needs more memory than is available to open.") from exc
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, TypeError, LookupError, struct.error) as exc:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, TypeError, LookupError, struct.error,
+                NotImplementedError) as exc:  # zipfile: "compressed patched data", "strong encryption"
             raise ProjectError(f"{label} is damaged and cannot be read ({_short(exc)}).") from exc
     doc.source_path = str(path)
     if progress:
@@ -479,7 +481,8 @@ class _open_zip:
         except ProjectError:
             self._close()
             raise
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error, KeyError) as exc:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error, KeyError,
+                NotImplementedError) as exc:
             self.handle.seek(0)
             head = self.handle.read(12)
             self._close()
@@ -650,7 +653,8 @@ def _read_structure(zf: zipfile.ZipFile, label: str, max_megapixels: float = 100
         return _read_structure_inner(zf, label, max_megapixels)
     except ProjectError:
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error, KeyError, RecursionError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error, KeyError, RecursionError,
+            NotImplementedError) as exc:
         raise ProjectError(f"{label} is damaged and cannot be read ({_short(exc)}).") from exc
 
 
@@ -887,6 +891,7 @@ def _read_pixels(zf, label, info: ProjectInfo, progress: Progress | None, cancel
     extras_meta = extras_all.get("photo") if isinstance(extras_all.get("photo"), dict) else None
     if extras_meta:
         meta.source_format = str(extras_meta.get("source_format", meta.source_format))[:40]
+        meta.lossless_webp = extras_meta.get("lossless_webp") is True
         saved_notes = extras_meta.get("notes")
         if isinstance(saved_notes, list):
             meta.notes = [str(n)[:300] for n in saved_notes[:50]] + info.notes

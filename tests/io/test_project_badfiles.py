@@ -389,3 +389,13 @@ def test_file_resaved_by_krita_keeps_masks_result_and_protect_by_name(tmp_path):
     assert [x.kind for x in back.layers] == [LayerKind.FILL, LayerKind.PROTECT]  # by its name
     assert back.result is not None and np.array_equal(back.result.image, doc.result.image)
     assert any("another program" in note for note in back.meta.notes)
+
+
+@pytest.mark.parametrize("flag_bit", [5, 6])  # "compressed patched data", "strong encryption"
+def test_zip_flags_this_program_cannot_read(tmp_path, valid, flag_bit):
+    # zipfile raises NotImplementedError for these; found by the byte fuzzer
+    blob = bytearray(valid)
+    entry = blob.find(b"PK\x01\x02", blob.find(b"PK\x01\x02") + 4)  # the second central entry
+    flags = struct.unpack("<H", blob[entry + 8 : entry + 10])[0] | (1 << flag_bit)
+    blob[entry + 8 : entry + 10] = struct.pack("<H", flags)
+    open_bad(tmp_path, bytes(blob), "damaged|not a readable")

@@ -29,6 +29,7 @@ def assert_same(a: Document, b: Document) -> None:
     assert a.meta.exif == b.meta.exif
     assert a.meta.icc_profile == b.meta.icc_profile
     assert a.meta.source_format == b.meta.source_format
+    assert a.meta.lossless_webp == b.meta.lossless_webp
     if a.meta.alpha is None:
         assert b.meta.alpha is None
     else:
