@@ -44,12 +44,7 @@ def gray_world_estimate(rgb: np.ndarray) -> np.ndarray:
 
 
 def mean_edge_estimate(rgb: np.ndarray) -> np.ndarray:
-    saved = repair.EDGE_NORM
-    repair.EDGE_NORM = 1.0
-    try:
-        return repair.cast_estimate(rgb)
-    finally:
-        repair.EDGE_NORM = saved
+    return repair.cast_estimate(rgb, norm=1.0)
 
 
 ESTIMATORS = {"gray-world": gray_world_estimate, "gray-edge, mean": mean_edge_estimate,

@@ -75,6 +75,9 @@ MAX_LAYERS = 256
 MAX_ENTRIES = 1024
 MAX_SIDE = 100_000
 MAX_XML_BYTES = 4 << 20
+# what reading a damaged or foreign archive raises (zipfile's NotImplementedError: "compressed
+# patched data", "strong encryption" flags)
+ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error, NotImplementedError)
 MAX_JSON_BYTES = 4 << 20
 MAX_BLOB_BYTES = 32 << 20  # EXIF / ICC
 MAX_DEFLATE_RATIO = 1100  # deflate cannot compress better than ~1032:1: a higher declared ratio is forged
@@ -435,8 +438,7 @@ def load_project(
             raise
         except MemoryError as exc:
             raise ProjectError(f"{label} needs more memory than is available to open.") from exc
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, TypeError, LookupError, struct.error,
-                NotImplementedError) as exc:  # zipfile: "compressed patched data", "strong encryption"
+        except (*ARCHIVE_ERRORS, TypeError, LookupError) as exc:
             raise ProjectError(f"{label} is damaged and cannot be read ({_short(exc)}).") from exc
     doc.source_path = str(path)
     if progress:
@@ -481,10 +483,12 @@ class _open_zip:
         except ProjectError:
             self._close()
             raise
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error, KeyError,
-                NotImplementedError) as exc:
-            self.handle.seek(0)
-            head = self.handle.read(12)
+        except (*ARCHIVE_ERRORS, KeyError) as exc:
+            try:
+                self.handle.seek(0)
+                head = self.handle.read(12)
+            except OSError:
+                head = b"PK"  # unreadable now: report it as the damaged archive it seemed
             self._close()
             if head[:2] != b"PK":  # not a damaged project: another kind of file (often a photo)
                 kind = _image_kind(head)
@@ -653,8 +657,7 @@ def _read_structure(zf: zipfile.ZipFile, label: str, max_megapixels: float = 100
         return _read_structure_inner(zf, label, max_megapixels)
     except ProjectError:
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error, KeyError, RecursionError,
-            NotImplementedError) as exc:
+    except (*ARCHIVE_ERRORS, KeyError, RecursionError) as exc:
         raise ProjectError(f"{label} is damaged and cannot be read ({_short(exc)}).") from exc
 
 

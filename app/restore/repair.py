@@ -90,12 +90,12 @@ BALANCE_ESTIMATE_SIDE = 1024
 EDGE_NORM = 4.0
 
 
-def cast_estimate(rgb: np.ndarray) -> np.ndarray:
+def cast_estimate(rgb: np.ndarray, norm: float = EDGE_NORM) -> np.ndarray:
     """The colour of the light (3 channel weights, mean 1) under the gray-edge hypothesis
     (van de Weijer et al. 2007): the colour *difference* across the photo's edges is gray.
     Unlike the plain channel means (gray-world), one big coloured area - an orange suit, a
     lawn, a sky - does not pass for a cast. The edges are pooled with a Minkowski norm of
-    order EDGE_NORM, so strong edges count most and fine noise hardly at all: with a plain
+    order `norm` (EDGE_NORM), so strong edges count most and fine noise hardly at all: with a plain
     mean (order 1) the chroma noise that luminance-only denoising leaves behind passed for a
     cast (a warm print turned green after Denoise + balance). bench/balance.py, 90 photos with
     random casts: mean angular error 3.04 degrees (order 1: 3.34, channel means 7.40), with
@@ -111,7 +111,7 @@ def cast_estimate(rgb: np.ndarray) -> np.ndarray:
     gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, borderType=cv2.BORDER_REFLECT)
     gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, borderType=cv2.BORDER_REFLECT)
     magnitude = np.sqrt(gx * gx + gy * gy).reshape(-1, 3).astype(np.float64)
-    edges = np.mean(magnitude**EDGE_NORM, axis=0) ** (1.0 / EDGE_NORM)
+    edges = np.mean(magnitude**norm, axis=0) ** (1.0 / norm)
     estimate = edges if edges.mean() > 0.5 else small.reshape(-1, 3).mean(axis=0).astype(np.float32)
     return estimate / max(float(estimate.mean()), 1e-6)
 

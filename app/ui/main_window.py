@@ -88,8 +88,7 @@ class MainWindow(QMainWindow):
         w, h = document.size
         self.status.show_size(w, h)
         self.status.clearMessage()  # a message about the previous photo would mislead
-        pending = document.result  # a reopened project may carry one
-        self.status.show_engine(None if pending is None else pending.backend, "" if pending is None else pending.method)
+        self.status.show_engine(document.result)  # a reopened project may carry one
         name = document.source_path.replace("\\", "/").rsplit("/", 1)[-1] if document.source_path else "untitled"
         self.setWindowTitle(f"{name}[*] – Inpaint Studio")  # [*]: where Qt shows the unsaved mark
         self._update_enabled()
@@ -196,7 +195,7 @@ class MainWindow(QMainWindow):
         s.command_failed.connect(lambda text: show_error(self, "The edit failed", text),
                                  Qt.ConnectionType.QueuedConnection)
         self.runner.cancelled.connect(lambda: st.showMessage("Run cancelled; nothing was changed.", 6000))
-        self.runner.finished.connect(lambda o: st.show_engine(o.backend, o.method))
+        self.runner.finished.connect(st.show_engine)
         self.runner.running_changed.connect(lambda _r: self._update_enabled())
         s.result_changed.connect(self._update_enabled)
         s.layers_changed.connect(self._update_enabled)

@@ -1,8 +1,10 @@
-"""Status bar: photo size, zoom, cursor position, and the backend + method of the last run."""
+"""Status bar: photo size, zoom, cursor position, and the backend + method of the result on screen."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
+
+from app.canvas.document import InpaintOutcome
 
 
 class StatusBar(QStatusBar):
@@ -23,6 +25,6 @@ class StatusBar(QStatusBar):
     def show_cursor(self, point: object) -> None:
         self.cursor_label.setText(f"x {point[0]}, y {point[1]}" if point else "")
 
-    def show_engine(self, backend: str | None, method: str = "") -> None:
+    def show_engine(self, outcome: InpaintOutcome | None) -> None:
         """The engine of the result on screen; None = no result yet for this document."""
-        self.engine_label.setText("engine: not run yet" if backend is None else f"{backend} · {method}")
+        self.engine_label.setText("engine: not run yet" if outcome is None else f"{outcome.backend} · {outcome.method}")
