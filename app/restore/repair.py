@@ -68,14 +68,32 @@ def clahe_l(rgb: np.ndarray, clip_limit: float = 1.5, tiles: int = 8) -> np.ndar
     return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
 
 
+#: colour statistics (cast, levels) are read from a copy no larger than this (px, long side)
+BALANCE_ESTIMATE_SIDE = 1024
+
+
+def _statistics_copy(rgb: np.ndarray) -> np.ndarray:
+    """float32 copy for colour statistics: at most BALANCE_ESTIMATE_SIDE px (enough for them,
+    fast on 12 MP) and blurred (sigma 1) so that pixel noise does not pass for colour."""
+    h, w = rgb.shape[:2]
+    scale = min(1.0, BALANCE_ESTIMATE_SIDE / max(h, w))
+    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                       interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+    return cv2.GaussianBlur(small.astype(np.float32), (0, 0), 1.0)
+
+
 def auto_levels(rgb: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
     """Per-channel percentile stretch: the `low` percentile goes to 0 and `high` to 255
     (also removes a colour cast from fading, since each channel is stretched on its own)."""
     rgb = _check(rgb)
     out = np.empty_like(rgb)
+    # the ends are read from a smoothed copy: single noisy pixels must not set them. After the
+    # luminance-only denoise green keeps the least noise, so its raw tails were the narrowest,
+    # it was stretched the most and a print turned magenta
+    stats = _statistics_copy(rgb)
     for c in range(3):
         ch = rgb[:, :, c]
-        lo, hi = np.percentile(ch, [low, high])
+        lo, hi = np.percentile(stats[:, :, c], [low, high])
         if hi - lo < 1.0:
             out[:, :, c] = ch
             continue
@@ -84,8 +102,6 @@ def auto_levels(rgb: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.nda
     return out
 
 
-#: the cast is estimated on a copy no larger than this (px, long side): enough edges, fast
-BALANCE_ESTIMATE_SIDE = 1024
 #: Minkowski order of the edge pooling in `cast_estimate` (4 and 6 measured equal, 1 and 2 worse)
 EDGE_NORM = 4.0
 
@@ -102,17 +118,12 @@ def cast_estimate(rgb: np.ndarray, norm: float = EDGE_NORM) -> np.ndarray:
     noise of sigma 10 denoised first 3.15 (order 1: 5.17); with synthetic scratches and dust
     still in the photo 3.48 (order 1: 3.17), so the restore fills the damage before it
     balances. A photo without edges falls back to the channel means."""
-    rgb = _check(rgb)
-    h, w = rgb.shape[:2]
-    scale = min(1.0, BALANCE_ESTIMATE_SIDE / max(h, w))
-    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                       interpolation=cv2.INTER_AREA) if scale < 1 else rgb
-    img = cv2.GaussianBlur(small.astype(np.float32), (0, 0), 1.0)
+    img = _statistics_copy(_check(rgb))
     gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, borderType=cv2.BORDER_REFLECT)
     gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, borderType=cv2.BORDER_REFLECT)
     magnitude = np.sqrt(gx * gx + gy * gy).reshape(-1, 3).astype(np.float64)
     edges = np.mean(magnitude**norm, axis=0) ** (1.0 / norm)
-    estimate = edges if edges.mean() > 0.5 else small.reshape(-1, 3).mean(axis=0).astype(np.float32)
+    estimate = edges if edges.mean() > 0.5 else img.reshape(-1, 3).mean(axis=0)
     return estimate / max(float(estimate.mean()), 1e-6)
 
 
