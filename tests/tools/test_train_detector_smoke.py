@@ -164,6 +164,23 @@ def test_painted_grids_are_negatives_inside_one_rectangle(trainer, tmp_path):
         assert not target.any() and weight.all()  # and it is not damage
 
 
+def test_tear_share_sets_how_many_damaged_photos_have_a_tear(trainer):
+    """--tear-share: that share of the damage specs has one tear (the bench's damage has one in
+    half of its photos); without it a quarter, drawn as the runs before the option."""
+    def share(tear_share):
+        rng = np.random.default_rng(5)
+        specs = [trainer.random_spec(rng, tear_share) for _ in range(2000)]
+        assert all(s.tears in ((0, 0), (0, 1), (1, 1)) for s in specs)
+        return np.mean([s.tears == (1, 1) for s in specs]), np.mean([s.tears[1] for s in specs])
+
+    assert share(1.0) == (1.0, 1.0)
+    assert share(0.0) == (0.0, 0.0)
+    sure, possible = share(0.5)
+    assert abs(sure - 0.5) < 0.04 and possible == sure
+    sure, possible = share(None)  # (0, 1): a tear in half of these specs' photos
+    assert sure == 0.0 and abs(possible / 2 - 0.25) < 0.03
+
+
 def straightness(lines: np.ndarray) -> float | None:
     """Median over the painted lines (connected components) of the RMS distance of their
     pixels from their own best-fitting straight line, in px; None for a grid (its crossings
