@@ -1,7 +1,8 @@
 """The document: a photo, its ordered mask layers and the latest engine result.
 
 Plain Python + numpy, no Qt: the canvas widget, the project file and the tests all
-work on this model. Masks are uint8 HxW with 255 = painted, 0 = not painted.
+work on this model. Masks are uint8 HxW, 0 = not painted, 255 = painted at full strength;
+soft brushes leave values between, and a pixel counts as painted above `PAINTED_ABOVE`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from enum import Enum
 import numpy as np
 
 from app.engine.settings import InpaintSettings
-from app.io.images import ImageMeta
+from app.io.images import PAINTED_ABOVE, ImageMeta
 
 _layer_ids = itertools.count(1)
 
@@ -84,10 +85,11 @@ class Document:
         raise KeyError(uid)
 
     def combined_mask(self, kind: LayerKind) -> np.ndarray:
-        """Union of the visible layers of one kind (what a run uses)."""
+        """Union of the visible layers of one kind, 0/255 (what a run uses): the pixels painted
+        above half strength, as in a mask file; a soft brush's faint rim is not a hole."""
         h, w = self.photo.shape[:2]
         out = np.zeros((h, w), np.uint8)
         for layer in self.layers:
             if layer.visible and layer.kind == kind:
                 np.maximum(out, layer.mask, out=out)
-        return out
+        return np.where(out > PAINTED_ABOVE, 255, 0).astype(np.uint8)

@@ -17,6 +17,7 @@ from PySide6.QtGui import QUndoStack
 from app.canvas import commands
 from app.canvas.document import Document, InpaintOutcome, LayerKind, MaskLayer
 from app.canvas.patch import Patch, Rect
+from app.engine.settings import InpaintSettings
 
 _LAYER_PROPS = ("name", "visible", "locked", "kind", "color", "opacity")
 MaskTool = Callable[[np.ndarray], "tuple[Rect | None, Patch | None]"]
@@ -28,6 +29,7 @@ class EditSession(QObject):
     layer_pixels_changed = Signal(int, object)  # uid, Rect of changed pixels (None = all)
     photo_changed = Signal(object)  # Rect of changed photo pixels (None = all)
     result_changed = Signal()  # a result arrived, was applied or discarded
+    settings_changed = Signal()  # the document's engine settings (method, texture) changed
     command_failed = Signal(str)  # an undo command's redo/undo raised (what failed, for the user)
     active_layer_changed = Signal(int)  # uid, 0 = none
 
@@ -142,8 +144,16 @@ class EditSession(QObject):
     def discard_result(self) -> None:
         self.set_result(None)
 
+    def set_settings(self, settings: InpaintSettings) -> None:
+        """The engine settings the next run uses; a project keeps them. Not an undo step (as
+        the Run panel's choices in other editors), but the project counts it as a change."""
+        if settings != self._document.settings:
+            self._document.settings = settings
+            self.settings_changed.emit()
+
     def apply_result(self) -> bool:
-        """The pending result becomes the photo (one undo step, which brings the result back)."""
+        """The pending result becomes the photo (one undo step, which brings the result back);
+        the unlocked visible fill layers are cleared where the run filled."""
         doc = self._document
         outcome = doc.result
         if outcome is None:
@@ -155,7 +165,8 @@ class EditSession(QObject):
         if outcome.mask is not None:
             ran = outcome.mask > 0
             for layer in doc.layers:
-                if layer.kind == LayerKind.FILL and layer.visible:
+                # a locked layer keeps its pixels, as it does against every other edit
+                if layer.kind == LayerKind.FILL and layer.visible and not layer.locked:
                     cleared = np.where(ran, np.uint8(0), layer.mask)
                     patch = Patch.from_diff(cleared, layer.mask)
                     if patch:

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from app.canvas.patch import Patch, Rect
+from app.io.images import PAINTED_ABOVE
 
 PAINT = 255
 Point = tuple[float, float]
@@ -149,7 +150,7 @@ def grow(mask: np.ndarray, px: int) -> tuple[Rect | None, Patch | None]:
     px = int(px)
     if px == 0:
         return None, None
-    painted = mask > 127
+    painted = mask > PAINTED_ABOVE
     rows = np.flatnonzero(painted.any(axis=1))
     if rows.size == 0:
         return None, None

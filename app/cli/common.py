@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from app.engine.settings import BACKENDS, METHODS, STAGE_TEXT, InpaintSettings
-from app.io.images import ImageReadError, LoadedImage, format_for, read_image, read_mask
+from app.io.images import ImageReadError, LoadedImage, format_for, read_image, read_mask_for
 
 QUALITY_HELP = "JPEG/WebP quality 1-100 (default 95; 100 = lossless WebP, the default for a lossless WebP photo)"
 
@@ -88,18 +88,12 @@ def load_mask_for(path: str | Path, photo: np.ndarray, invert: bool) -> np.ndarr
     any other size is refused."""
     h, w = photo.shape[:2]
     try:
-        mask = read_mask(path, invert=invert)
+        mask, scaled_from = read_mask_for(path, (w, h), invert=invert)
     except ImageReadError as exc:
-        raise CliError(f"mask: {exc}") from exc
-    mh, mw = mask.shape
-    if (mh, mw) != (h, w):
-        if abs(mw / mh - w / h) > 0.01 * (w / h):
-            raise CliError(
-                f"The mask {Path(path).name} is {mw}x{mh} but the photo is {w}x{h}, with another aspect ratio; "
-                "make a mask of the photo's size."
-            )
+        raise CliError(str(exc) if str(exc).startswith("The mask") else f"mask: {exc}") from exc
+    if scaled_from:
+        mw, mh = scaled_from
         warn(f"the mask {Path(path).name} is {mw}x{mh}; scaled to the photo's {w}x{h} (nearest neighbour).")
-        mask = read_mask(path, size=(w, h), invert=invert)
     return mask
 
 

@@ -22,6 +22,9 @@ from app.io.atomic import atomic_write
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 READ_EXTENSIONS = tuple(SAVE_FORMATS) + (".bmp",)
 DEFAULT_MAX_MEGAPIXELS = 100.0
+# a mask value above this counts as painted: in mask files, and in the editor's soft-edged
+# layers, so the faint rim of a soft brush or eraser is not filled as if painted at full strength
+PAINTED_ABOVE = 127
 
 # A TIFF's first IFD is both its metadata and its pixel layout; Pillow's getexif() returns
 # all of it. Written back as "EXIF" these would describe the *source's* strips, compression
@@ -220,7 +223,7 @@ def write_image(path: str | Path, rgb: np.ndarray, meta: ImageMeta | None = None
 
 
 def read_mask(path: str | Path, size: tuple[int, int] | None = None, invert: bool = False) -> np.ndarray:
-    """Read a mask image as uint8 0/255 (255 = fill). Any channel layout; > 127 is painted.
+    """Read a mask image as uint8 0/255 (255 = fill). Any channel layout; > PAINTED_ABOVE is painted.
 
     With `size` (width, height) a mask of another size is scaled to it (nearest
     neighbour, so it stays binary) — callers say so to the user.
@@ -228,11 +231,27 @@ def read_mask(path: str | Path, size: tuple[int, int] | None = None, invert: boo
     loaded = read_image(path)
     gray = loaded.rgb.max(axis=2)
     if loaded.meta.alpha is not None:
-        gray = np.where(loaded.meta.alpha > 127, gray, 0).astype(np.uint8)
-    mask = np.where(gray > 127, 255, 0).astype(np.uint8)
+        gray = np.where(loaded.meta.alpha > PAINTED_ABOVE, gray, 0).astype(np.uint8)
+    mask = np.where(gray > PAINTED_ABOVE, 255, 0).astype(np.uint8)
     if invert:
         mask = 255 - mask
     if size is not None and (mask.shape[1], mask.shape[0]) != tuple(size):
         pil = Image.fromarray(mask).resize(tuple(size), Image.NEAREST)
         mask = np.asarray(pil).copy()
     return mask
+
+
+def read_mask_for(path: str | Path, size: tuple[int, int],
+                  invert: bool = False) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """Read a mask for a photo of `size` (width, height): (mask, the file's size if it was
+    scaled, else None). A mask of another size
+    with the photo's aspect ratio is scaled to it (nearest neighbour: callers say so); another
+    aspect ratio would put the painted areas in the wrong places, so it is refused."""
+    mask = read_mask(path, invert=invert)
+    (w, h), (mh, mw) = size, mask.shape
+    if (mw, mh) == (w, h):
+        return mask, None
+    if abs(mw / mh - w / h) > 0.01 * (w / h):
+        raise ImageReadError(f"The mask {Path(path).name} is {mw}x{mh} but the photo is {w}x{h}, with another "
+                             "aspect ratio; make a mask of the photo's size.")
+    return np.asarray(Image.fromarray(mask).resize((w, h), Image.NEAREST)).copy(), (mw, mh)

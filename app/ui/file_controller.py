@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QWidget
 from app.canvas.document import Document
 from app.canvas.session import EditSession
 from app.io.atomic import atomic_write
-from app.io.images import READ_EXTENSIONS, format_for, read_image, read_mask, write_image
+from app.io.images import READ_EXTENSIONS, format_for, read_image, read_mask_for, write_image
 from app.ui.background import BackgroundTasks
 from app.ui.launch import SAMPLE_PHOTO
 from app.ui.messages import confirm_overwrite, show_error
@@ -96,6 +96,8 @@ class FileController(QObject):
 
         def done(doc: Document) -> None:
             self.busy_changed.emit(False)
+            shown = self.session.document.settings  # the Run panel's choices stay for the next photo
+            doc.settings = doc.settings.with_(method=shown.method, texture=shown.texture)
             if remember:
                 self.add_recent(path)
             self.document_loaded.emit(doc)
@@ -205,16 +207,15 @@ class FileController(QObject):
         name = Path(path).name
 
         def load() -> tuple[np.ndarray, bool]:
-            with Image.open(path) as probe:
-                resized = probe.size != tuple(size)
-            return read_mask(path, size=size), resized
+            return read_mask_for(path, size)  # another aspect ratio is refused, as on the command line
 
         def done(value: tuple[np.ndarray, bool]) -> None:
             if self.session.document is not doc:
                 return  # another photo was opened meanwhile
-            mask, resized = value
+            mask, scaled_from = value
             self.session.add_layer(name=Path(path).stem, mask=np.ascontiguousarray(mask))
-            self.notice.emit(f"Imported {name} as a layer" + (" (scaled to the photo's size)" if resized else ""))
+            self.notice.emit(f"Imported {name} as a layer" + (
+                f" (scaled from {scaled_from[0]}x{scaled_from[1]} to the photo's size)" if scaled_from else ""))
 
         def failed(exc: Exception) -> None:
             show_error(self.window, "Cannot import mask", str(exc) or f"{name} is not an image this program can read.")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QSettings, QStandardPaths, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
@@ -78,9 +79,14 @@ class ProjectController(QObject):
         self._relays: set[_Relay] = set()
         self._cancel = threading.Event()
         self._busy = 0
-        self._generation = 0
-        self._saved_generation = 0
+        self._generation = 0  # counts every change: the autosave writes when it moved
         self._autosaved_generation = 0
+        # the saved state: the undo stack's clean index plus what is not an undo step (the
+        # pending result, the engine settings); a recovered autosave is unsaved until saved
+        self._saved_result = session.document.result
+        self._saved_settings = session.document.settings
+        self._unsaved_load = False
+        self._shown_dirty = False
         self._pending: tuple[str | None, bool] | None = None  # (project path, dirty) of the next document
         self._recovered: Recovery | None = None
         self._close_after_save: Callable[[], Any] | None = None
@@ -88,7 +94,7 @@ class ProjectController(QObject):
         self._discarding = False
         self._started = False
         for signal in (session.layers_changed, session.layer_pixels_changed, session.photo_changed,
-                       session.result_changed, session.undo_stack.indexChanged):
+                       session.result_changed, session.settings_changed, session.undo_stack.indexChanged):
             signal.connect(self._changed)
         session.document_replaced.connect(self._document_replaced)
         self.timer = QTimer(self)
@@ -97,7 +103,10 @@ class ProjectController(QObject):
     # ---------------------------------------------------------------- state
     @property
     def dirty(self) -> bool:
-        return self._generation != self._saved_generation
+        """Whether the document differs from the project as last saved (undoing back to it counts)."""
+        doc = self.session.document
+        return (self._unsaved_load or not self.session.undo_stack.isClean()
+                or doc.result is not self._saved_result or doc.settings != self._saved_settings)
 
     @property
     def busy(self) -> bool:
@@ -114,19 +123,26 @@ class ProjectController(QObject):
         self._restart_timer()
 
     def _changed(self, *_args) -> None:
-        was = self.dirty
         self._generation += 1
-        if not was:
-            self.dirty_changed.emit(True)
+        self._show_dirty()
+
+    def _show_dirty(self, *_args) -> None:
+        if not shiboken6.isValid(self.session.undo_stack):
+            return  # the window is gone; a late signal (a run finishing) has nothing to mark
+        if self.dirty != self._shown_dirty:
+            self._shown_dirty = self.dirty
+            self.dirty_changed.emit(self._shown_dirty)
 
     def _document_replaced(self) -> None:
         path, dirty = self._pending or (None, False)
         self._pending = None
         self.project_path = path
         self._generation += 1
-        self._saved_generation = self._generation - (1 if dirty else 0)
+        doc = self.session.document
+        self._saved_result, self._saved_settings, self._unsaved_load = doc.result, doc.settings, dirty
         self._autosaved_generation = self._generation if not dirty else -1
-        self.dirty_changed.emit(self.dirty)
+        self._shown_dirty = self.dirty
+        self.dirty_changed.emit(self._shown_dirty)
 
     # ---------------------------------------------------------------- start / stop
     def start(self) -> list[Recovery]:
@@ -216,7 +232,9 @@ class ProjectController(QObject):
             self._close_after_save = None
 
     def save_to(self, path: str) -> None:
-        snap, generation = snapshot(self.session.document), self._generation
+        doc = self.session.document
+        snap, generation = snapshot(doc), self._generation
+        saved, mark = (doc.result, doc.settings), self._history_mark()
         name = Path(path).name
         self.notice.emit(f"Saving {name}…")
 
@@ -226,13 +244,18 @@ class ProjectController(QObject):
 
         def done(_path: str) -> None:
             self.project_path = str(path)
-            self._saved_generation = generation
+            (self._saved_result, self._saved_settings), self._unsaved_load = saved, False
+            index, top = self._history_mark()
+            if index == mark[0] and top is mark[1]:
+                self.session.undo_stack.setClean()
+            else:  # edited while saving: no point of today's history is what the file holds
+                self.session.undo_stack.resetClean()
             self.store.discard()  # the project on disk is at least as new as the autosave
             self._autosaved_generation = generation
             if self._recovered is not None:
                 self.store.remove(self._recovered)
                 self._recovered = None
-            self.dirty_changed.emit(self.dirty)
+            self._show_dirty()
             self.notice.emit(f"Saved {name}")
             self.saved.emit(str(path))
             close, self._close_after_save = self._close_after_save, None
@@ -240,6 +263,13 @@ class ProjectController(QObject):
                 close()
 
         self._run(work, done, f"Could not save {name}", on_error=lambda: setattr(self, "_close_after_save", None))
+
+    def _history_mark(self) -> tuple:
+        """Where the undo history stands: its index and the command below it (the same index
+        after undo + a new edit is another point of the history)."""
+        stack = self.session.undo_stack
+        top = stack.command(stack.index() - 1) if stack.index() > 0 else None
+        return stack.index(), top
 
     def autosave_now(self) -> None:
         """Write the autosave if anything changed since the last one (and nothing else runs)."""

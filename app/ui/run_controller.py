@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.canvas.document import InpaintOutcome, LayerKind
 from app.canvas.session import EditSession
-from app.engine.settings import STAGE_TEXT, InpaintSettings
+from app.engine.settings import STAGE_TEXT
 
 
 def default_worker() -> Any:
@@ -43,8 +43,24 @@ class RunController(QObject):
         self._generation = -1
         self._run_mask = None
         self._cancelling: int | None = None
-        self.method = "auto"
-        self.texture = InpaintSettings.texture  # share of the surroundings' grain in the fill
+
+    # the Run panel's choices live in the document's settings, so a project keeps them
+    @property
+    def method(self) -> str:
+        return self.session.document.settings.method
+
+    @method.setter
+    def method(self, method: str) -> None:
+        self.session.set_settings(self.session.document.settings.with_(method=method))
+
+    @property
+    def texture(self) -> float:
+        """Share of the surroundings' grain the fill carries."""
+        return self.session.document.settings.texture
+
+    @texture.setter
+    def texture(self, texture: float) -> None:
+        self.session.set_settings(self.session.document.settings.with_(texture=float(texture)))
 
     @property
     def running(self) -> bool:
@@ -68,7 +84,7 @@ class RunController(QObject):
             return False
         protect = doc.combined_mask(LayerKind.PROTECT)
         protect = protect if protect.any() else None
-        settings = doc.settings.with_(method=self.method, texture=self.texture)
+        settings = doc.settings
         try:
             worker = self._ensure_worker()
         except Exception as exc:  # noqa: BLE001 - the engine could not start: say why

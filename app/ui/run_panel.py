@@ -42,14 +42,13 @@ class RunPanel(QWidget):
         self.texture.setRange(0, 150)
         self.texture.setSingleStep(5)
         self.texture.setPageStep(25)
-        self.texture.setValue(round(runner.texture * 100))
         self.texture.setToolTip(
             "How much of the photo's own grain and fine detail goes into the fill.\n"
             "0 % = smooth; 100 % = at most as grainy as the surroundings (default)."
         )
         self.texture_label = QLabel()
         self.texture.valueChanged.connect(self._on_texture)
-        self._on_texture(self.texture.value())
+        self._show_settings()
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(True)
@@ -93,9 +92,28 @@ class RunPanel(QWidget):
         runner.finished.connect(self._on_finished)
         # Apply, Discard, undo and the restore previews change the pending result too
         runner.session.result_changed.connect(self._on_result_changed)
+        # an opened project brings its own method and texture
+        runner.session.settings_changed.connect(self._show_settings)
+        runner.session.document_replaced.connect(self._show_settings)
+
+    def _show_settings(self) -> None:
+        """Method and texture as the document's settings say (without writing them back)."""
+        index = self.method.findData(self.runner.method)
+        value = round(self.runner.texture * 100)
+        for widget in (self.method, self.texture):
+            widget.blockSignals(True)
+        if index < 0:  # a method the panel does not offer (from a project made elsewhere)
+            self.method.addItem(self.runner.method, self.runner.method)
+            index = self.method.count() - 1
+        self.method.setCurrentIndex(index)
+        self.texture.setValue(value)
+        for widget in (self.method, self.texture):
+            widget.blockSignals(False)
+        self.texture_label.setText(f"{self.texture.value()} %")
 
     def _on_texture(self, value: int) -> None:
-        self.runner.texture = value / 100.0
+        if round(self.runner.texture * 100) != value:  # the slider's steps are whole percent
+            self.runner.texture = value / 100.0
         self.texture_label.setText(f"{value} %")
 
     def show_progress(self, stage: str, fraction: float) -> None:

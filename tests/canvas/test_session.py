@@ -94,6 +94,42 @@ def test_combined_masks_use_visible_layers_by_kind(qtbot):
     assert s.document.combined_mask(LayerKind.PROTECT)[20:25].all()
 
 
+def test_a_soft_rim_is_not_a_hole(qtbot):
+    """A soft eraser leaves a faint rim of the stroke it erased (values 1..127): the run's mask
+    counts a pixel as painted above half strength, as a mask file does, so what can hardly be
+    seen is not filled."""
+    s = make_session()
+    layer = s.add_layer()
+    tools.stamp_segment(layer.mask, (10, 30), (70, 30), radius=6)  # hard brush: 255
+    for _ in range(2):
+        tools.stamp_segment(layer.mask, (10, 30), (70, 30), radius=40, hardness=0.0, erase=True)
+    assert layer.mask.any() and layer.mask.max() <= 127  # the rim is still in the layer
+    assert not s.document.combined_mask(LayerKind.FILL).any()
+    # a soft brush: its core above half strength is the hole, its fading edge is not
+    layer.mask[:] = 0
+    tools.stamp_segment(layer.mask, (40, 30), (40, 30), radius=20, hardness=0.0)
+    fill = s.document.combined_mask(LayerKind.FILL)
+    assert set(np.unique(fill)) == {0, 255}
+    assert np.array_equal(fill > 0, layer.mask > 127) and (layer.mask[fill == 0] > 0).any()
+
+
+def test_apply_leaves_a_locked_layer_as_it_is(qtbot):
+    """Painting, clearing and inverting are refused on a locked layer; Apply does not clear it
+    either, while the unlocked layer the run also used is cleared."""
+    s = make_session()
+    locked, free = s.add_layer(), s.add_layer()
+    locked.mask[10:20, 10:30] = 255
+    free.mask[30:40, 10:30] = 255
+    s.set_layer_props(locked.uid, locked=True)
+    run_mask = s.document.combined_mask(LayerKind.FILL)
+    result = s.document.photo.copy()
+    result[run_mask > 0] = 7
+    s.set_result(InpaintOutcome(image=result, method="opencv telea", backend="cpu", mask=run_mask))
+    assert s.apply_result()
+    assert locked.mask[10:20, 10:30].all() and not free.mask.any()
+    assert np.array_equal(s.document.photo, result)
+
+
 def test_apply_result_is_one_undoable_step(qtbot):
     s = make_session()
     doc = s.document

@@ -303,6 +303,30 @@ def test_layer_panel_operations(window, qtbot, tmp_path):
     assert doc.layers[0].opacity == 0.5 and doc.layers[0].kind == LayerKind.FILL and not doc.layers[0].mask.any()
 
 
+def test_import_mask_scales_only_a_mask_of_the_photos_aspect(window, qtbot, tmp_path):
+    """Import Mask Image follows the command line's rule: a mask of another size with the
+    photo's aspect ratio is scaled (and the status says so); another aspect ratio would put the
+    painted areas in the wrong places, so it is refused with a message and no layer is added."""
+    win, s = window, window.session
+    w, h = win.current_document().size
+    half = np.zeros((h // 2, w // 2), np.uint8)
+    half[5:15, 10:30] = 255
+    Image.fromarray(half).save(tmp_path / "half.png")
+    notices = []
+    win.files.notice.connect(notices.append)
+    with qtbot.waitSignal(s.layers_changed, timeout=10000):
+        win.files.import_mask(str(tmp_path / "half.png"))
+    layer = win.current_document().layers[-1]
+    assert layer.mask.shape == (h, w) and layer.mask[10:30, 20:60].all() and layer.mask.sum() == 255 * 20 * 40
+    assert f"scaled from {w // 2}x{h // 2}" in notices[-1]
+    Image.fromarray(np.full((w, h), 255, np.uint8)).save(tmp_path / "portrait.png")  # turned by 90 degrees
+    count = len(win.current_document().layers)
+    win.files.import_mask(str(tmp_path / "portrait.png"))
+    qtbot.waitUntil(lambda: win.property("last_message") is not None, timeout=10000)
+    assert "another aspect ratio" in win.property("last_message")
+    assert len(win.current_document().layers) == count
+
+
 def test_texture_slider_sets_how_grainy_the_fill_is(window, qtbot):
     win = window
     rng = np.random.default_rng(4)

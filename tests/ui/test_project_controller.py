@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from app.canvas.document import Document
+from app.canvas.document import Document, InpaintOutcome
 from app.canvas.session import EditSession
 from app.io.autosave import AutosaveStore
 from app.io.project import load_project, save_project
@@ -185,3 +185,51 @@ def test_normal_exit_cleans_the_autosave(env, qtbot):
     assert any((tmp / "autosave").glob("*.ora"))
     ctl.shutdown()
     assert list((tmp / "autosave").iterdir()) == []
+
+
+def test_undoing_back_to_the_saved_state_is_clean(env, qtbot):
+    """The unsaved mark follows the saved state, not a count of changes: a stroke undone, a
+    result discarded or a setting changed back leave the project as saved."""
+    ctl, session, _, tmp = env
+    session.discard_result()
+    with qtbot.waitSignal(ctl.saved, timeout=30000):
+        ctl.save_to(str(tmp / "p.ora"))
+    marks = []
+    ctl.dirty_changed.connect(marks.append)
+    layer = session.document.layers[0]
+    session.replace_layer_mask(layer.uid, 255 - layer.mask, "invert")
+    assert ctl.dirty
+    session.undo_stack.undo()
+    assert not ctl.dirty and marks == [True, False]
+    session.undo_stack.redo()
+    assert ctl.dirty
+    session.undo_stack.undo()
+    session.set_layer_props(layer.uid, name="other")  # a new edit where the undone one was
+    session.undo_stack.undo()
+    assert not ctl.dirty
+    result = session.document.photo.copy()
+    session.set_result(InpaintOutcome(result, "opencv telea", "cpu"))
+    assert ctl.dirty
+    session.discard_result()
+    assert not ctl.dirty
+    settings = session.document.settings
+    session.set_settings(settings.with_(method="ns"))
+    assert ctl.dirty
+    session.set_settings(settings)
+    assert not ctl.dirty
+
+
+def test_an_edit_undone_and_replaced_during_a_save_stays_unsaved(env, qtbot):
+    """Saved at history point N; meanwhile undo + another edit make a different point N: the
+    file does not hold it, so the document stays unsaved (and undoing further cannot look clean)."""
+    ctl, session, _, tmp = env
+    layer = session.document.layers[0]
+    session.set_layer_props(layer.uid, name="a")
+    with qtbot.waitSignal(ctl.saved, timeout=30000):
+        ctl.save_to(str(tmp / "p.ora"))
+        session.undo_stack.undo()
+        session.set_layer_props(layer.uid, name="b")
+    assert load_project(tmp / "p.ora").layers[0].name == "a"
+    assert ctl.dirty
+    session.undo_stack.undo()
+    assert ctl.dirty

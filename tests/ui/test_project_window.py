@@ -9,6 +9,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QMessageBox, QProgressBar
 
+from app.engine.settings import InpaintSettings
 from app.io.autosave import AutosaveStore
 from app.io.project import load_project, save_project
 from app.ui.main_window import MainWindow
@@ -185,3 +186,32 @@ def test_opening_a_project_over_unsaved_changes_asks_first(window, qtbot, tmp_pa
         win.files.open_path(str(tmp_path / "next.ora"))
         open_question(win).button(Buttons.Discard).click()
     assert win.current_document().size == (40, 30)
+
+
+def test_the_run_panels_method_and_texture_travel_with_the_project(window, qtbot, tmp_path):
+    """A project keeps the Run panel's method and texture: they are the document's settings,
+    shown when the project opens and written when it is saved."""
+    win, panel = window, window.run_panel
+    other = make_doc(seed=4, w=80, h=60, layers=2)
+    other.settings = other.settings.with_(method="ns", texture=0.3)
+    save_project(other, tmp_path / "o.ora")
+    with qtbot.waitSignal(win.projects.opened, timeout=30000):
+        win.projects.open_path(str(tmp_path / "o.ora"))
+    assert panel.method.currentData() == "ns" and panel.texture.value() == 30
+    assert panel.texture_label.text() == "30 %" and not win.isWindowModified()
+    panel.method.setCurrentIndex(panel.method.findData("telea"))
+    panel.texture.setValue(75)
+    assert win.isWindowModified()
+    with qtbot.waitSignal(win.projects.saved, timeout=30000):
+        win.projects.save_to(str(tmp_path / "o.ora"))
+    back = load_project(tmp_path / "o.ora").settings
+    assert (back.method, back.texture) == ("telea", 0.75)
+    assert back.coarse_size == other.settings.coarse_size  # the rest of the settings as they were
+    # a photo opened next keeps the panel's choices (they are not reset per photo)
+    from PIL import Image
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "next.png")
+    with qtbot.waitSignal(win.document_changed, timeout=10000):
+        win.files.open_path(str(tmp_path / "next.png"))
+    assert win.current_document().settings.method == "telea" and panel.method.currentData() == "telea"
+    assert panel.texture.value() == 75
+    assert win.current_document().settings.coarse_size == InpaintSettings().coarse_size  # only the panel's two
