@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
                 for note in result.notes:
                     if "fell back" in note:
                         print(f"\nwarning: {photo.name}: {note}", file=sys.stderr)
-                write_image(target, result.image, loaded.meta, args.quality)
+                for lost in write_image(target, result.image, loaded.meta, args.quality):
+                    print(f"\nwarning: {target.name}: {lost}", file=sys.stderr)
             except (CliError, EngineError, SaveError, ValueError) as exc:
                 failures.append((photo.name, str(exc)))
         _draw(len(photos), len(photos), "")

@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
             bar.done()
         for note in result.notes:
             warn(note) if "unchanged" in note or "fell back" in note else print(note, file=sys.stderr)
-        write_image(args.output, result.image, loaded.meta, args.quality)
+        for lost in write_image(args.output, result.image, loaded.meta, args.quality):
+            warn(f"{Path(args.output).name}: {lost}")
     except (CliError, EngineError, SaveError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -166,7 +166,8 @@ def run_project(args: argparse.Namespace, cli_settings: InpaintSettings) -> int:
             doc.settings = settings
             save_project(doc, out)
         else:
-            write_image(out, result.image, doc.meta, args.quality)
+            for lost in write_image(out, result.image, doc.meta, args.quality):
+                warn(f"{out.name}: {lost}")
     except (CliError, ProjectError, EngineError, SaveError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         for note in result.notes:
             if "unchanged" in note or "fell back" in note or "hand-made damage filters used" in note:
                 warn(note)
-        write_image(args.output, result.image, loaded.meta, args.quality)
+        for lost in write_image(args.output, result.image, loaded.meta, args.quality):
+            warn(f"{Path(args.output).name}: {lost}")
         if args.save_mask:
             data = encode_image(result.mask[:, :, None].repeat(3, axis=2), format_for(args.save_mask))
             with atomic_write(args.save_mask) as handle:

@@ -158,7 +158,8 @@ def _to_rgb8(img: Image.Image, meta: ImageMeta) -> tuple[np.ndarray, np.ndarray 
         if alpha.min() == 255:
             alpha = None
         else:
-            meta.notes.append("alpha channel kept aside (the fill works on colour; alpha is restored on export)")
+            meta.notes.append("alpha channel kept aside (the fill works on colour; PNG, TIFF and WebP exports "
+                              "carry it again)")
         return np.ascontiguousarray(np.asarray(rgba)[:, :, :3]), alpha
     if mode == "CMYK":
         meta.notes.append("CMYK converted to RGB")
@@ -215,11 +216,22 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
     return buf.getvalue()
 
 
-def write_image(path: str | Path, rgb: np.ndarray, meta: ImageMeta | None = None, quality: int | None = None) -> None:
-    """Write atomically; the format comes from the extension."""
-    data = encode_image(rgb, format_for(path), meta, quality)
+def write_image(path: str | Path, rgb: np.ndarray, meta: ImageMeta | None = None,
+                quality: int | None = None) -> list[str]:
+    """Write atomically; the format comes from the extension. Returns what the file could
+    not keep of the photo, for the user (e.g. a transparent photo written as JPEG)."""
+    fmt = format_for(path)
+    data = encode_image(rgb, fmt, meta, quality)
     with atomic_write(path) as handle:
         handle.write(data)
+    return lost_in(fmt, meta)
+
+
+def lost_in(fmt: str, meta: ImageMeta | None) -> list[str]:
+    """What a file of `fmt` cannot keep of a photo with `meta`."""
+    if meta is not None and meta.alpha is not None and fmt not in ("PNG", "TIFF", "WEBP"):
+        return [f"{fmt} has no transparency: the transparent parts were written as the colours stored under them"]
+    return []
 
 
 def read_mask(path: str | Path, size: tuple[int, int] | None = None, invert: bool = False) -> np.ndarray:

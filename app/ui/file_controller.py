@@ -184,9 +184,9 @@ class FileController(QObject):
         self.notice.emit(f"Exporting {name}…")
         self.busy_changed.emit(True)
 
-        def done(_value: object) -> None:
+        def done(lost: list[str]) -> None:
             self.busy_changed.emit(False)
-            self.notice.emit(f"Exported {name}")
+            self.notice.emit(f"Exported {name}" + (f" ({'; '.join(lost)})" if lost else ""))
 
         def failed(exc: Exception) -> None:
             self.busy_changed.emit(False)

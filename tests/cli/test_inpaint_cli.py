@@ -273,15 +273,16 @@ def test_rgba_png_keeps_its_alpha(capsys, tmp_path):
     mask = _save(tmp_path / "m.png", _mask())
     out = tmp_path / "o.png"
     code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, *FAST)
-    assert code == 0 and "alpha" in stderr
+    assert code == 0 and "alpha" in stderr and "no transparency" not in stderr
     result = np.asarray(Image.open(out))
     assert result.shape == (H, W, 4)
     assert np.array_equal(result[:, :, 3], rgba[:, :, 3])  # alpha restored, everywhere
     keep = _mask() == 0
     assert np.array_equal(result[:, :, :3][keep], rgba[:, :, :3][keep])
-    # a format without alpha gets the colour only
+    # a format without alpha gets the colour only, and the user is told
     out_jpg = tmp_path / "o.jpg"
-    assert run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out_jpg, *FAST)[0] == 0
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out_jpg, *FAST)
+    assert code == 0 and "o.jpg: JPEG has no transparency" in stderr
     assert Image.open(out_jpg).mode == "RGB"
 
 
@@ -437,3 +438,19 @@ def test_lossless_webp_in_lossless_webp_out(capsys, files):
     assert code == 0
     keep = _mask() == 0
     assert np.array_equal(_read_rgb(out)[keep], _photo()[keep])  # bit-identical outside the mask
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
+    """`inpaint-studio project info P.ora | head -1`: when the pipe's reader has gone, the
+    command stops without a traceback (exit 141, as a tool stopped by SIGPIPE)."""
+    from app.io.project import save_project
+    from tests.io.conftest import make_doc
+
+    save_project(make_doc(layers=3), tmp_path / "p.ora")
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "app", "project", "info", str(tmp_path / "p.ora")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
+    proc.stdout.close()  # gone before the program writes its first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "Error" not in err, err
