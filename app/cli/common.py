@@ -56,7 +56,7 @@ def check_output(output: str | Path, *inputs: str | Path | None) -> None:
         raise CliError(str(exc)) from exc
     out = Path(output)
     for source in inputs:
-        if source is not None and _same_file(out, Path(source)):
+        if source is not None and same_file(out, Path(source)):
             raise CliError(f"{out.name} is also an input; writing it would replace the original. "
                            "Choose another output name.")
     folder = out.parent
@@ -66,7 +66,7 @@ def check_output(output: str | Path, *inputs: str | Path | None) -> None:
         raise CliError(f"Cannot write in {folder}: permission denied.")
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
     except OSError:

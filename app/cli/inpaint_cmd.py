@@ -37,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
         from app.cli.project_cmd import run_project
 
         try:
+            if args.mask or args.invert_mask:  # the user means a mask this command would not use
+                raise CliError(f"{Path(args.photo).name} is a project: its visible fill layers are the mask, so "
+                               "--mask and --invert-mask do not apply. Import the mask as a layer in the editor, "
+                               "or fill the photo itself with --mask.")
             settings = settings_from(args)
         except CliError as exc:
             print(f"error: {exc}", file=sys.stderr)

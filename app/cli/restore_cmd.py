@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.cli.common import QUALITY_HELP, CliError, ProgressBar, check_output, load_photo, warn
+from app.cli.common import QUALITY_HELP, CliError, ProgressBar, check_output, load_photo, same_file, warn
 from app.engine import EngineError
 from app.io.atomic import SaveError, atomic_write
 from app.io.images import encode_image, format_for, write_image
@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_output(args.output, args.photo, args.mask)
         if args.save_mask:
-            check_output(args.save_mask, args.photo, args.mask, args.output)
+            if same_file(Path(args.save_mask), Path(args.output)):
+                raise CliError("--save-mask and -o name the same file; give the damage mask its own name.")
+            check_output(args.save_mask, args.photo, args.mask)
         if not 0.0 <= args.sensitivity <= 1.0:
             raise CliError("--sensitivity must be between 0 and 1.")
         if args.quality is not None and not 1 <= args.quality <= 100:

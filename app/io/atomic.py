@@ -32,6 +32,7 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     except OSError as exc:
         raise SaveError(f"Cannot write in {folder}: {exc.strerror or exc}") from exc
     tmp = Path(tmp_name)
+    existed = path.exists()
     try:
         # mkstemp makes the file private (0600); give it the mode the replaced file had, or the
         # one a plain open() would give a new file, so exports stay readable as before
@@ -47,7 +48,8 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
         with contextlib.suppress(OSError):
             tmp.unlink()
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            raise SaveError(f"The disk is full: {path.name} was not saved (the previous file is unchanged).") from exc
+            kept = " (the previous file is unchanged)" if existed else ""
+            raise SaveError(f"The disk is full: {path.name} was not saved{kept}.") from exc
         raise
 
 

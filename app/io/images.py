@@ -79,6 +79,8 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
     # our own limit below replaces Pillow's bomb check, which would refuse photos under it
     # with a misleading message; the declared size is checked before any pixel is decoded
     Image.MAX_IMAGE_PIXELS = None
+    if not data:
+        raise ImageReadError(f"{label} is empty (0 bytes): nothing was saved in it, or it was cut off.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -427,10 +427,12 @@ def load_project(
     progress: Progress | None = None,
     cancel: Cancel | None = None,
     max_megapixels: float = 100.0,
+    label: str | None = None,
 ) -> Document:
-    """Open a project. Raises ProjectError (with a message for the user) on any bad file."""
+    """Open a project. Raises ProjectError (with a message for the user) on any bad file;
+    `label` names the file in it (default: its name; an autosave is named after its photo)."""
     path = Path(path)
-    with _open_zip(path) as (zf, label):
+    with _open_zip(path, label) as (zf, label):
         info = _read_structure(zf, label, max_megapixels)
         try:
             doc = _read_pixels(zf, label, info, progress, cancel)
@@ -463,9 +465,9 @@ class _open_zip:
     """Context manager: an open, basically sane zip (mimetype first and stored, declared sizes
     plausible, no forged compression ratios) or a ProjectError."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, label: str | None = None):
         self.path = path
-        self.label = path.name
+        self.label = label or path.name
         self.handle = None
         self.zf = None
 

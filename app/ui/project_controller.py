@@ -200,7 +200,9 @@ class ProjectController(QObject):
             self.opened.emit(doc)
             self.notice.emit(f"Recovered {rec.title}; save it to keep it.")
 
-        self._run(lambda progress: load_project(rec.path, progress=progress, cancel=self._cancel.is_set),
+        # the autosave's file name is an internal one: messages name the photo
+        self._run(lambda progress: load_project(rec.path, progress=progress, cancel=self._cancel.is_set,
+                                                label=f"The autosave of {rec.title}"),
                   done, f"Cannot recover {rec.title}")
 
     def shutdown(self) -> None:

@@ -454,3 +454,15 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
     proc.stdout.close()  # gone before the program writes its first line
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "Error" not in err, err
+
+
+def test_a_mask_given_with_a_project_is_an_error_not_ignored(capsys, tmp_path):
+    """A project's visible fill layers are its mask: a --mask beside it would be silently unused."""
+    from app.io.project import save_project
+    from tests.io.conftest import make_doc
+
+    save_project(make_doc(layers=3), tmp_path / "p.ora")
+    mask = _save(tmp_path / "m.png", _mask())
+    code, _, stderr = run_cli(capsys, "inpaint", tmp_path / "p.ora", "--mask", mask, "-o", tmp_path / "o.png", *FAST)
+    assert code == 1 and "p.ora is a project" in stderr and "--mask" in stderr
+    assert not (tmp_path / "o.png").exists()

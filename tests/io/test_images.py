@@ -199,6 +199,12 @@ def test_not_an_image():
     assert "JPEG, PNG, TIFF or WebP" in str(caught.value) and "object at" not in str(caught.value)
 
 
+def test_empty_file_says_it_is_empty(tmp_path):
+    (tmp_path / "zero.jpg").write_bytes(b"")
+    with pytest.raises(ImageReadError, match=r"zero.jpg is empty \(0 bytes\)"):
+        read_image(tmp_path / "zero.jpg")
+
+
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
 def test_truncated_file(fmt):
     data = _bytes(Image.fromarray(_rgb(h=64, w=64)), fmt)

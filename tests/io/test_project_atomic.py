@@ -183,3 +183,14 @@ def test_killed_saving_process_leaves_previous(previous):
             proc.wait()
     assert path.read_bytes() == before
     assert np.array_equal(load_project(path).photo, old.photo)
+
+
+def test_full_disk_under_a_new_name_does_not_speak_of_a_previous_file(previous, monkeypatch):
+    path, _, _ = previous
+    fresh = path.with_name("fresh.ora")
+    inject_write_failure(monkeypatch, 5, errno.ENOSPC)
+    with pytest.raises(ProjectError) as info:
+        save_project(make_doc(seed=2), fresh)
+    assert "disk is full" in str(info.value) and "previous" not in str(info.value)
+    monkeypatch.undo()
+    assert not fresh.exists() and not list(fresh.parent.glob(".fresh.ora.*"))

@@ -59,6 +59,7 @@ def test_restore_with_repairs_and_detect_choice(damaged, tmp_path):
         (["-o", "x.bmpx"], "choose a file name"),
         (["--save-mask", "absent/m.png"], "the folder does not exist"),
         (["--save-mask", "old.png"], "is also an input"),
+        (["--save-mask", "o.png"], "--save-mask and -o name the same file"),
     ],
 )
 def test_restore_bad_arguments_give_a_message(damaged, tmp_path, capsys, monkeypatch, args, text):

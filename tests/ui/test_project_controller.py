@@ -133,6 +133,24 @@ def test_recover_after_a_crash(env, qtbot):
     assert ctl.store.recoverable() == []
 
 
+def test_a_damaged_autosave_is_named_after_its_photo(env, qtbot):
+    """The autosave's own file name is internal (a session id): the message names the photo."""
+    ctl, session, window, tmp = env
+    crashed = AutosaveStore(tmp / "autosave")
+    crashed.start()
+    crashed.write(make_doc(seed=3), "wedding.tif")
+    crashed._lock.close()
+    crashed.path.write_bytes(crashed.path.read_bytes()[:300])  # cut short by the crash
+    found = ctl.start()
+    notices = []
+    ctl.notice.connect(notices.append)
+    ctl.recover(found[0])
+    qtbot.waitUntil(lambda: not ctl.busy, timeout=30000)
+    message = window.property("last_message")
+    assert message.startswith("Cannot recover wedding.tif: The autosave of wedding.tif is not a readable")
+    assert crashed.path.name not in message
+
+
 def test_declined_recovery_is_removed(env, qtbot):
     ctl, _, _, tmp = env
     crashed = AutosaveStore(tmp / "autosave")
