@@ -107,6 +107,7 @@ class FileController(QObject):
         def failed(exc: Exception) -> None:
             self.busy_changed.emit(False)
             self.notice.emit(f"Could not open {name}")
+            self.forget_if_gone(path)
             show_error(self.window, "Cannot open photo", str(exc))
 
         self.tasks.run(lambda: new_document(path, limit), done, failed)
@@ -124,11 +125,22 @@ class FileController(QObject):
         self.settings.setValue("recent_files", files[:MAX_RECENT])
         self.recent_changed.emit()
 
+    def forget_if_gone(self, path: str) -> None:
+        """Drop a file that no longer exists from the recent list (it failed to open)."""
+        if not Path(path).exists():
+            gone = str(Path(path).resolve())
+            self.settings.setValue("recent_files", [p for p in self.recent_files() if p != gone])
+            self.recent_changed.emit()
+
     def fill_recent_menu(self, menu: QMenu) -> None:
         menu.clear()
+        menu.setToolTipsVisible(True)  # the full path of each entry
         files = self.recent_files()
-        for path in files:
-            action = menu.addAction(Path(path).name)
+        names = [Path(p).name for p in files]
+        for path, name in zip(files, names, strict=True):
+            # two photos of the same name (old.png here and there) are told apart by their folder
+            label = f"{name}  —  {Path(path).parent}" if names.count(name) > 1 else name
+            action = menu.addAction(label)
             action.setToolTip(path)
             action.triggered.connect(lambda _=False, p=path: self.open_path(p))
         if files:

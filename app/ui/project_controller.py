@@ -63,6 +63,7 @@ class ProjectController(QObject):
     saved = Signal(str)  # path of a project written by Save / Save As
     opened = Signal(object)  # Document read by Open Project or a recovery: show it (set_document)
     project_opened = Signal(str)  # path of a project file opened (not a recovery)
+    open_failed = Signal(str)  # path of a project file that could not be opened
     autosaved = Signal(str)
     notice = Signal(str)
     dirty_changed = Signal(bool)
@@ -321,7 +322,7 @@ class ProjectController(QObject):
 
         self._run(lambda progress: load_project(path, progress=progress, cancel=self._cancel.is_set,
                                                 max_megapixels=max(limit, 1.0)),
-                  done, f"Cannot open {name}")
+                  done, f"Cannot open {name}", on_error=lambda: self.open_failed.emit(str(path)))
 
     def cancel(self) -> None:
         """Cancel the running save or open (the previous file and the open document stay)."""
@@ -486,6 +487,7 @@ def install_projects(window, autosave_folder: str | Path | None = None) -> Proje
     ctl.saved.connect(saved)
     ctl.saved.connect(window.files.add_recent)
     ctl.project_opened.connect(window.files.add_recent)
+    ctl.open_failed.connect(window.files.forget_if_gone)
     ctl.notice.connect(alive(lambda text: window.status.showMessage(text, 6000)))
     ctl.autosaved.connect(alive(lambda _path: window.status.showMessage("Autosaved", 3000)))
     ctl.dirty_changed.connect(alive(window.setWindowModified))

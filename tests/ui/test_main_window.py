@@ -233,6 +233,30 @@ def test_open_recent_drop_and_bad_file(window, qtbot, tmp_path):
     assert win.current_document().size == (50, 40)
 
 
+def test_recent_menu_tells_same_names_apart_and_forgets_files_that_are_gone(window, qtbot, tmp_path):
+    from PySide6.QtWidgets import QMenu
+
+    win = window
+    for folder in ("trip", "scans"):
+        (tmp_path / folder).mkdir()
+        write_photo(tmp_path / folder / "old.jpg")
+        with qtbot.waitSignal(win.document_changed, timeout=10000):
+            win.files.open_path(str(tmp_path / folder / "old.jpg"))
+    menu = QMenu()
+    win.files.fill_recent_menu(menu)
+    labels = [a.text() for a in menu.actions()][:2]
+    assert labels == [f"old.jpg  —  {(tmp_path / 'scans').resolve()}", f"old.jpg  —  {(tmp_path / 'trip').resolve()}"]
+    assert menu.toolTipsVisible() and menu.actions()[0].toolTip() == str((tmp_path / "scans" / "old.jpg").resolve())
+    # a file deleted since: opening it from the list fails with a message and drops it from the list
+    (tmp_path / "trip" / "old.jpg").unlink()
+    menu.actions()[1].trigger()
+    qtbot.waitUntil(lambda: not win.files.tasks.busy(), timeout=10000)
+    assert "old.jpg" in win.property("last_message")
+    assert win.files.recent_files() == [str((tmp_path / "scans" / "old.jpg").resolve())]
+    win.files.fill_recent_menu(menu)
+    assert menu.actions()[0].text() == "old.jpg"  # alone again: the name is enough
+
+
 @pytest.mark.parametrize("ext", [".png", ".jpg", ".tif", ".webp"])
 def test_export_keeps_exif_and_icc(window, qtbot, tmp_path, ext):
     win = window
