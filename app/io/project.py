@@ -432,16 +432,16 @@ def load_project(
     """Open a project. Raises ProjectError (with a message for the user) on any bad file;
     `label` names the file in it (default: its name; an autosave is named after its photo)."""
     path = Path(path)
-    with _open_zip(path, label) as (zf, label):
-        info = _read_structure(zf, label, max_megapixels)
+    with _open_zip(path, label) as (zf, name):
+        info = _read_structure(zf, name, max_megapixels)
         try:
-            doc = _read_pixels(zf, label, info, progress, cancel)
+            doc = _read_pixels(zf, name, info, progress, cancel)
         except ProjectError:
             raise
         except MemoryError as exc:
-            raise ProjectError(f"{label} needs more memory than is available to open.") from exc
+            raise ProjectError(f"{name} needs more memory than is available to open.") from exc
         except (*ARCHIVE_ERRORS, TypeError, LookupError) as exc:
-            raise ProjectError(f"{label} is damaged and cannot be read ({_short(exc)}).") from exc
+            raise ProjectError(f"{name} is damaged and cannot be read ({_short(exc)}).") from exc
     doc.source_path = str(path)
     if progress:
         progress("opened", 1.0)

@@ -135,7 +135,7 @@ def test_recover_after_a_crash(env, qtbot):
 
 def test_a_damaged_autosave_is_named_after_its_photo(env, qtbot):
     """The autosave's own file name is internal (a session id): the message names the photo."""
-    ctl, session, window, tmp = env
+    ctl, _, window, tmp = env
     crashed = AutosaveStore(tmp / "autosave")
     crashed.start()
     crashed.write(make_doc(seed=3), "wedding.tif")
