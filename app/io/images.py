@@ -22,6 +22,8 @@ from app.io.atomic import atomic_write
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 READ_EXTENSIONS = tuple(SAVE_FORMATS) + (".bmp",)
 DEFAULT_MAX_MEGAPIXELS = 100.0
+# the note of a photo whose 16-bit colour is edited and exported in 8 bits per channel
+REDUCED_16_BIT = "16-bit colour reduced to 8-bit RGB (edited and exported with 8 bits per channel)"
 # a mask value above this counts as painted: in mask files, and in the editor's soft-edged
 # layers, so the faint rim of a soft brush or eraser is not filled as if painted at full strength
 PAINTED_ABOVE = 127
@@ -103,9 +105,12 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
         raise ImageReadError(f"{label} is damaged or truncated and cannot be decoded ({exc}).") from exc
     meta = ImageMeta(source_format=img.format or "", icc_profile=img.info.get("icc_profile"),
                      lossless_webp=img.format == "WEBP" and _webp_is_lossless(data))
-    if img.format == "PNG" and len(data) > 25 and data[24] == 16 and img.mode in ("RGB", "RGBA"):
-        # Pillow reduces 16-bit colour PNGs to 8 bits on open; the IHDR bit depth tells
-        meta.notes.append("16-bit colour reduced to 8-bit RGB")
+    if img.mode in ("RGB", "RGBA") and (
+            (img.format == "PNG" and len(data) > 25 and data[24] == 16)
+            or (img.format == "TIFF" and max(img.tag_v2.get(258, (8,)), default=8) > 8)):
+        # Pillow reduces 16-bit colour PNGs and TIFFs to 8 bits on open; the PNG's IHDR bit
+        # depth and the TIFF's BitsPerSample tell
+        meta.notes.append(REDUCED_16_BIT)
     exif = img.getexif()
     if exif.get(0x0112, 1) != 1:
         meta.notes.append("rotated upright from its EXIF orientation")

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from app.io.images import (
+    REDUCED_16_BIT,
     ImageMeta,
     ImageReadError,
     decode_image,
@@ -147,6 +148,10 @@ def test_sixteen_bit_rgb_tiff(tmp_path):
     loaded = read_image(path)
     expected = np.round(rgb16.astype(np.float64) / 65535 * 255)
     assert np.abs(loaded.rgb.astype(int) - expected).max() <= 1
+    assert loaded.meta.notes == [REDUCED_16_BIT]  # said, as for a PNG (Pillow reduces it silently)
+    # an 8-bit TIFF is not reported
+    assert cv2.imwrite(str(tmp_path / "flat.tif"), np.zeros((8, 8, 3), np.uint8))
+    assert read_image(tmp_path / "flat.tif").meta.notes == []
 
 
 def test_sixteen_bit_rgb_png_is_reported(tmp_path):

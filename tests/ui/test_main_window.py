@@ -479,3 +479,18 @@ def test_the_engine_label_is_of_the_document_on_screen(window, qtbot):
     assert win.status.engine_label.text() == "engine: not run yet"
     win.set_document(doc)  # a document with a pending result (a reopened project) names its engine
     assert "telea" in win.status.engine_label.text()
+
+
+def test_a_sixteen_bit_photo_says_so_while_it_is_open(window, qtbot, tmp_path):
+    """The 16-bit note outlives the status message of opening: the size in the status bar
+    carries it, with every conversion in its tooltip."""
+    import cv2
+
+    deep = (np.random.default_rng(3).integers(0, 65536, (40, 60, 3))).astype(np.uint16)
+    assert cv2.imwrite(str(tmp_path / "scan.tif"), deep)
+    with qtbot.waitSignal(window.document_changed, timeout=10000):
+        window.files.open_path(str(tmp_path / "scan.tif"))
+    label = window.status.size_label
+    assert label.text() == "60 × 40 px (0.0 MP) · 8 bits of 16" and "16-bit colour" in label.toolTip()
+    window.status.showMessage("something else")  # the opening message is long gone
+    assert "8 bits of 16" in label.text()
