@@ -102,13 +102,14 @@ def warn(text: str) -> None:
 
 
 class ProgressBar:
-    """A one-line bar on stderr (only redrawn on a terminal; one line per stage otherwise)."""
+    """A one-line bar on stderr (only redrawn on a terminal; otherwise one line the first time
+    each stage starts: the stages alternate per hole region, and a log wants them once)."""
 
     def __init__(self, label: str, stream=None) -> None:
         self.label = label
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
-        self._last = ""
+        self._seen: set[str] = set()
 
     def __call__(self, stage: str, step: int, total: int, fraction: float) -> None:
         stage = STAGE_TEXT.get(stage, stage)  # "Filling", not the engine's key "model" (the method may be Telea)
@@ -117,9 +118,9 @@ class ProgressBar:
             filled = int(fraction * 30)
             self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {text:<16}")
             self.stream.flush()
-        elif stage != self._last:
+        elif stage not in self._seen:
+            self._seen.add(stage)
             self.stream.write(f"{self.label}: {stage}\n")
-        self._last = stage
 
     def done(self) -> None:
         if self.tty:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -15,6 +17,10 @@ from typing import BinaryIO
 # setting it, which would race with saves running in background threads)
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+
+# a temp file of ours older than this was left by a process that died mid-save (a save of a
+# 50 MP project takes well under a minute); the next save of the same file removes it
+STALE_TEMP_SECONDS = 15 * 60
 
 
 class SaveError(OSError):
@@ -27,6 +33,7 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     over `path`. On any failure the temp file is removed and `path` is left untouched."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
+    _remove_stale_temps(folder, path.name)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
@@ -51,6 +58,16 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
             kept = " (the previous file is unchanged)" if existed else ""
             raise SaveError(f"The disk is full: {path.name} was not saved{kept}.") from exc
         raise
+
+
+def _remove_stale_temps(folder: Path, name: str) -> None:
+    """Delete the temp files a killed save of `name` left behind (ours by their name pattern,
+    and old enough that no running save owns them)."""
+    now = time.time()
+    for leftover in glob.glob(os.path.join(glob.escape(str(folder)), f".{glob.escape(name)}.*.tmp")):
+        with contextlib.suppress(OSError):
+            if now - os.stat(leftover).st_mtime > STALE_TEMP_SECONDS:
+                os.unlink(leftover)
 
 
 def _target_mode(path: Path) -> int:

@@ -94,7 +94,18 @@ class RunPanel(QWidget):
         runner.session.result_changed.connect(self._on_result_changed)
         # an opened project brings its own method and texture
         runner.session.settings_changed.connect(self._show_settings)
-        runner.session.document_replaced.connect(self._show_settings)
+        runner.session.document_replaced.connect(self._on_document_replaced)
+
+    def _on_document_replaced(self) -> None:
+        """Another photo or project: its settings, and its own result (a project may carry a
+        pending one), not the notes of the document before."""
+        self._show_settings()
+        outcome = self.runner.session.document.result
+        if outcome is None:
+            self.info.setText("")
+        else:
+            self._show_outcome(outcome)
+        self._on_result_changed()
 
     def _show_settings(self) -> None:
         """Method and texture as the document's settings say (without writing them back)."""
@@ -147,5 +158,8 @@ class RunPanel(QWidget):
 
     def _on_finished(self, outcome) -> None:
         self._show_pending()
+        self._show_outcome(outcome)
+
+    def _show_outcome(self, outcome) -> None:
         notes = "; ".join(outcome.notes)
         self.info.setText(f"{outcome.method} on {outcome.backend}" + (f"\n{notes}" if notes else ""))

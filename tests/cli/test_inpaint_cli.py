@@ -83,6 +83,20 @@ def test_inpaint_with_a_model_file_says_which_method_ran(capsys, files, tiny_mod
     assert code == 0 and "model: cli_model" in stdout
 
 
+def test_progress_in_a_log_names_each_stage_once(capsys, tmp_path):
+    """Without a terminal the stages are lines in a log: several hole regions alternate
+    Filling / Pasting back, and each is said once, not per region."""
+    photo = _save(tmp_path / "p.png", _photo())
+    mask = np.zeros((H, W), np.uint8)
+    for y, x in ((3, 3), (3, 185), (112, 3), (112, 185)):  # four holes in the corners, far apart
+        mask[y : y + 4, x : x + 10] = 255
+    mask_path = _save(tmp_path / "m.png", mask)
+    code, stdout, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask_path, "-o", tmp_path / "o.png", *FAST)
+    assert code == 0 and "4 region(s)" in stdout
+    lines = [line for line in stderr.splitlines() if line.startswith("p.png: ")]
+    assert len(lines) == len(set(lines)) and "p.png: Filling" in lines and "p.png: Pasting back" in lines
+
+
 def test_invert_mask_fills_the_black_area(capsys, files):
     tmp, photo, _ = files
     black = _save(tmp / "black.png", 255 - _mask())  # HiFill style: black = fill

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +184,14 @@ def test_killed_saving_process_leaves_previous(previous):
             proc.wait()
     assert path.read_bytes() == before
     assert np.array_equal(load_project(path).photo, old.photo)
+    # the next save of the file clears the dead process's half-written temp once it is stale
+    (leftover,) = temps
+    save_project(make_doc(seed=2), path)
+    assert leftover.exists()  # young: it could still be a running save's
+    aged = time.time() - atomic.STALE_TEMP_SECONDS - 60
+    os.utime(leftover, (aged, aged))
+    save_project(make_doc(seed=3), path)
+    assert not leftover.exists() and sorted(p.name for p in path.parent.iterdir()) == [path.name]
 
 
 def test_full_disk_under_a_new_name_does_not_speak_of_a_previous_file(previous, monkeypatch):

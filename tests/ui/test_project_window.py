@@ -215,3 +215,19 @@ def test_the_run_panels_method_and_texture_travel_with_the_project(window, qtbot
     assert win.current_document().settings.method == "telea" and panel.method.currentData() == "telea"
     assert panel.texture.value() == 75
     assert win.current_document().settings.coarse_size == InpaintSettings().coarse_size  # only the panel's two
+
+
+def test_the_run_panel_shows_the_opened_documents_own_result(window, qtbot, tmp_path):
+    """A project with a pending result opens ready to compare ("Done", with how it was made);
+    one without shows no notes of the document before."""
+    win, panel = window, window.run_panel
+    with_result = make_doc(seed=5, w=80, h=60, layers=2, result=True)
+    save_project(with_result, tmp_path / "pending.ora")
+    save_project(make_doc(seed=6, w=80, h=60, layers=2, result=False), tmp_path / "plain.ora")
+    with qtbot.waitSignal(win.projects.opened, timeout=30000):
+        win.projects.open_path(str(tmp_path / "pending.ora"))
+    assert panel.progress.format().startswith("Done") and "opencv telea" in panel.info.text()
+    with qtbot.waitSignal(win.projects.opened, timeout=30000):
+        win.projects.open_path(str(tmp_path / "plain.ora"))
+    assert panel.progress.format() == "Idle" and panel.info.text() == ""
+    assert win.status.engine_label.text() == "engine: not run yet"
