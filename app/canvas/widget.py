@@ -246,7 +246,10 @@ class CanvasWidget(QWidget):
         left, right = ("Before", "After") if self.compare.after_on_right() else ("After", "Before")
         for text, at_left in ((left, True), (right, False)):
             width = painter.fontMetrics().horizontalAdvance(text) + 12
-            box = QRectF(x - width - 14 if at_left else x + 14, max(top, 0) + 10, width, 22)
+            # beside the divider, but kept on screen when the divider nears an edge
+            left_x = x - width - 14 if at_left else x + 14
+            left_x = min(max(left_x, 4.0), self.width() - width - 4.0)
+            box = QRectF(left_x, max(top, 0) + 10, width, 22)
             painter.fillRect(box, QColor(0, 0, 0, 150))
             painter.setPen(QColor(255, 255, 255))
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)

@@ -12,6 +12,7 @@ from pathlib import Path
 from app.cli.common import CliError, add_engine_options, load_mask_for, load_photo, settings_from
 from app.engine import EngineError, inpaint
 from app.engine.pipeline import resolve_coarse
+from app.engine.settings import STAGE_TEXT
 from app.io.atomic import SaveError
 from app.io.images import READ_EXTENSIONS, format_for, write_image
 
@@ -87,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
                 written[target] = photo.name
                 loaded = load_photo(photo, settings.max_megapixels)
                 mask = load_mask_for(masks[photo.stem], loaded.rgb, args.invert_mask)
-                result = inpaint(loaded.rgb, mask, settings, backend=backend)
+                result = inpaint(loaded.rgb, mask, settings, backend=backend,
+                                 progress=_within(index - 1, len(photos), photo.name))
                 for note in result.notes:
                     if "fell back" in note:
                         print(f"\nwarning: {photo.name}: {note}", file=sys.stderr)
@@ -109,9 +111,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _draw(done: int, total: int, name: str) -> None:
+def _within(done: int, total: int, name: str):
+    """The engine's progress inside one photo, drawn on a terminal (a big photo takes many
+    seconds); a log gets one line per photo only."""
+    if not sys.stderr.isatty():
+        return None
+
+    def report(stage: str, _step: int, _steps: int, fraction: float) -> None:
+        _draw(done, total, f"{name}: {STAGE_TEXT.get(stage, stage)} {fraction:.0%}", done + fraction)
+    return report
+
+
+def _draw(done: int, total: int, name: str, position: float | None = None) -> None:
     width = 30
-    filled = width * done // max(total, 1)
+    filled = int(width * (done if position is None else position) / max(total, 1))
     line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name}"
     if sys.stderr.isatty():
         sys.stderr.write("\r" + line[:100].ljust(100))
