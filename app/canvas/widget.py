@@ -246,10 +246,9 @@ class CanvasWidget(QWidget):
         left, right = ("Before", "After") if self.compare.after_on_right() else ("After", "Before")
         for text, at_left in ((left, True), (right, False)):
             width = painter.fontMetrics().horizontalAdvance(text) + 12
-            # beside the divider, but kept on screen when the divider nears an edge
-            left_x = x - width - 14 if at_left else x + 14
-            left_x = min(max(left_x, 4.0), self.width() - width - 4.0)
-            box = QRectF(left_x, max(top, 0) + 10, width, 22)
+            box = QRectF(x - width - 14 if at_left else x + 14, max(top, 0) + 10, width, 22)
+            if box.left() < 0 or box.right() > self.width():
+                continue  # that side is too narrow to show anything worth a label (no half label)
             painter.fillRect(box, QColor(0, 0, 0, 150))
             painter.setPen(QColor(255, 255, 255))
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
