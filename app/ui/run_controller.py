@@ -80,7 +80,10 @@ class RunController(QObject):
         doc = self.session.document
         mask = doc.combined_mask(LayerKind.FILL)
         if not mask.any():
-            self.notice.emit("Paint over what should go first: the visible fill layers are empty.")
+            faint = any(layer.mask.any() for layer in doc.layers if layer.visible and layer.kind == LayerKind.FILL)
+            self.notice.emit("Only faint paint is on the visible fill layers: a pixel is filled where it is painted "
+                             "at half strength or more." if faint else
+                             "Paint over what should go first: the visible fill layers are empty.")
             return False
         protect = doc.combined_mask(LayerKind.PROTECT)
         protect = protect if protect.any() else None

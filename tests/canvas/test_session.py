@@ -111,6 +111,12 @@ def test_a_soft_rim_is_not_a_hole(qtbot):
     fill = s.document.combined_mask(LayerKind.FILL)
     assert set(np.unique(fill)) == {0, 255}
     assert np.array_equal(fill > 0, layer.mask > 127) and (layer.mask[fill == 0] > 0).any()
+    # Apply clears the filled core and the faint rim that would still show around the fill
+    before = layer.mask.copy()
+    s.set_result(InpaintOutcome(image=s.document.photo.copy(), method="opencv telea", backend="cpu", mask=fill))
+    assert s.apply_result() and not layer.mask.any()
+    s.undo_stack.undo()
+    assert np.array_equal(layer.mask, before)
 
 
 def test_apply_leaves_a_locked_layer_as_it_is(qtbot):

@@ -120,6 +120,11 @@ def test_run_with_empty_mask_says_so(window):
     window.actions.run.trigger()
     assert not window.runner.running
     assert "empty" in window.status.currentMessage()
+    # only a soft eraser's leftover rim: not a hole, and the message says why nothing runs
+    window.current_document().layers[0].mask[10:20, 10:20] = 60
+    window.actions.run.trigger()
+    assert not window.runner.running
+    assert "Only faint paint" in window.status.currentMessage() and "half strength" in window.status.currentMessage()
 
 
 def test_another_photo_clears_the_previous_photos_message(window):
