@@ -14,11 +14,10 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from app.canvas import commands
+from app.canvas import commands, tools
 from app.canvas.document import Document, InpaintOutcome, LayerKind, MaskLayer
 from app.canvas.patch import Patch, Rect
 from app.engine.settings import InpaintSettings
-from app.io.images import PAINTED_ABOVE
 
 _LAYER_PROPS = ("name", "visible", "locked", "kind", "color", "opacity")
 MaskTool = Callable[[np.ndarray], "tuple[Rect | None, Patch | None]"]
@@ -154,8 +153,8 @@ class EditSession(QObject):
 
     def apply_result(self) -> bool:
         """The pending result becomes the photo (one undo step, which brings the result back);
-        the unlocked visible fill layers are cleared where the run filled, and of the faint rims
-        of soft strokes (not painted, so never filled) that would still show around the fill."""
+        the unlocked visible fill layers are cleared where the run filled, with the faint rims
+        of the strokes it filled (`tools.clear_filled`)."""
         doc = self._document
         outcome = doc.result
         if outcome is None:
@@ -166,11 +165,10 @@ class EditSession(QObject):
         mask_patches: dict[int, Patch] = {}
         if outcome.mask is not None:
             ran = outcome.mask > 0
-            keep = np.uint8(PAINTED_ABOVE)
             for layer in doc.layers:
                 # a locked layer keeps its pixels, as it does against every other edit
                 if layer.kind == LayerKind.FILL and layer.visible and not layer.locked:
-                    cleared = np.where(ran | (layer.mask <= keep), np.uint8(0), layer.mask)
+                    cleared = tools.clear_filled(layer.mask, ran)
                     patch = Patch.from_diff(cleared, layer.mask)
                     if patch:
                         mask_patches[layer.uid] = patch

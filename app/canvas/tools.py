@@ -172,6 +172,28 @@ def grow(mask: np.ndarray, px: int) -> tuple[Rect | None, Patch | None]:
     return replace_mask(mask, new)
 
 
+def clear_filled(mask: np.ndarray, filled: np.ndarray, reach: int = 1024) -> np.ndarray:
+    """`mask` after a fill of `filled` (bool HxW) was applied: zero where it was filled, and
+    zero on the faint rims (painted at most PAINTED_ABOVE, so never filled) of the strokes the
+    fill came from, which would otherwise still show around it. Faint paint elsewhere (a soft
+    stroke being built up) stays. Works within `reach` px of the fill: the widest faint rim,
+    of the largest soft brush (radius 2000 px), is half its radius."""
+    out = np.where(filled, np.uint8(0), mask)
+    rows, cols = np.flatnonzero(filled.any(axis=1)), np.flatnonzero(filled.any(axis=0))
+    if rows.size == 0:
+        return out
+    h, w = mask.shape
+    box = Rect.from_corners(cols[0] - reach, rows[0] - reach, cols[-1] + 1 + reach, rows[-1] + 1 + reach).clipped(w, h)
+    sub_mask, sub_filled = mask[box.slices], filled[box.slices]
+    count, labels = cv2.connectedComponents((sub_mask > 0).view(np.uint8), connectivity=8)
+    touching = np.zeros(count, bool)
+    touching[labels[sub_filled]] = True
+    touching[0] = False
+    rim = touching[labels] & (sub_mask <= PAINTED_ABOVE)
+    out[box.slices][rim] = 0
+    return out
+
+
 @dataclass
 class StrokeRecorder:
     """Records one brush stroke on one mask: back up each tile before its first change,

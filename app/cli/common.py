@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from app.engine.settings import BACKENDS, METHODS, STAGE_TEXT, InpaintSettings
-from app.io.images import ImageReadError, LoadedImage, format_for, read_image, read_mask_for
+from app.io.images import ImageReadError, LoadedImage, MaskSizeError, format_for, read_image, read_mask_for
 
 QUALITY_HELP = "JPEG/WebP quality 1-100 (default 95; 100 = lossless WebP, the default for a lossless WebP photo)"
 
@@ -89,8 +89,10 @@ def load_mask_for(path: str | Path, photo: np.ndarray, invert: bool) -> np.ndarr
     h, w = photo.shape[:2]
     try:
         mask, scaled_from = read_mask_for(path, (w, h), invert=invert)
+    except MaskSizeError as exc:
+        raise CliError(str(exc)) from exc
     except ImageReadError as exc:
-        raise CliError(str(exc) if str(exc).startswith("The mask") else f"mask: {exc}") from exc
+        raise CliError(f"mask: {exc}") from exc
     if scaled_from:
         mw, mh = scaled_from
         warn(f"the mask {Path(path).name} is {mw}x{mh}; scaled to the photo's {w}x{h} (nearest neighbour).")

@@ -54,6 +54,11 @@ class InpaintSettings:
     def with_(self, **changes) -> InpaintSettings:
         return replace(self, **changes)
 
+    def with_choices_of(self, other: InpaintSettings) -> InpaintSettings:
+        """These settings with the choices a user makes per run in the editor (the Run panel's
+        method and texture) taken from `other`: they carry over to the next photo opened."""
+        return replace(self, method=other.method, texture=other.texture)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

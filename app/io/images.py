@@ -22,8 +22,11 @@ from app.io.atomic import atomic_write
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 READ_EXTENSIONS = tuple(SAVE_FORMATS) + (".bmp",)
 DEFAULT_MAX_MEGAPIXELS = 100.0
-# the note of a photo whose 16-bit colour is edited and exported in 8 bits per channel
+# the notes of a photo whose 16 bits are edited and exported in 8 bits per channel
 REDUCED_16_BIT = "16-bit colour reduced to 8-bit RGB (edited and exported with 8 bits per channel)"
+REDUCED_16_BIT_GRAY = "16-bit grayscale reduced to 8-bit RGB"
+# the formats that keep an alpha channel
+ALPHA_FORMATS = ("PNG", "TIFF", "WEBP")
 # a mask value above this counts as painted: in mask files, and in the editor's soft-edged
 # layers, so the faint rim of a soft brush or eraser is not filled as if painted at full strength
 PAINTED_ABOVE = 127
@@ -48,6 +51,10 @@ TIFF_LAYOUT_TAGS = frozenset({
 
 class ImageReadError(Exception):
     """The file cannot be read as a photo; the message says why."""
+
+
+class MaskSizeError(ImageReadError):
+    """A mask whose aspect ratio is not the photo's: scaling it would misplace what is painted."""
 
 
 @dataclass(eq=False)
@@ -151,7 +158,7 @@ def _to_rgb8(img: Image.Image, meta: ImageMeta) -> tuple[np.ndarray, np.ndarray 
         arr = np.asarray(img).astype(np.float64)
         peak = 65535.0 if arr.max(initial=0) > 255 or mode.startswith("I;16") else 255.0
         gray = np.clip(np.round(arr / peak * 255.0), 0, 255).astype(np.uint8)
-        meta.notes.append("16-bit grayscale reduced to 8-bit RGB")
+        meta.notes.append(REDUCED_16_BIT_GRAY)
         return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2)), None
     if mode == "F":
         arr = np.asarray(img, dtype=np.float64)
@@ -203,7 +210,7 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
     quality = default_quality(fmt, meta) if quality is None else quality
     meta = meta or ImageMeta()
     img = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
-    if meta.alpha is not None and fmt in ("PNG", "TIFF", "WEBP") and meta.alpha.shape == rgb.shape[:2]:
+    if meta.alpha is not None and fmt in ALPHA_FORMATS and meta.alpha.shape == rgb.shape[:2]:
         img.putalpha(Image.fromarray(meta.alpha, "L"))
     options: dict = {}
     if meta.icc_profile:
@@ -236,7 +243,7 @@ def write_image(path: str | Path, rgb: np.ndarray, meta: ImageMeta | None = None
 
 def lost_in(fmt: str, meta: ImageMeta | None) -> list[str]:
     """What a file of `fmt` cannot keep of a photo with `meta`."""
-    if meta is not None and meta.alpha is not None and fmt not in ("PNG", "TIFF", "WEBP"):
+    if meta is not None and meta.alpha is not None and fmt not in ALPHA_FORMATS:
         return [f"{fmt} has no transparency: the transparent parts were written as the colours stored under them"]
     return []
 
@@ -271,6 +278,11 @@ def read_mask_for(path: str | Path, size: tuple[int, int],
     if (mw, mh) == (w, h):
         return mask, None
     if abs(mw / mh - w / h) > 0.01 * (w / h):
-        raise ImageReadError(f"The mask {Path(path).name} is {mw}x{mh} but the photo is {w}x{h}, with another "
-                             "aspect ratio; make a mask of the photo's size.")
+        raise MaskSizeError(f"The mask {Path(path).name} is {mw}x{mh} but the photo is {w}x{h}, with another "
+                            "aspect ratio; make a mask of the photo's size.")
     return np.asarray(Image.fromarray(mask).resize((w, h), Image.NEAREST)).copy(), (mw, mh)
+
+
+def reduced_from_16_bit(meta: ImageMeta) -> bool:
+    """Whether the photo was read from 16 bits per channel (and is edited in 8)."""
+    return REDUCED_16_BIT in meta.notes or REDUCED_16_BIT_GRAY in meta.notes

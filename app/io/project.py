@@ -478,7 +478,7 @@ class _open_zip:
         except IsADirectoryError as exc:
             raise ProjectError(f"{label} is a folder, not a project file.") from exc
         except OSError as exc:
-            raise ProjectError(f"Cannot open {label}: {exc.strerror or exc}") from exc
+            raise ProjectError(f"{label} cannot be opened: {exc.strerror or exc}") from exc
         try:
             self.zf = zipfile.ZipFile(self.handle)
             _check_archive(self.zf, label)

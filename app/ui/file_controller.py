@@ -96,8 +96,7 @@ class FileController(QObject):
 
         def done(doc: Document) -> None:
             self.busy_changed.emit(False)
-            shown = self.session.document.settings  # the Run panel's choices stay for the next photo
-            doc.settings = doc.settings.with_(method=shown.method, texture=shown.texture)
+            doc.settings = doc.settings.with_choices_of(self.session.document.settings)
             if remember:
                 self.add_recent(path)
             self.document_loaded.emit(doc)
@@ -126,8 +125,9 @@ class FileController(QObject):
         self.recent_changed.emit()
 
     def forget_if_gone(self, path: str) -> None:
-        """Drop a file that no longer exists from the recent list (it failed to open)."""
-        if not Path(path).exists():
+        """Drop a file that no longer exists from the recent list (it failed to open); one on a
+        drive or share that is not there now stays."""
+        if not Path(path).exists() and Path(path).parent.is_dir():
             gone = str(Path(path).resolve())
             self.settings.setValue("recent_files", [p for p in self.recent_files() if p != gone])
             self.recent_changed.emit()
@@ -218,10 +218,10 @@ class FileController(QObject):
         size = doc.size
         name = Path(path).name
 
-        def load() -> tuple[np.ndarray, bool]:
+        def load() -> tuple[np.ndarray, tuple[int, int] | None]:
             return read_mask_for(path, size)  # another aspect ratio is refused, as on the command line
 
-        def done(value: tuple[np.ndarray, bool]) -> None:
+        def done(value: tuple[np.ndarray, tuple[int, int] | None]) -> None:
             if self.session.document is not doc:
                 return  # another photo was opened meanwhile
             mask, scaled_from = value

@@ -86,7 +86,7 @@ class MainWindow(QMainWindow):
             self.runner.cancel()
         self.session.set_document(document)
         w, h = document.size
-        self.status.show_size(w, h, document.meta.notes)
+        self.status.show_size(w, h, document.meta)
         self.status.clearMessage()  # a message about the previous photo would mislead
         self.status.show_engine(document.result)  # a reopened project may carry one
         name = document.source_path.replace("\\", "/").rsplit("/", 1)[-1] if document.source_path else "untitled"

@@ -5,9 +5,10 @@ The heavy work is app/io/project.py (save_project / load_project) and app/io/aut
 run on one background thread (so a save and an autosave never overlap) on a snapshot of
 the document: the user keeps painting while 24 MP and eight layers are encoded.
 
-Unsaved changes are counted, not guessed: every change the session reports (a stroke's
-pixels, a layer operation, undo/redo, a result) bumps a generation number; a save records
-the generation of the snapshot it wrote.
+Unsaved means "differs from the file": the undo stack's clean point (set when a save
+finishes, if nothing changed while it ran), the pending result and the engine settings as
+saved. Every change the session reports also bumps a generation number, which tells the
+autosave whether there is anything new to write.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class ProjectController(QObject):
         self._generation += 1
         self._show_dirty()
 
-    def _show_dirty(self, *_args) -> None:
+    def _show_dirty(self) -> None:
         if not shiboken6.isValid(self.session.undo_stack):
             return  # the window is gone; a late signal (a run finishing) has nothing to mark
         if self.dirty != self._shown_dirty:
@@ -246,12 +247,18 @@ class ProjectController(QObject):
             return path
 
         def done(_path: str) -> None:
+            if self.session.document is not doc:  # another photo was opened while this one saved
+                self.notice.emit(f"Saved {name}")
+                self.saved.emit(str(path))
+                return
             self.project_path = str(path)
             (self._saved_result, self._saved_settings), self._unsaved_load = saved, False
             index, top = self._history_mark()
-            if index == mark[0] and top is mark[1]:
+            # a change while saving (a merged stroke or slider drag keeps index and top command)
+            # bumps the generation: then no point of today's history is what the file holds
+            if generation == self._generation and index == mark[0] and top is mark[1]:
                 self.session.undo_stack.setClean()
-            else:  # edited while saving: no point of today's history is what the file holds
+            else:
                 self.session.undo_stack.resetClean()
             self.store.discard()  # the project on disk is at least as new as the autosave
             self._autosaved_generation = generation
@@ -360,7 +367,7 @@ class ProjectController(QObject):
         return self.confirm_close(proceed, "opening another photo")
 
     def _ask_unsaved(self, doing: str, answered: Callable[[Any], None]) -> QMessageBox:
-        name = Path(self.project_path).name if self.project_path else "this photo's masks"
+        name = Path(self.project_path).name if self.project_path else "this photo's masks and settings"
         box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved changes", f"Save the changes to {name} before {doing}?",
                           Buttons.Save | Buttons.Discard | Buttons.Cancel, self.window)
         box.setObjectName("unsaved_box")
@@ -436,7 +443,6 @@ def install_projects(window, autosave_folder: str | Path | None = None) -> Proje
     show save/open progress with a Cancel button in the status bar, and wire the controller
     to the window (the one call MainWindow makes). Autosave and recovery start with
     `start_session()`, which the launcher calls (tests choose their own folder first)."""
-    import shiboken6
     from PySide6.QtWidgets import QProgressBar, QToolButton
 
     from app.ui.actions import ActionSpec

@@ -136,14 +136,10 @@ class RestoreController(QObject):
         if self.runner.running:
             self.notice.emit("A run is already going.")
             return False
-        doc = self.session.document
-        saved_settings, saved_method = doc.settings, self.runner.method
-        doc.settings = doc.settings.with_(coarse_size=FILL_SETTINGS.coarse_size, cra=FILL_SETTINGS.cra)
-        self.runner.method = FILL_SETTINGS.method
-        try:
-            return self.runner.start()  # the job snapshots the settings at submit
-        finally:
-            doc.settings, self.runner.method = saved_settings, saved_method
+        # the thin-damage settings for this run only: the document's (the Run panel's) stay
+        settings = self.session.document.settings.with_(
+            method=FILL_SETTINGS.method, coarse_size=FILL_SETTINGS.coarse_size, cra=FILL_SETTINGS.cra)
+        return self.runner.start(settings)
 
     # ---------------------------------------------------------------- repair
     def _on_result_changed(self) -> None:

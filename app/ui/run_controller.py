@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.canvas.document import InpaintOutcome, LayerKind
 from app.canvas.session import EditSession
-from app.engine.settings import STAGE_TEXT
+from app.engine.settings import STAGE_TEXT, InpaintSettings
 
 
 def default_worker() -> Any:
@@ -75,8 +75,9 @@ class RunController(QObject):
             self._worker.cancelled.connect(self._on_cancelled)
         return self._worker
 
-    def start(self) -> bool:
-        """Submit a job for the visible fill layers. False (with a notice) if there is nothing to fill."""
+    def start(self, settings: InpaintSettings | None = None) -> bool:
+        """Submit a job for the visible fill layers (with the document's settings, or `settings`
+        for this run only). False (with a notice) if there is nothing to fill."""
         doc = self.session.document
         mask = doc.combined_mask(LayerKind.FILL)
         if not mask.any():
@@ -87,7 +88,7 @@ class RunController(QObject):
             return False
         protect = doc.combined_mask(LayerKind.PROTECT)
         protect = protect if protect.any() else None
-        settings = doc.settings
+        settings = settings or doc.settings
         try:
             worker = self._ensure_worker()
         except Exception as exc:  # noqa: BLE001 - the engine could not start: say why

@@ -39,7 +39,7 @@ class RunPanel(QWidget):
         self.method.currentIndexChanged.connect(lambda i: setattr(runner, "method", self.method.itemData(i)))
         # how grainy the fill is: the share of the surroundings' own detail it carries
         self.texture = QSlider(Qt.Orientation.Horizontal)
-        self.texture.setRange(0, 150)
+        self.texture.setRange(0, 200)  # as --texture and projects (0..2)
         self.texture.setSingleStep(5)
         self.texture.setPageStep(25)
         self.texture.setToolTip(
@@ -141,6 +141,9 @@ class RunPanel(QWidget):
             self.info.setText("")
 
     def _end(self, text: str) -> None:
+        if self.runner.session.document.result is not None:  # a result still waits (e.g. an opened project's)
+            self._show_pending()
+            return
         self.progress.setValue(0)
         self.progress.setFormat(text)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from app.canvas.document import InpaintOutcome
+from app.io.images import ImageMeta, reduced_from_16_bit
 
 
 class StatusBar(QStatusBar):
@@ -16,13 +17,13 @@ class StatusBar(QStatusBar):
         for label in (self.cursor_label, self.size_label, self.zoom_label, self.engine_label):
             self.addPermanentWidget(label)
 
-    def show_size(self, width: int, height: int, notes: list[str] | tuple[str, ...] = ()) -> None:
+    def show_size(self, width: int, height: int, meta: ImageMeta | None = None) -> None:
         """The photo's size; what was converted when it was read stays visible here (the
         status message on opening is gone after a few seconds)."""
-        deep = any(note.startswith("16-bit") for note in notes)
+        deep = meta is not None and reduced_from_16_bit(meta)
         self.size_label.setText(f"{width} × {height} px ({width * height / 1e6:.1f} MP)"
                                 + (" · 8 bits of 16" if deep else ""))
-        self.size_label.setToolTip("\n".join(f"Read as: {note}" for note in notes))
+        self.size_label.setToolTip("\n".join(f"Read as: {note}" for note in (meta.notes if meta else ())))
 
     def show_zoom(self, zoom: float) -> None:
         self.zoom_label.setText(f"{zoom * 100:.0f} %")

@@ -463,6 +463,7 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
     save_project(make_doc(layers=3), tmp_path / "p.ora")
     root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("PYTHONUNBUFFERED", None)  # stdout to a pipe is block-buffered, as for a user
     proc = subprocess.Popen([sys.executable, "-m", "app", "project", "info", str(tmp_path / "p.ora")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
     proc.stdout.close()  # gone before the program writes its first line

@@ -265,7 +265,7 @@ def test_foreign_file_without_our_attributes_opens(tmp_path, valid):
 def test_folder_and_missing_file(tmp_path):
     with pytest.raises(ProjectError, match="folder"):
         load_project(tmp_path)
-    with pytest.raises(ProjectError, match="Cannot open"):
+    with pytest.raises(ProjectError, match="nope.ora cannot be opened"):
         load_project(tmp_path / "nope.ora")
 
 

@@ -146,6 +146,7 @@ def test_fill_runs_the_engine_and_apply_is_undoable(window, qtbot):
         win.restore.panel.fill_button.click()
     assert doc.result is not None and "telea" in doc.result.method
     assert win.runner.method == "auto" and doc.settings.cra  # the editor's own settings are untouched
+    assert win.run_panel.method.currentData() == "auto"  # and the Run panel still shows them
     assert np.array_equal(doc.result.image[mask == 0], photo[mask == 0])
     win.actions.apply_result.trigger()
     assert not np.array_equal(doc.photo, photo)

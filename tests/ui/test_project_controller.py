@@ -142,8 +142,6 @@ def test_a_damaged_autosave_is_named_after_its_photo(env, qtbot):
     crashed._lock.close()
     crashed.path.write_bytes(crashed.path.read_bytes()[:300])  # cut short by the crash
     found = ctl.start()
-    notices = []
-    ctl.notice.connect(notices.append)
     ctl.recover(found[0])
     qtbot.waitUntil(lambda: not ctl.busy, timeout=30000)
     message = window.property("last_message")
@@ -250,4 +248,33 @@ def test_an_edit_undone_and_replaced_during_a_save_stays_unsaved(env, qtbot):
     assert load_project(tmp / "p.ora").layers[0].name == "a"
     assert ctl.dirty
     session.undo_stack.undo()
+    assert ctl.dirty
+
+
+def test_a_merged_edit_during_a_save_stays_unsaved(env, qtbot):
+    """A stroke or slider drag that merges into the step being saved keeps the history's index
+    and top step; the file does not hold it, so the document must stay unsaved."""
+    ctl, session, _, tmp = env
+    layer = session.document.layers[0]
+    first = np.zeros_like(layer.mask)
+    first[:4] = 255
+    session.replace_layer_mask(layer.uid, first, "paint", merge_key=7)
+    with qtbot.waitSignal(ctl.saved, timeout=30000):
+        ctl.save_to(str(tmp / "p.ora"))
+        session.replace_layer_mask(layer.uid, 255 - first, "paint", merge_key=7)  # merges
+        assert session.undo_stack.count() == 1
+    assert np.array_equal(load_project(tmp / "p.ora").layers[0].mask, first)
+    assert ctl.dirty
+
+
+def test_a_save_finishing_after_another_photo_opened_leaves_the_new_one_alone(env, qtbot):
+    """Save, then open another document while it writes: the finished save must not name the
+    new document after the old project (a later Ctrl+S would overwrite it) nor mark it saved."""
+    ctl, session, _, tmp = env
+    session.set_layer_props(session.document.layers[0].uid, name="old work")
+    with qtbot.waitSignal(ctl.saved, timeout=30000):
+        ctl.save_to(str(tmp / "old.ora"))
+        session.set_document(Document(photo=np.zeros((20, 30, 3), np.uint8)))
+    assert ctl.project_path is None and not ctl.dirty  # the new photo as it was opened
+    session.add_layer()
     assert ctl.dirty

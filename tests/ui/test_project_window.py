@@ -231,3 +231,26 @@ def test_the_run_panel_shows_the_opened_documents_own_result(window, qtbot, tmp_
         win.projects.open_path(str(tmp_path / "plain.ora"))
     assert panel.progress.format() == "Idle" and panel.info.text() == ""
     assert win.status.engine_label.text() == "engine: not run yet"
+
+
+def test_a_project_with_the_strongest_texture_shows_it(window, qtbot, tmp_path):
+    """Projects and --texture allow 0..2: the slider shows 200 %, not a clipped 150 %."""
+    doc = make_doc(seed=4, w=80, h=60, layers=2)
+    doc.settings = doc.settings.with_(texture=2.0)
+    save_project(doc, tmp_path / "t.ora")
+    with qtbot.waitSignal(window.projects.opened, timeout=30000):
+        window.projects.open_path(str(tmp_path / "t.ora"))
+    assert window.run_panel.texture.value() == 200 and window.run_panel.texture_label.text() == "200 %"
+    assert window.runner.texture == 2.0
+
+
+def test_a_recent_file_on_a_missing_drive_is_kept(window, tmp_path):
+    """Only a file whose folder is there but which is gone is dropped: an unplugged drive's
+    photos stay in the list for when it is back."""
+    files = window.files
+    on_drive = str(tmp_path / "unplugged" / "scan.tif")
+    deleted = str(tmp_path / "deleted.png")
+    files.settings.setValue("recent_files", [on_drive, deleted])
+    files.forget_if_gone(on_drive)
+    files.forget_if_gone(deleted)
+    assert files.recent_files() == [on_drive]
