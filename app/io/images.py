@@ -80,7 +80,8 @@ def read_image(path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS)
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as exc:
-        raise ImageReadError(f"Cannot read {path.name}: {exc.strerror or exc}") from exc
+        where = f" in {path.parent}" if str(path.parent) not in ("", ".") else ""  # two old.png differ by folder
+        raise ImageReadError(f"Cannot read {path.name}{where}: {exc.strerror or exc}") from exc
     return decode_image(data, path.name, max_megapixels)
 
 

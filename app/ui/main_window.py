@@ -188,6 +188,7 @@ class MainWindow(QMainWindow):
         self.files.document_loaded.connect(self.set_document)
         for source in (self.files.notice, self.layer_ops.notice, self.runner.notice, self.canvas.message):
             source.connect(lambda text: st.showMessage(text, 6000))
+        self.files.busy_changed.connect(st.show_busy)
         self.canvas.cursor_moved.connect(st.show_cursor)
         self.canvas.zoom_changed.connect(st.show_zoom)
         self.runner.failed.connect(self._on_run_failed)

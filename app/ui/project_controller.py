@@ -61,6 +61,9 @@ class _Job(QRunnable):
 class ProjectController(QObject):
     progress = Signal(str, float)  # stage, fraction 0..1 of the running save/open
     busy_changed = Signal(bool)
+    # a save or open the user started is running (its progress and Cancel are worth showing;
+    # the autosave is quiet)
+    working = Signal(bool)
     saved = Signal(str)  # path of a project written by Save / Save As
     opened = Signal(object)  # Document read by Open Project or a recovery: show it (set_document)
     project_opened = Signal(str)  # path of a project file opened (not a recovery)
@@ -81,6 +84,7 @@ class ProjectController(QObject):
         self._relays: set[_Relay] = set()
         self._cancel = threading.Event()
         self._busy = 0
+        self._loud = 0  # of those, the jobs the user started
         self._generation = 0  # counts every change: the autosave writes when it moved
         self._autosaved_generation = 0
         # the saved state: the undo stack's clean index plus what is not an undo step (the
@@ -391,6 +395,9 @@ class ProjectController(QObject):
         if not quiet:
             self._cancel.clear()
             relay.progress.connect(self.progress.emit)
+            self._loud += 1
+            if self._loud == 1:
+                self.working.emit(True)
         self._busy += 1
         if self._busy == 1:
             self.busy_changed.emit(True)
@@ -398,6 +405,10 @@ class ProjectController(QObject):
         def finish() -> None:
             self._relays.discard(relay)
             relay.deleteLater()
+            if not quiet:
+                self._loud -= 1
+                if self._loud == 0:
+                    self.working.emit(False)
             self._busy -= 1
             if self._busy == 0:
                 self.busy_changed.emit(False)
@@ -471,6 +482,7 @@ def install_projects(window, autosave_folder: str | Path | None = None) -> Proje
 
     def busy(on: bool) -> None:
         bar.setValue(0)
+        bar.setFormat("%p%")  # not the last job's stage
         bar.setVisible(on)
         cancel.setVisible(on)
 
@@ -485,7 +497,7 @@ def install_projects(window, autosave_folder: str | Path | None = None) -> Proje
         return lambda *args: fn(*args) if shiboken6.isValid(window) else None
 
     busy, progress, saved = alive(busy), alive(progress), alive(saved)
-    ctl.busy_changed.connect(busy)
+    ctl.working.connect(busy)
     ctl.progress.connect(progress)
     ctl.opened.connect(window.set_document)
     window.files.confirm_replace = ctl.confirm_replace

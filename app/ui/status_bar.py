@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
+from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 
 from app.canvas.document import InpaintOutcome
 from app.io.images import ImageMeta, reduced_from_16_bit
@@ -16,6 +16,17 @@ class StatusBar(QStatusBar):
         self.cursor_label.setMinimumWidth(110)
         for label in (self.cursor_label, self.size_label, self.zoom_label, self.engine_label):
             self.addPermanentWidget(label)
+        # photo decoding and export run in the background for many seconds on big photos (a
+        # 48 MP PNG takes 20 s): a moving bar says work goes on after the message has gone
+        self.busy_bar = QProgressBar()
+        self.busy_bar.setObjectName("file_busy")
+        self.busy_bar.setRange(0, 0)
+        self.busy_bar.setMaximumWidth(100)
+        self.addPermanentWidget(self.busy_bar)
+        self.busy_bar.hide()
+
+    def show_busy(self, busy: bool) -> None:
+        self.busy_bar.setVisible(busy)
 
     def show_size(self, width: int, height: int, meta: ImageMeta | None = None) -> None:
         """The photo's size; what was converted when it was read stays visible here (the

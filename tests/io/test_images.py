@@ -193,8 +193,9 @@ def test_decoded_photo_is_a_writable_array_of_its_own(source):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(ImageReadError, match="Cannot read gone.png"):
+    with pytest.raises(ImageReadError, match="Cannot read gone.png") as caught:
         read_image(tmp_path / "gone.png")
+    assert f"in {tmp_path}:" in str(caught.value)  # which of two files of that name
 
 
 def test_not_an_image():

@@ -502,3 +502,13 @@ def test_a_sixteen_bit_photo_says_so_while_it_is_open(window, qtbot, tmp_path):
     with qtbot.waitSignal(window.document_changed, timeout=10000):
         window.files.open_path(str(tmp_path / "flat.png"))
     assert label.text() == "60 × 40 px (0.0 MP)" and label.toolTip() == ""
+
+
+def test_export_shows_a_busy_bar_until_the_file_is_written(window, qtbot, tmp_path):
+    """A big PNG takes many seconds to encode, longer than the status message stays."""
+    bar = window.status.busy_bar
+    seen = []
+    window.files.busy_changed.connect(lambda busy: seen.append((busy, bar.isVisible())))
+    window.files.export_to(str(tmp_path / "out.png"))
+    qtbot.waitUntil(lambda: not window.files.tasks.busy(), timeout=10000)
+    assert seen == [(True, True), (False, False)] and (tmp_path / "out.png").exists()

@@ -254,3 +254,21 @@ def test_a_recent_file_on_a_missing_drive_is_kept(window, tmp_path):
     files.forget_if_gone(on_drive)
     files.forget_if_gone(deleted)
     assert files.recent_files() == [on_drive]
+
+
+def test_the_autosave_shows_no_progress_bar_or_cancel(window, qtbot, tmp_path):
+    """The autosave is quiet: no bar (it showed the last open's stage at 0 %) and no Cancel
+    that would not cancel it; a save the user starts shows both."""
+    win, ctl = window, window.projects
+    bar = win.status.findChild(QProgressBar, "project_progress")
+    shown = []
+    ctl.busy_changed.connect(lambda busy: shown.append((busy, bar.isVisible())))
+    win.session.set_layer_props(win.current_document().layers[0].uid, name="changed")
+    ctl.store.start()
+    with qtbot.waitSignal(ctl.autosaved, timeout=30000):
+        ctl.autosave_now()
+    assert shown == [(True, False), (False, False)]
+    shown.clear()
+    with qtbot.waitSignal(ctl.saved, timeout=30000):
+        ctl.save_to(str(tmp_path / "s.ora"))
+    assert shown == [(True, True), (False, False)]
