@@ -149,3 +149,26 @@ def test_single_click_matches_reference(radius):
     mask = np.zeros((20, 20), np.uint8)
     tools.stamp_segment(mask, (9.5, 9.5), (9.5, 9.5), radius)
     assert np.array_equal(mask == 255, capsule_pixels(mask.shape, [(9.5, 9.5)], radius))
+
+
+def test_a_photo_patch_sees_a_change_of_one_level_in_one_channel():
+    """Patch.from_diff of colour photos goes through OpenCV (saturated sum of the channels'
+    absolute differences): every pixel that differs in any channel, by any amount, is in it,
+    and no other; undoing restores the photo exactly."""
+    from app.canvas.patch import Patch
+
+    rng = np.random.default_rng(9)
+    for channels in (3, 4):
+        old = rng.integers(0, 256, (70, 90, channels), dtype=np.uint8)
+        new = old.copy()
+        ys, xs, cs = rng.integers(0, 70, 40), rng.integers(0, 90, 40), rng.integers(0, channels, 40)
+        new[ys, xs, cs] ^= 1  # one level, one channel
+        new[5, 5] = 255 - old[5, 5]  # every channel, far
+        patch = Patch.from_diff(old, new)
+        covered = np.zeros(old.shape[:2], bool)
+        for piece in patch.pieces:
+            covered[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w] |= piece.selector()
+        assert np.array_equal(covered, (old != new).any(axis=2))
+        restored = new.copy()
+        patch.swap(restored)
+        assert np.array_equal(restored, old)
