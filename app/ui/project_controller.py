@@ -251,9 +251,8 @@ class ProjectController(QObject):
             return path
 
         def done(_path: str) -> None:
-            if self.session.document is not doc:  # another photo was opened while this one saved
-                self.notice.emit(f"Saved {name}")
-                self.saved.emit(str(path))
+            if self.session.document is not doc:  # another photo was opened while this one saved:
+                self.notice.emit(f"Saved {name}")  # (`saved` would title the new photo with its name)
                 return
             self.project_path = str(path)
             (self._saved_result, self._saved_settings), self._unsaved_load = saved, False

@@ -272,9 +272,12 @@ def test_a_save_finishing_after_another_photo_opened_leaves_the_new_one_alone(en
     new document after the old project (a later Ctrl+S would overwrite it) nor mark it saved."""
     ctl, session, _, tmp = env
     session.set_layer_props(session.document.layers[0].uid, name="old work")
-    with qtbot.waitSignal(ctl.saved, timeout=30000):
+    titled = []
+    ctl.saved.connect(titled.append)  # the window titles itself with the saved project's name
+    with qtbot.waitSignal(ctl.busy_changed, timeout=30000, check_params_cb=lambda busy: not busy):
         ctl.save_to(str(tmp / "old.ora"))
         session.set_document(Document(photo=np.zeros((20, 30, 3), np.uint8)))
-    assert ctl.project_path is None and not ctl.dirty  # the new photo as it was opened
+    assert load_project(tmp / "old.ora").layers[0].name == "old work"
+    assert ctl.project_path is None and titled == [] and not ctl.dirty  # the new photo as it was opened
     session.add_layer()
     assert ctl.dirty
