@@ -115,7 +115,7 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
                      lossless_webp=img.format == "WEBP" and _webp_is_lossless(data))
     if img.mode in ("RGB", "RGBA") and (
             (img.format == "PNG" and len(data) > 25 and data[24] == 16)
-            or (img.format == "TIFF" and max(img.tag_v2.get(258, (8,)), default=8) > 8)):
+            or (img.format == "TIFF" and _tiff_bits(img) > 8)):
         # Pillow reduces 16-bit colour PNGs and TIFFs to 8 bits on open; the PNG's IHDR bit
         # depth and the TIFF's BitsPerSample tell
         meta.notes.append(REDUCED_16_BIT)
@@ -133,6 +133,12 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
         rgb = rgb.copy()
     meta.alpha = alpha
     return LoadedImage(rgb=rgb, meta=meta)
+
+
+def _tiff_bits(img: Image.Image) -> int:
+    """A TIFF's bits per sample (BitsPerSample: one value, or one per channel)."""
+    bits = img.tag_v2.get(258, 8)
+    return max(bits, default=8) if isinstance(bits, tuple) else int(bits)
 
 
 def _webp_is_lossless(data: bytes) -> bool:
