@@ -44,7 +44,7 @@ class RunPanel(QWidget):
         self.texture.setPageStep(25)
         self.texture.setToolTip(
             "How much of the photo's own grain and fine detail goes into the fill.\n"
-            "0 % = smooth; 100 % = at most as grainy as the surroundings (default)."
+            "0 % = smooth; 100 % = at most as grainy as the surroundings (default); up to 200 %."
         )
         self.texture_label = QLabel()
         self.texture.valueChanged.connect(self._on_texture)

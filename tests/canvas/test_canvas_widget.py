@@ -166,6 +166,25 @@ def test_render_snapshot_photo_mask_overlay_and_compare(qtbot):
     assert np.abs(view[70:, 95:] - doc.photo[70:, 95:]).max() <= 2
 
 
+def test_a_compare_label_without_room_is_not_drawn_half(qtbot):
+    """Near an edge of the canvas the label of the narrow side would be cut off: it is left
+    out, and the other side's label stays where it belongs."""
+    session, canvas = make_canvas(qtbot, w=200, h=150, view=(200, 150))  # the photo fills the canvas
+    doc = session.document
+    flat = np.full_like(doc.photo, 200)
+    session.set_result(InpaintOutcome(image=flat, method="m", backend="b"))
+    doc.photo[:] = 200  # both sides the same flat grey: any dark pixel is a label or the divider
+    x_view = canvas.width() - 20  # the After side is 20 px wide: too narrow for its label
+    canvas.set_divider(canvas.view.to_image(x_view, 0)[0])
+    canvas.repaint()
+    shot = grab_array(canvas).astype(int)
+    assert (canvas.width(), canvas.view.ox, canvas.view.oy) == (200, 0, 0)
+    band = shot[10:32]  # where the labels go: 10 px below the photo's top
+    dark = band.max(axis=2) < 150
+    assert not dark[:, x_view + 3 :].any()  # no (half) After label right of the divider
+    assert dark[:, : x_view - 14].any()  # the Before label left of it
+
+
 def test_divider_drags(qtbot):
     session, canvas = make_canvas(qtbot)
     doc = session.document
