@@ -30,6 +30,9 @@ Cancel = Callable[[], bool]
 
 #: automatic residual split for OpenCV coarse fills: they are smooth above ~1/128 of the box
 OPENCV_DETAIL_SIZE = 128
+# the seam match works on strips of this many rows of the hole's bounding box (plus an overlap
+# that makes every row exact): a few float copies of a strip, not of a 48 MP photo's box
+SEAM_STRIP_ROWS = 512
 
 
 @dataclass(eq=False)
@@ -303,8 +306,16 @@ def _paste(image, hole, region: Region, large, feather: int, out) -> None:
         by0, by1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, own.shape[0])
         bx0, bx1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, own.shape[1])
         band = (slice(by0, by1), slice(bx0, bx1))
-        fill = _match_seam(fill[band], orig[band], box_hole[band], own[band], feather)
-        own, target = own[band], target[band]
+        fill, orig, box_hole, own, target = fill[band], orig[band], box_hole[band], own[band], target[band]
+        # a row's seam depends on the rows within 2 * feather + 2 (ring, blur, distance)
+        overlap = 2 * feather + 4
+        for s0 in range(0, own.shape[0], SEAM_STRIP_ROWS):
+            s1 = min(s0 + SEAM_STRIP_ROWS, own.shape[0])
+            e0, e1 = max(s0 - overlap, 0), min(s1 + overlap, own.shape[0])
+            matched = _match_seam(fill[e0:e1], orig[e0:e1], box_hole[e0:e1], own[e0:e1], feather)[s0 - e0 : s1 - e0]
+            here = own[s0:s1]
+            target[s0:s1][here] = np.clip(np.rint(matched[here]), 0, 255).astype(np.uint8)
+        return
     target[own] = np.clip(np.rint(fill[own]), 0, 255).astype(np.uint8)
 
 

@@ -379,3 +379,18 @@ def test_scattered_dust_is_not_merged_into_one_photo_sized_box():
     out = inpaint(photo, mask, InpaintSettings(method="telea", backend="cpu"))
     assert out.regions == len(regions)
     assert np.array_equal(out.image[mask == 0], photo[mask == 0])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_seam_match_in_strips_is_the_seam_match_of_the_whole_box(seed, monkeypatch):
+    """The seam match runs on strips of the hole's bounding box (bounded memory on big photos);
+    with the overlap every strip row is exact: strips of 5 rows give the very same fill."""
+    import app.engine.pipeline as pipeline
+
+    rng = np.random.default_rng(seed)
+    image = _photo(rng, 160, 200)
+    mask = _random_mask(rng, 160, 200, ("blobs", "strokes", "border")[seed])
+    settings = FAST.with_(feather_px=int(rng.choice([1, 3, 6])))
+    whole = inpaint(image, mask, settings).image
+    monkeypatch.setattr(pipeline, "SEAM_STRIP_ROWS", 5)
+    assert np.array_equal(inpaint(image, mask, settings).image, whole)
