@@ -385,7 +385,7 @@ def test_scattered_dust_is_not_merged_into_one_photo_sized_box():
 def test_the_seam_match_in_strips_is_the_seam_match_of_the_whole_box(seed, monkeypatch):
     """The seam match runs on strips of the hole's bounding box (bounded memory on big photos);
     with the overlap every strip row is exact: strips of 5 rows give the very same fill."""
-    import app.engine.pipeline as pipeline
+    from app.engine import pipeline
 
     rng = np.random.default_rng(seed)
     image = _photo(rng, 160, 200)
