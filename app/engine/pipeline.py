@@ -227,8 +227,10 @@ def _fill_region(image, hole, source, region: Region, settings, stage, backend, 
         base = coarse if detail == size else cv2.resize(coarse, (detail, detail), interpolation=cv2.INTER_AREA)
         low = small if detail == size else cv2.resize(small, (detail, detail), interpolation=cv2.INTER_AREA)
         large = cv2.resize(base, (work, work), interpolation=cv2.INTER_LINEAR)
-        residual = box_img - cv2.resize(low, (work, work), interpolation=cv2.INTER_LINEAR)
-        del box_img  # peak memory: a box-sized float copy less while the aggregation runs
+        # in place, and the box image released: box-sized float copies less at the peak
+        residual = cv2.resize(low, (work, work), interpolation=cv2.INTER_LINEAR)
+        np.subtract(box_img, residual, out=residual)
+        del box_img
         _aggregate_residual(
             large, residual, box_hole, box_source, coarse, coarse_out.attention, grid, work, detail, settings, backend,
             report, cancel,
