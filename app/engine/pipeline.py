@@ -198,6 +198,9 @@ def _fill_region(image, hole, source, region: Region, settings, stage, backend, 
     # reflected like the photo, so an object mirrored into the padding is hole there too
     box_hole = _crop_padded(hole.view(np.uint8), region, True) > 0
     box_source = _crop_padded(source.view(np.uint8), region, False) > 0  # padding is no source
+    # what the coarse stage may not look at: the hole and the protected pixels (reflected as
+    # the photo is), so a protected object is never continued into the fill, at any hole size
+    box_unknown = _crop_padded(source.view(np.uint8), region, True) == 0
 
     # bounded memory: a huge box is worked at reduced scale, pasted back upsampled
     work = side
@@ -207,12 +210,13 @@ def _fill_region(image, hole, source, region: Region, settings, stage, backend, 
         box_hole = cv2.resize(box_hole.view(np.uint8), (work, work), interpolation=cv2.INTER_AREA) > 0
         box_source = cv2.resize(box_source.view(np.uint8), (work, work), interpolation=cv2.INTER_NEAREST) > 0
         box_source &= ~box_hole
+        box_unknown = cv2.resize(box_unknown.view(np.uint8), (work, work), interpolation=cv2.INTER_AREA) > 0
 
     size = stage.size if stage.fixed_size else min(stage.size, work)
     small = cv2.resize(box_img, (size, size), interpolation=cv2.INTER_AREA)
     # conservative: a small pixel touching any hole pixel is hole, so the object's colours
     # never leak into the coarse input
-    small_hole = cv2.resize(box_hole.view(np.uint8).astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) > 0
+    small_hole = cv2.resize(box_unknown.view(np.uint8).astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) > 0
     report("model", 0, 1, 0.1)
     coarse_out = stage.run(small, small_hole)
     if cancel is not None and cancel():
@@ -241,7 +245,7 @@ def _fill_region(image, hole, source, region: Region, settings, stage, backend, 
     if work != side:
         large = cv2.resize(large, (side, side), interpolation=cv2.INTER_CUBIC)
     report("paste", 0, 1, 0.95)
-    _paste(image, hole, region, large, settings.feather_px, out)
+    _paste(image, hole, source, region, large, settings.feather_px, out)
 
 
 def _aggregate_residual(large, residual, box_hole, box_source, coarse, model_attention, grid, work, size, settings,
@@ -285,15 +289,16 @@ def _aggregate_residual(large, residual, box_hole, box_source, coarse, model_att
     cra.add_to_patches(large, grid, rows, done)
 
 
-def _paste(image, hole, region: Region, large, feather: int, out) -> None:
-    """Write the fill into `out` at the region's own hole pixels only."""
+def _paste(image, hole, source, region: Region, large, feather: int, out) -> None:
+    """Write the fill into `out` at the region's own hole pixels only; the seam is matched to
+    the `source` pixels around it (not to a protected object beside the hole)."""
     h, w = hole.shape
     x0, y0, x1, y1 = region.box
     # the part of the box inside the photo
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     fill = large[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
     orig = image[cy0:cy1, cx0:cx1]
-    box_hole = hole[cy0:cy1, cx0:cx1]
+    box_hole, box_source = hole[cy0:cy1, cx0:cx1], source[cy0:cy1, cx0:cx1]
     ox0, oy0, ox1, oy1 = region.own
     own = np.zeros_like(box_hole)
     own[max(oy0 - cy0, 0) : max(oy1 - cy0, 0), max(ox0 - cx0, 0) : max(ox1 - cx0, 0)] = True
@@ -309,24 +314,26 @@ def _paste(image, hole, region: Region, large, feather: int, out) -> None:
         bx0, bx1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, own.shape[1])
         band = (slice(by0, by1), slice(bx0, bx1))
         fill, orig, box_hole, own, target = fill[band], orig[band], box_hole[band], own[band], target[band]
+        box_source = box_source[band]
         # a row's seam depends on the rows within 2 * feather + 2 (ring, blur, distance)
         overlap = 2 * feather + 4
         for s0 in range(0, own.shape[0], SEAM_STRIP_ROWS):
             s1 = min(s0 + SEAM_STRIP_ROWS, own.shape[0])
             e0, e1 = max(s0 - overlap, 0), min(s1 + overlap, own.shape[0])
-            matched = _match_seam(fill[e0:e1], orig[e0:e1], box_hole[e0:e1], own[e0:e1], feather)[s0 - e0 : s1 - e0]
+            matched = _match_seam(fill[e0:e1], orig[e0:e1], box_hole[e0:e1], box_source[e0:e1], own[e0:e1],
+                                  feather)[s0 - e0 : s1 - e0]
             here = own[s0:s1]
             target[s0:s1][here] = np.clip(np.rint(matched[here]), 0, 255).astype(np.uint8)
         return
     target[own] = np.clip(np.rint(fill[own]), 0, 255).astype(np.uint8)
 
 
-def _match_seam(fill, orig, box_hole, own, feather: int) -> np.ndarray:
+def _match_seam(fill, orig, box_hole, box_source, own, feather: int) -> np.ndarray:
     """Shift the fill near the hole edge by the colour offset between the photo and the fill
     just outside the edge, fading to nothing `feather` px inside: no visible step at the
     boundary, and no pixel outside the hole touched."""
     ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * feather + 3, 2 * feather + 3))
-    ring = (cv2.dilate(own.view(np.uint8), ring_kernel) > 0) & ~box_hole
+    ring = (cv2.dilate(own.view(np.uint8), ring_kernel) > 0) & box_source
     if not ring.any():
         return fill
     ringf = ring.astype(np.float32)

@@ -394,3 +394,26 @@ def test_the_seam_match_in_strips_is_the_seam_match_of_the_whole_box(seed, monke
     whole = inpaint(image, mask, settings).image
     monkeypatch.setattr(pipeline, "SEAM_STRIP_ROWS", 5)
     assert np.array_equal(inpaint(image, mask, settings).image, whole)
+
+
+@pytest.mark.parametrize("method", ["telea", "model"])
+def test_a_protected_object_beside_a_small_hole_does_not_bleed_into_it(method):
+    """Protect means "never build the fill from this", also for holes too small for the
+    detail stage: the coarse fill must not continue a protected red post into the hole."""
+    rng = np.random.default_rng(3)
+    image = np.clip(128 + rng.normal(0, 4, (120, 160, 3)), 0, 255).astype(np.uint8)
+    image[:, 70:80] = (220, 30, 30)  # a red post
+    mask = np.zeros((120, 160), np.uint8)
+    mask[40:70, 80:100] = 255  # a hole right beside it
+    protect = np.zeros_like(mask)
+    protect[:, 68:80] = 255
+    settings = FAST.with_(method=method)  # "model": the bundled one
+    hole = mask > 0
+
+    def redness(out):
+        return float((out[..., 0].astype(int) - out[..., 1].astype(int))[hole].mean())
+    plain = inpaint(image, mask, settings).image
+    guarded = inpaint(image, mask, settings, protect=protect).image
+    assert redness(plain) > 10  # unprotected, the post's colour runs into the hole
+    assert redness(guarded) < 3  # protected: the gray around is all the fill is made of
+    assert np.array_equal(guarded[~hole], image[~hole])
