@@ -180,6 +180,8 @@ class EditSession(QObject):
         self._document.layers.insert(index, layer)
         self.layers_changed.emit()
         self.layer_pixels_changed.emit(layer.uid, None)
+        if not any(other.uid == self._active_uid for other in self._document.layers):
+            self.set_active(layer.uid)  # the only layer again (undo of a delete): paint on it
 
     def remove_layer(self, uid: int) -> None:
         doc = self._document

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QWidget
 from app.canvas.document import Document
 from app.canvas.session import EditSession
 from app.io.atomic import atomic_write
-from app.io.images import READ_EXTENSIONS, format_for, read_image, read_mask_for, write_image
+from app.io.images import READ_EXTENSIONS, SAVE_FORMATS, format_for, read_image, read_mask_for, write_image
 from app.ui.background import BackgroundTasks
 from app.ui.launch import SAMPLE_PHOTO
 from app.ui.messages import confirm_overwrite, show_error
@@ -47,6 +47,11 @@ def new_document(path: str, max_megapixels: float) -> Document:
     doc = Document(photo=loaded.rgb, meta=loaded.meta, source_path=str(path))
     doc.layers.append(doc.new_layer("Mask 1"))
     return doc
+
+
+def file_stem(name: str) -> str:
+    """A layer name as a file name: / and the characters no file system takes become _."""
+    return "".join("_" if c in '/\\:*?"<>|' or ord(c) < 32 else c for c in name).strip(" .") or "layer"
 
 
 def encode_mask_png(mask: np.ndarray) -> bytes:
@@ -169,7 +174,9 @@ class FileController(QObject):
         start_filter = next(name for name, ext in EXPORT_FILTERS.items() if ext == suffix)
         typed, chosen = QFileDialog.getSaveFileName(self.window, "Export image", suggestion,
                                                     ";;".join(EXPORT_FILTERS), start_filter)
-        path = typed if Path(typed).suffix else typed + EXPORT_FILTERS.get(chosen, ".png")
+        # "trip.2024.06" has a suffix that is no image format: the chosen type's is added
+        known = Path(typed).suffix.lower() in SAVE_FORMATS
+        path = typed if known else typed + EXPORT_FILTERS.get(chosen, ".png")
         if not typed or not confirm_overwrite(self.window, typed, path):
             return
         try:
@@ -193,12 +200,15 @@ class FileController(QObject):
         image, meta = self.export_image()
         snapshot = image.copy()  # the user may go on editing while this encodes
         name = Path(path).name
+        # what Export writes while a result waits is the result: say so, it is not applied yet
+        pending = ["with the pending result, not applied yet"] if self.session.document.result is not None else []
         self.notice.emit(f"Exporting {name}…")
         self.busy_changed.emit(True)
 
         def done(lost: list[str]) -> None:
             self.busy_changed.emit(False)
-            self.notice.emit(f"Exported {name}" + (f" ({'; '.join(lost)})" if lost else ""))
+            said = pending + lost
+            self.notice.emit(f"Exported {name}" + (f" ({'; '.join(said)})" if said else ""))
 
         def failed(exc: Exception) -> None:
             self.busy_changed.emit(False)
@@ -239,7 +249,8 @@ class FileController(QObject):
         if layer is None:
             self.notice.emit("No layer to export.")
             return
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export layer", f"{layer.name}.png", "PNG (*.png)")
+        start = save_suggestion(self.session.document.source_path, f"{file_stem(layer.name)}.png")
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export layer", start, "PNG (*.png)")
         final = path if path.lower().endswith(".png") else path + ".png"
         if path and confirm_overwrite(self.window, path, final):
             self.export_layer(final)

@@ -128,7 +128,8 @@ class MainWindow(QMainWindow):
         undo = self.session.undo_stack.createUndoAction(self, "&Undo")
         undo.setShortcuts(QKeySequence.StandardKey.Undo)
         redo = self.session.undo_stack.createRedoAction(self, "&Redo")
-        redo.setShortcuts(QKeySequence.StandardKey.Redo)
+        # the platform's redo (Ctrl+Shift+Z here) and Ctrl+Y, which many editors use
+        redo.setShortcuts([*QKeySequence.keyBindings(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Y")])
         undo.setIconText("Undo")  # the menu text names the step; the tool bar stays short
         redo.setIconText("Redo")
         self.undo_action, self.redo_action = undo, redo

@@ -81,10 +81,14 @@ class RunController(QObject):
         doc = self.session.document
         mask = doc.combined_mask(LayerKind.FILL)
         if not mask.any():
-            faint = any(layer.mask.any() for layer in doc.layers if layer.visible and layer.kind == LayerKind.FILL)
-            self.notice.emit("Only faint paint is on the visible fill layers: a pixel is filled where it is painted "
-                             "at half strength or more." if faint else
-                             "Paint over what should go first: the visible fill layers are empty.")
+            fills = [layer for layer in doc.layers if layer.visible and layer.kind == LayerKind.FILL]
+            if not fills:
+                text = "There is no visible Fill layer: add one (+ Fill) or show one, and paint what should go."
+            elif any(layer.mask.any() for layer in fills):
+                text = "Only faint paint is on the visible fill layers: a pixel is filled where it is painted at half strength or more."
+            else:
+                text = "Paint over what should go first: the visible fill layers are empty."
+            self.notice.emit(text)
             return False
         protect = doc.combined_mask(LayerKind.PROTECT)
         protect = protect if protect.any() else None

@@ -11,7 +11,7 @@ from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
 from app.canvas import tools
-from app.canvas.document import Document, LayerKind
+from app.canvas.document import Document, InpaintOutcome, LayerKind
 from app.canvas.patch import Rect
 from app.engine.settings import InpaintSettings
 from app.ui.main_window import MainWindow
@@ -512,3 +512,49 @@ def test_export_shows_a_busy_bar_until_the_file_is_written(window, qtbot, tmp_pa
     window.files.export_to(str(tmp_path / "out.png"))
     qtbot.waitUntil(lambda: not window.files.tasks.busy(), timeout=10000)
     assert seen == [(True, True), (False, False)] and (tmp_path / "out.png").exists()
+
+
+def test_export_names_and_notices_from_the_third_qa_pass(window, qtbot, tmp_path, monkeypatch):
+    """A dotted name that is no image format gets the chosen type's extension; the notice
+    says when the export holds a result not yet applied; a layer's name becomes a safe file
+    name beside the photo."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from app.ui.file_controller import file_stem
+
+    win = window
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *a, **k: (str(tmp_path / "trip.2024.06"), "PNG (*.png)")))
+    notices = []
+    win.files.notice.connect(notices.append)
+    win.current_document().result = None
+    win.files.export_dialog()
+    qtbot.waitUntil(lambda: not win.files.tasks.busy(), timeout=10000)
+    assert (tmp_path / "trip.2024.06.png").exists() and notices[-1] == "Exported trip.2024.06.png"
+    doc = win.current_document()
+    win.session.set_result(InpaintOutcome(doc.photo.copy(), "opencv telea", "cpu"))
+    win.files.export_to(str(tmp_path / "pending.png"))
+    qtbot.waitUntil(lambda: not win.files.tasks.busy(), timeout=10000)
+    assert notices[-1] == "Exported pending.png (with the pending result, not applied yet)"
+    assert file_stem('Мачта 🚀 a/b\\c:*?"<>|') == "Мачта 🚀 a_b_c_______" and file_stem(" ../ ") == "_"
+    assert file_stem("...") == "layer"
+
+
+def test_undoing_a_deleted_only_layer_makes_it_the_one_to_paint_on(window):
+    s = window.session
+    for layer in list(window.current_document().layers):
+        s.delete_layer(layer.uid)
+    assert s.active_uid == 0
+    s.undo_stack.undo()
+    assert s.active_uid == window.current_document().layers[0].uid
+
+
+def test_redo_has_ctrl_y_too_and_no_fill_layer_is_said(window):
+    from PySide6.QtGui import QKeySequence
+
+    redo = next(a for a in window.menus["edit"].actions() if a.text().replace("&", "").startswith("Redo"))
+    assert QKeySequence("Ctrl+Y") in redo.shortcuts()
+    s = window.session
+    s.set_layer_props(window.current_document().layers[0].uid, kind="protect")
+    window.actions.run.trigger()
+    assert "no visible Fill layer" in window.status.currentMessage()
