@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -43,6 +44,8 @@ class RestoreController(QObject):
 
     def __init__(self, window, panel: RestorePanel | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent or window)
+        # the steps and base of each repair preview still held (by the undo history)
+        self._preview_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.window = window
         self.session = window.session
         self.runner = window.runner
@@ -148,6 +151,10 @@ class RestoreController(QObject):
             self._base = result  # a fill result (or none): previews build on it
             self._previewed = None
             self.panel.set_repair_source(None if result is None else result.image)
+        elif result in self._preview_of:  # a preview back on screen (undo of Apply repairs): its boxes too
+            self._previewed, self._base = self._preview_of[result]
+            self.panel.set_repair_source(None if self._base is None else self._base.image)
+            self.panel.show_repairs(self._previewed)
 
     def on_repair_preview(self, steps: RepairSteps, image: np.ndarray) -> None:
         doc = self.session.document
@@ -163,6 +170,7 @@ class RestoreController(QObject):
                                      mask=base.mask, notes=list(base.notes))
         else:
             outcome = InpaintOutcome(image=image, method=method, backend="cpu")
+        self._preview_of[outcome] = (steps, base)
         self.session.set_result(outcome)
         self._previewed = steps
         waiting = self._apply_waiting

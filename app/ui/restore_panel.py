@@ -357,6 +357,21 @@ class RestorePanel(QWidget):
     def sensitivity(self) -> float:
         return self.sensitivity_slider.value() / 100.0
 
+    def show_repairs(self, steps: RepairSteps) -> None:
+        """Set the repair boxes and values without previewing anew: the preview of `steps` is
+        already on screen (an undo of Apply repairs brought it back)."""
+        values = ((self.denoise_box, steps.denoise), (self.fade_box, steps.fade), (self.balance_box, steps.balance),
+                  (self.sharpen_box, steps.sharpen), (self.denoise_strength, steps.denoise_strength or 0.0),
+                  (self.clahe_clip, steps.clip_limit), (self.balance_strength, steps.balance_strength),
+                  (self.sharpen_amount, steps.sharpen_amount))
+        for widget, value in values:
+            widget.blockSignals(True)
+            if isinstance(widget, QCheckBox):
+                widget.setChecked(bool(value))
+            else:
+                widget.setValue(float(value))
+            widget.blockSignals(False)
+
     def repair_steps(self) -> RepairSteps:
         strength = self.denoise_strength.value()
         return RepairSteps(

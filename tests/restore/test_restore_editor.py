@@ -238,3 +238,23 @@ def test_after_apply_the_boxes_are_clear_and_a_second_apply_changes_nothing(wind
     panel.apply_button.click()  # a double click: the repairs are not run a second time
     qtbot.wait(200)
     assert not panel.preview_pending() and np.array_equal(doc.photo, once)
+
+
+def test_undoing_apply_repairs_brings_back_the_preview_with_its_boxes(window, qtbot):
+    """Undo of Apply repairs puts the preview back on screen: the boxes say which steps made
+    it, and Apply repairs applies it again at once (no second computation, no unseen steps)."""
+    win, doc = window, window.current_document()
+    photo = doc.photo.copy()
+    panel = win.restore.panel
+    with qtbot.waitSignal(panel.repair_preview, timeout=20000):
+        panel.sharpen_amount.setValue(2.5)
+        panel.sharpen_box.setChecked(True)
+    steps = RepairSteps(sharpen=True, sharpen_amount=2.5)
+    panel.apply_button.click()
+    assert not panel.sharpen_box.isChecked()
+    win.session.undo_stack.undo()
+    assert np.array_equal(doc.photo, photo) and "repair: sharpen" in doc.result.method
+    assert panel.sharpen_box.isChecked() and panel.sharpen_amount.value() == 2.5
+    assert not panel.fade_box.isChecked() and not panel.preview_pending()
+    panel.apply_button.click()
+    assert np.array_equal(doc.photo, apply_repairs(photo, steps)) and doc.result is None
