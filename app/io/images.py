@@ -269,16 +269,19 @@ def read_mask(path: str | Path, size: tuple[int, int] | None = None, invert: boo
     if invert:
         mask = 255 - mask
     if size is not None and (mask.shape[1], mask.shape[0]) != tuple(size):
-        pil = Image.fromarray(mask).resize(tuple(size), Image.NEAREST)
-        mask = np.asarray(pil).copy()
+        mask = _scaled_mask(mask, size)
     return mask
+
+
+def _scaled_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.asarray(Image.fromarray(mask).resize(tuple(size), Image.NEAREST)).copy()  # nearest: stays 0/255
 
 
 def read_mask_for(path: str | Path, size: tuple[int, int],
                   invert: bool = False) -> tuple[np.ndarray, tuple[int, int] | None]:
     """Read a mask for a photo of `size` (width, height): (mask, the file's size if it was
-    scaled, else None). A mask of another size
-    with the photo's aspect ratio is scaled to it (nearest neighbour: callers say so); another
+    scaled, else None). A mask of another size with the photo's aspect ratio is scaled to it
+    (nearest neighbour: callers say so); another
     aspect ratio would put the painted areas in the wrong places, so it is refused."""
     mask = read_mask(path, invert=invert)
     (w, h), (mh, mw) = size, mask.shape
@@ -287,7 +290,7 @@ def read_mask_for(path: str | Path, size: tuple[int, int],
     if abs(mw / mh - w / h) > 0.01 * (w / h):
         raise MaskSizeError(f"The mask {Path(path).name} is {mw}x{mh} but the photo is {w}x{h}, with another "
                             "aspect ratio; make a mask of the photo's size.")
-    return np.asarray(Image.fromarray(mask).resize((w, h), Image.NEAREST)).copy(), (mw, mh)
+    return _scaled_mask(mask, (w, h)), (mw, mh)
 
 
 def reduced_from_16_bit(meta: ImageMeta) -> bool:

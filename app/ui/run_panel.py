@@ -148,12 +148,8 @@ class RunPanel(QWidget):
         self.progress.setFormat(text)
 
     def _on_result_changed(self) -> None:
-        if self.runner.running:
-            return
-        if self.runner.session.document.result is None:
-            self._end("Idle")
-        else:
-            self._show_pending()
+        if not self.runner.running:
+            self._end("Idle")  # or the pending result, when there is one
 
     def _show_pending(self) -> None:
         self.progress.setValue(1000)
