@@ -4,12 +4,18 @@ Every photo becomes RGB uint8 HxWx3 with its EXIF orientation applied; what was
 converted (16-bit, alpha, grayscale, CMYK) is reported in `ImageMeta.notes` so the
 command line and the editor can tell the user. EXIF and the ICC profile are written
 back on export, and an alpha channel is re-attached where the format keeps it.
+
+A 16-bit PNG or TIFF is edited in 8 bits, but its 16-bit pixels are kept (`ImageMeta.deep`):
+a PNG or TIFF export writes 16 bits, the source's value wherever the edits left a pixel as
+it was read and the 8-bit value scaled up where they changed it (`deep_pixels`).
 """
 
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,9 +28,19 @@ from app.io.atomic import atomic_write
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 READ_EXTENSIONS = tuple(SAVE_FORMATS) + (".bmp",)
 DEFAULT_MAX_MEGAPIXELS = 100.0
-# the notes of a photo whose 16 bits are edited and exported in 8 bits per channel
+# the notes of a 16-bit photo: edited in 8 bits per channel, its 16-bit pixels kept for export
+KEPT_16_BIT = ("16-bit colour: edited with 8 bits per channel; PNG and TIFF exports keep the 16-bit value of "
+               "every pixel the edits did not change")
+KEPT_16_BIT_GRAY = ("16-bit grayscale: edited as 8-bit RGB; PNG and TIFF exports keep the 16-bit value of every "
+                    "pixel the edits did not change")
+# ... and of one whose 16-bit pixels could not be decoded (exported with 8 bits per channel)
 REDUCED_16_BIT = "16-bit colour reduced to 8-bit RGB (edited and exported with 8 bits per channel)"
 REDUCED_16_BIT_GRAY = "16-bit grayscale reduced to 8-bit RGB"
+# the formats that keep 16 bits per channel
+DEEP_FORMATS = ("PNG", "TIFF")
+# EXIF tags a 16-bit TIFF export carries (as TIFF tags; tifffile writes no EXIF sub-IFD)
+TIFF_TEXT_TAGS = (270, 271, 272, 305, 306, 315, 33432)  # description, make, model, software, date, artist, copyright
+DEEP_ROWS = 1024  # rows per pass when converting 16-bit pixels (bounds the temporaries on 50 MP photos)
 # the formats that keep an alpha channel
 ALPHA_FORMATS = ("PNG", "TIFF", "WEBP")
 # a mask value above this counts as painted: in mask files, and in the editor's soft-edged
@@ -65,6 +81,9 @@ class ImageMeta:
     source_format: str = ""
     notes: list[str] = field(default_factory=list)
     lossless_webp: bool = False  # the photo was a lossless WebP: a WebP export stays lossless by default
+    # a 16-bit source's pixels, upright, read-only uint16 HxWxC (C = 1 gray, 2 gray + alpha, 3 RGB,
+    # 4 RGBA); never edited: `deep_pixels` combines it with the edited 8-bit photo
+    deep: np.ndarray | None = None
 
 
 @dataclass(eq=False)
@@ -113,14 +132,13 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
         raise ImageReadError(f"{label} is damaged or truncated and cannot be decoded ({exc}).") from exc
     meta = ImageMeta(source_format=img.format or "", icc_profile=img.info.get("icc_profile"),
                      lossless_webp=img.format == "WEBP" and _webp_is_lossless(data))
-    if img.mode in ("RGB", "RGBA") and (
-            (img.format == "PNG" and len(data) > 25 and data[24] == 16)
-            or (img.format == "TIFF" and _tiff_bits(img) > 8)):
-        # Pillow reduces 16-bit colour PNGs and TIFFs to 8 bits on open; the PNG's IHDR bit
-        # depth and the TIFF's BitsPerSample tell
-        meta.notes.append(REDUCED_16_BIT)
+    # Pillow reduces 16-bit colour PNGs and TIFFs to 8 bits on open; the PNG's IHDR bit depth
+    # and the TIFF's BitsPerSample tell
+    sixteen = (img.format == "PNG" and len(data) > 25 and data[24] == 16) or (
+        img.format == "TIFF" and _tiff_bits(img) > 8)
     exif = img.getexif()
-    if exif.get(0x0112, 1) != 1:
+    orientation = exif.get(0x0112, 1)
+    if orientation != 1:
         meta.notes.append("rotated upright from its EXIF orientation")
     img = ImageOps.exif_transpose(img)
     if 0x0112 in exif:
@@ -129,10 +147,98 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
         del exif[tag]
     meta.exif = exif.tobytes() if len(exif) else None
     rgb, alpha = _to_rgb8(img, meta)
+    if sixteen and img.mode in DEEP_MODES:
+        deep = _deep_source(data, orientation, rgb.shape[:2])
+        if deep is not None:
+            rgb, alpha = _reduced(deep)
+            meta.deep = deep if alpha is not None or deep.shape[2] in (1, 3) else deep[:, :, :-1]  # opaque: no alpha
+            meta.deep.flags.writeable = False
+        colour = img.mode in ("RGB", "RGBA")
+        note = (KEPT_16_BIT if colour else KEPT_16_BIT_GRAY) if deep is not None else (
+            REDUCED_16_BIT if colour else REDUCED_16_BIT_GRAY)
+        meta.notes = [note] + [n for n in meta.notes if n != REDUCED_16_BIT_GRAY]
     if not rgb.flags.writeable:  # a view of Pillow's buffer; the editor writes into the photo (Apply, undo)
         rgb = rgb.copy()
     meta.alpha = alpha
     return LoadedImage(rgb=rgb, meta=meta)
+
+
+# Pillow modes of the 16-bit files whose pixels OpenCV decodes (not CMYK, Lab, float...)
+DEEP_MODES = ("RGB", "RGBA", "I;16", "I;16B", "I;16L", "I", "LA", "L")
+
+
+def _deep_source(data: bytes, orientation: int, shape: tuple[int, int]) -> np.ndarray | None:
+    """The 16-bit pixels of a 16-bit PNG or TIFF, RGB(A) order, upright; None when OpenCV
+    cannot give them in the shape Pillow read (then the photo is 8-bit only, as noted)."""
+    import cv2
+
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)  # no EXIF rotation
+    if arr is None or arr.dtype != np.uint16:
+        return None
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    elif arr.shape[2] in (3, 4):
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB if arr.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    else:
+        return None
+    arr = np.ascontiguousarray(_upright(arr, orientation))
+    return arr if arr.shape[:2] == tuple(shape) else None
+
+
+def _upright(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """`arr` turned as Pillow's ImageOps.exif_transpose turns a photo of that EXIF orientation."""
+    return {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+        8: lambda a: np.rot90(a, 1),
+    }.get(orientation, lambda a: a)(arr)
+
+
+def to_8_bit(values: np.ndarray) -> np.ndarray:
+    """uint16 -> uint8, round(x / 257) (never halfway, so exact), in uint16 arithmetic: with
+    v = x + 128 (at most 65535: 65407 and above all round to 255), v // 257 = (v - (v >> 8)) >> 8
+    for every v < 65792; a tenth of the time of a division."""
+    out = np.empty(values.shape, np.uint8)
+    for y in range(0, values.shape[0], DEEP_ROWS):
+        v = np.minimum(values[y : y + DEEP_ROWS], 65407)
+        v += 128
+        v -= v >> 8
+        v >>= 8
+        out[y : y + DEEP_ROWS] = v
+    return out
+
+
+def _reduced(deep: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The 8-bit RGB photo and alpha (None if opaque) of 16-bit pixels."""
+    channels = deep.shape[2]
+    colour = to_8_bit(deep[:, :, :3] if channels >= 3 else deep[:, :, :1])
+    rgb = np.ascontiguousarray(np.broadcast_to(colour, deep.shape[:2] + (3,))) if channels < 3 else colour
+    alpha = to_8_bit(deep[:, :, -1]) if channels in (2, 4) else None
+    return rgb, None if alpha is None or alpha.min() == 255 else alpha
+
+
+def deep_pixels(rgb: np.ndarray, meta: ImageMeta | None) -> np.ndarray | None:
+    """The photo `rgb` (the edited 8-bit photo) at 16 bits per channel, uint16 HxWx3 (x4 with
+    alpha): the source's 16-bit value wherever `rgb` still holds its 8-bit reduction, the 8-bit
+    value x257 where an edit changed it. None when the photo has no 16-bit source (or another size)."""
+    deep = None if meta is None else meta.deep
+    if deep is None or deep.shape[:2] != rgb.shape[:2]:
+        return None
+    channels = deep.shape[2]
+    colour = deep[:, :, :3] if channels >= 3 else deep[:, :, :1]
+    out = np.empty(rgb.shape[:2] + (4 if channels in (2, 4) else 3,), np.uint16)
+    for y in range(0, rgb.shape[0], DEEP_ROWS):
+        rows = slice(y, y + DEEP_ROWS)
+        source, edited = colour[rows], rgb[rows]
+        unchanged = (to_8_bit(source) == edited).all(axis=2, keepdims=True)
+        out[rows, :, :3] = np.where(unchanged, source, edited.astype(np.uint16) * 257)
+        if out.shape[2] == 4:
+            out[rows, :, 3] = deep[rows, :, -1]
+    return out
 
 
 def _tiff_bits(img: Image.Image) -> int:
@@ -216,6 +322,9 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
     `quality` None = `default_quality`."""
     quality = default_quality(fmt, meta) if quality is None else quality
     meta = meta or ImageMeta()
+    deep = deep_pixels(rgb, meta) if fmt in DEEP_FORMATS else None
+    if deep is not None:
+        return encode_png16(deep, meta.icc_profile, meta.exif) if fmt == "PNG" else _tiff16(deep, meta)
     img = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
     if meta.alpha is not None and fmt in ALPHA_FORMATS and meta.alpha.shape == rgb.shape[:2]:
         img.putalpha(Image.fromarray(meta.alpha, "L"))
@@ -237,6 +346,68 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
     return buf.getvalue()
 
 
+def encode_png16(pixels: np.ndarray, icc_profile: bytes | None = None, exif: bytes | None = None,
+                 level: int = 6) -> bytes:
+    """A 16-bit PNG of uint16 RGB(A) `pixels` with the ICC profile and EXIF block (Pillow
+    writes no 16-bit colour PNG; OpenCV writes no metadata, so its chunks are added here)."""
+    import cv2
+
+    code = cv2.COLOR_RGB2BGR if pixels.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(pixels, code), [cv2.IMWRITE_PNG_COMPRESSION, int(level)])
+    if not ok:
+        raise ValueError("OpenCV could not encode the 16-bit PNG")
+    data = encoded.tobytes()
+    extra = b""
+    if icc_profile:
+        extra += _png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(bytes(icc_profile)))
+    if exif:
+        extra += _png_chunk(b"eXIf", bytes(exif[6:] if exif.startswith(b"Exif\0\0") else exif))
+    ihdr_end = 8 + 8 + 13 + 4  # signature, IHDR length + type, its 13 bytes, CRC: iCCP must precede IDAT
+    return data[:ihdr_end] + extra + data[ihdr_end:]
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _tiff16(pixels: np.ndarray, meta: ImageMeta) -> bytes:
+    """A 16-bit deflate TIFF (tifffile: Pillow writes no 16-bit colour TIFF) with the ICC profile
+    and EXIF's text tags (camera, date, copyright...) as TIFF tags."""
+    import tifffile
+
+    tags = []
+    if meta.icc_profile:
+        tags.append((34675, 7, len(meta.icc_profile), bytes(meta.icc_profile), True))
+    for tag, value in _tiff_text_tags(meta.exif).items():
+        tags.append((tag, "s", 0, value, True))
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, pixels, photometric="rgb", compression="zlib", metadata=None, software=False,
+                     extrasamples=(2,) if pixels.shape[2] == 4 else None, extratags=tags)
+    return buf.getvalue()
+
+
+def _tiff_text_tags(exif: bytes | None) -> dict[int, str]:
+    if not exif:
+        return {}
+    parsed = Image.Exif()
+    try:
+        parsed.load(bytes(exif))
+    except (SyntaxError, ValueError, struct.error, OSError):
+        return {}
+    return {t: v.strip("\0") for t in TIFF_TEXT_TAGS if isinstance(v := parsed.get(t), str) and v.strip("\0")}
+
+
+def _exif_beyond_tiff_tags(exif: bytes | None) -> bool:
+    if not exif:
+        return False
+    parsed = Image.Exif()
+    try:
+        parsed.load(bytes(exif))
+    except (SyntaxError, ValueError, struct.error, OSError):
+        return True
+    return any(tag not in TIFF_TEXT_TAGS and tag != 0x0112 for tag in parsed)
+
+
 def write_image(path: str | Path, rgb: np.ndarray, meta: ImageMeta | None = None,
                 quality: int | None = None) -> list[str]:
     """Write atomically; the format comes from the extension. Returns what the file could
@@ -250,9 +421,16 @@ def write_image(path: str | Path, rgb: np.ndarray, meta: ImageMeta | None = None
 
 def lost_in(fmt: str, meta: ImageMeta | None) -> list[str]:
     """What a file of `fmt` cannot keep of a photo with `meta`."""
+    lost = []
     if meta is not None and meta.alpha is not None and fmt not in ALPHA_FORMATS:
-        return [f"{fmt} has no transparency: the transparent parts were written as the colours stored under them"]
-    return []
+        lost.append(f"{fmt} has no transparency: the transparent parts were written as the colours stored under them")
+    if meta is not None and meta.deep is not None:
+        if fmt not in DEEP_FORMATS:
+            lost.append(f"{fmt} has 8 bits per channel: the 16-bit photo was written with 8 (PNG and TIFF keep 16)")
+        elif fmt == "TIFF" and _exif_beyond_tiff_tags(meta.exif):
+            lost.append("a 16-bit TIFF keeps the colour profile and EXIF's camera, date and copyright tags, not the "
+                        "rest of the EXIF data (exposure, lens, GPS); a 16-bit PNG keeps all of it")
+    return lost
 
 
 def read_mask(path: str | Path, size: tuple[int, int] | None = None, invert: bool = False) -> np.ndarray:
@@ -294,5 +472,6 @@ def read_mask_for(path: str | Path, size: tuple[int, int],
 
 
 def reduced_from_16_bit(meta: ImageMeta) -> bool:
-    """Whether the photo was read from 16 bits per channel (and is edited in 8)."""
-    return REDUCED_16_BIT in meta.notes or REDUCED_16_BIT_GRAY in meta.notes
+    """Whether the photo was read from 16 bits per channel and only its 8-bit reduction is
+    kept (exports have 8 bits per channel); False when `meta.deep` keeps the 16 bits."""
+    return meta.deep is None and (REDUCED_16_BIT in meta.notes or REDUCED_16_BIT_GRAY in meta.notes)

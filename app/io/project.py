@@ -4,7 +4,8 @@ Layout of the zip (OpenRaster 0.0.x; GIMP, Krita and MyPaint open it):
 
     mimetype                      "image/openraster", first entry, stored uncompressed
     stack.xml                     the layer stack, top layer first
-    data/photo.png                the photo (RGB, or RGBA when the photo has alpha; ICC embedded)
+    data/photo.png                the photo (RGB, or RGBA when the photo has alpha; ICC embedded;
+                                  16 bits per channel when it came from a 16-bit file)
     data/result.png               the pending engine result, hidden (only when there is one)
     data/mask-<n>.png             one RGBA layer per mask: the layer colour, alpha = the mask
     mergedimage.png               the visible layers composited, full size
@@ -48,7 +49,7 @@ from app import __version__
 from app.canvas.document import LAYER_COLOURS, Document, InpaintOutcome, LayerKind, MaskLayer
 from app.engine.settings import InpaintSettings
 from app.io.atomic import SaveError, atomic_write
-from app.io.images import ImageMeta, ImageReadError, decode_image
+from app.io.images import ImageMeta, ImageReadError, decode_image, deep_pixels, encode_png16
 
 FORMAT_VERSION = 1
 MIMETYPE = b"image/openraster"
@@ -163,7 +164,7 @@ def save_project(
                 rgb = _composite(doc)
                 img = Image.fromarray(rgb, "RGB")
                 merged_holder["img"] = img
-                if doc.meta.alpha is None and photo_bytes and np.array_equal(rgb, doc.photo):
+                if doc.meta.alpha is None and doc.meta.deep is None and photo_bytes and np.array_equal(rgb, doc.photo):
                     put("mergedimage.png", photo_bytes[0])  # nothing drawn over the photo
                 else:
                     put("mergedimage.png", _encode_png(img, MERGED_LEVEL))
@@ -211,6 +212,7 @@ def snapshot(doc: Document) -> Document:
         exif=doc.meta.exif, icc_profile=doc.meta.icc_profile,
         alpha=None if doc.meta.alpha is None else doc.meta.alpha.copy(),
         source_format=doc.meta.source_format, notes=list(doc.meta.notes), lossless_webp=doc.meta.lossless_webp,
+        deep=doc.meta.deep,  # read-only, never edited: shared
     )
     result = None
     if doc.result is not None:
@@ -266,6 +268,9 @@ def _gray_png(mask: np.ndarray, level: int) -> bytes:
 
 
 def _photo_png(doc: Document, level: int) -> bytes:
+    deep = deep_pixels(doc.photo, doc.meta)
+    if deep is not None:  # a 16-bit photo layer: reading it back gives this photo and its 16 bits
+        return encode_png16(deep, doc.meta.icc_profile, level=level)
     img = Image.fromarray(np.ascontiguousarray(doc.photo), "RGB")
     alpha = doc.meta.alpha
     if alpha is not None and alpha.shape == doc.photo.shape[:2] and alpha.dtype == np.uint8:

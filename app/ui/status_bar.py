@@ -31,9 +31,12 @@ class StatusBar(QStatusBar):
     def show_size(self, width: int, height: int, meta: ImageMeta | None = None) -> None:
         """The photo's size; what was converted when it was read stays visible here (the
         status message on opening is gone after a few seconds)."""
-        deep = meta is not None and reduced_from_16_bit(meta)
-        self.size_label.setText(f"{width} × {height} px ({width * height / 1e6:.1f} MP)"
-                                + (" · 8 bits of 16" if deep else ""))
+        depth = ""
+        if meta is not None and meta.deep is not None:
+            depth = " · 16-bit"  # edited in 8; PNG/TIFF exports keep the unchanged pixels' 16 bits (tooltip)
+        elif meta is not None and reduced_from_16_bit(meta):
+            depth = " · 8 bits of 16"
+        self.size_label.setText(f"{width} × {height} px ({width * height / 1e6:.1f} MP){depth}")
         self.size_label.setToolTip("\n".join(f"Read as: {note}" for note in (meta.notes if meta else ())))
 
     def show_zoom(self, zoom: float) -> None:

@@ -13,14 +13,17 @@ import pytest
 from PIL import Image, ImageOps
 
 from app.io.images import (
-    REDUCED_16_BIT,
+    KEPT_16_BIT,
+    KEPT_16_BIT_GRAY,
     ImageMeta,
     ImageReadError,
     decode_image,
     encode_image,
+    encode_png16,
     format_for,
     read_image,
     read_mask,
+    reduced_from_16_bit,
     write_image,
 )
 
@@ -138,30 +141,79 @@ def test_sixteen_bit_grayscale():
     loaded = decode_image(_bytes(Image.fromarray(gray16), "PNG"))
     expected = np.round(gray16 / 65535 * 255).astype(np.uint8)
     assert np.array_equal(loaded.rgb[:, :, 1], expected)
-    assert any("16-bit" in n for n in loaded.meta.notes)
+    assert np.array_equal(loaded.meta.deep[:, :, 0], gray16)
+    assert loaded.meta.notes == [KEPT_16_BIT_GRAY]
 
 
-def test_sixteen_bit_rgb_tiff(tmp_path):
+@pytest.mark.parametrize("ext", [".tif", ".png"])
+def test_sixteen_bit_rgb_keeps_its_sixteen_bits(tmp_path, ext):
     rgb16 = np.random.default_rng(1).integers(0, 65536, (24, 36, 3)).astype(np.uint16)
-    path = tmp_path / "deep.tif"
+    path = tmp_path / f"deep{ext}"
     assert cv2.imwrite(str(path), rgb16[:, :, ::-1])  # OpenCV writes BGR
     loaded = read_image(path)
-    expected = np.round(rgb16.astype(np.float64) / 65535 * 255)
-    assert np.abs(loaded.rgb.astype(int) - expected).max() <= 1
-    assert loaded.meta.notes == [REDUCED_16_BIT]  # said, as for a PNG (Pillow reduces it silently)
+    assert np.array_equal(loaded.rgb, np.round(rgb16.astype(np.float64) / 65535 * 255).astype(np.uint8))
+    assert np.array_equal(loaded.meta.deep, rgb16) and not loaded.meta.deep.flags.writeable
+    assert loaded.meta.notes == [KEPT_16_BIT]  # said (Pillow alone reduces it silently)
+    assert not reduced_from_16_bit(loaded.meta)
     # an 8-bit TIFF is not reported
     assert cv2.imwrite(str(tmp_path / "flat.tif"), np.zeros((8, 8, 3), np.uint8))
-    assert read_image(tmp_path / "flat.tif").meta.notes == []
+    flat = read_image(tmp_path / "flat.tif")
+    assert flat.meta.notes == [] and flat.meta.deep is None
 
 
-def test_sixteen_bit_rgb_png_is_reported(tmp_path):
-    rgb16 = np.random.default_rng(2).integers(0, 65536, (24, 36, 3)).astype(np.uint16)
-    path = tmp_path / "deep.png"
-    assert cv2.imwrite(str(path), rgb16[:, :, ::-1])
-    loaded = read_image(path)
-    expected = np.round(rgb16.astype(np.float64) / 65535 * 255)
-    assert np.abs(loaded.rgb.astype(int) - expected).max() <= 1
-    assert any("16-bit" in n for n in loaded.meta.notes)
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_sixteen_bit_export_keeps_every_unchanged_pixel(tmp_path, fmt):
+    """The promise of the README: outside the edits the export is the source, bit for bit, at
+    16 bits; an edited pixel is its 8-bit value scaled to 16 bits. ICC and EXIF travel along."""
+    rng = np.random.default_rng(4)
+    rgb16 = rng.integers(0, 65536, (30, 40, 3)).astype(np.uint16)
+    exif = Image.Exif()
+    exif[0x010F] = "Nikon"  # Make
+    exif[0x0132] = "2024:06:01 10:00:00"  # DateTime
+    source = tmp_path / "scan.png"
+    source.write_bytes(encode_png16(rgb16, _icc(), exif.tobytes()))
+    loaded = read_image(source)
+    assert loaded.meta.icc_profile == _icc()  # read from the chunk encode_png16 wrote
+    edited = loaded.rgb.copy()
+    edited[5:12, 8:20] = (200, 10, 60)  # what a fill does
+    edited[20, 30] = loaded.rgb[20, 30]  # a pixel written with its own value is unchanged
+    out = tmp_path / f"out.{fmt.lower()}"
+    assert write_image(out, edited, loaded.meta) == []
+    back = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)[:, :, ::-1]
+    assert back.dtype == np.uint16
+    hole = np.zeros((30, 40), bool)
+    hole[5:12, 8:20] = True
+    assert np.array_equal(back[~hole], rgb16[~hole])
+    assert np.all(back[hole] == np.array([200, 10, 60]) * 257)
+    with Image.open(out) as img:
+        assert img.info.get("icc_profile") == _icc()
+        assert img.getexif().get(0x010F) == "Nikon" and img.getexif().get(0x0132) == "2024:06:01 10:00:00"
+    # an 8-bit format says what it could not keep
+    assert any("8 bits per channel" in note for note in write_image(tmp_path / "out.jpg", edited, loaded.meta))
+
+
+def test_sixteen_bit_tiff_export_says_which_exif_it_drops(tmp_path):
+    exif = Image.Exif()
+    exif[0x010F] = "Nikon"
+    meta = ImageMeta(exif=exif.tobytes(), deep=np.zeros((4, 4, 3), np.uint16))
+    assert write_image(tmp_path / "a.tif", np.zeros((4, 4, 3), np.uint8), meta) == []  # the make is a TIFF tag
+    exif.get_ifd(0x8769)[0x829A] = 0.01  # ExposureTime: in the EXIF sub-IFD
+    meta.exif = exif.tobytes()
+    lost = write_image(tmp_path / "b.tif", np.zeros((4, 4, 3), np.uint8), meta)
+    assert len(lost) == 1 and "exposure" in lost[0]
+    assert write_image(tmp_path / "b.png", np.zeros((4, 4, 3), np.uint8), meta) == []  # PNG keeps all of it
+
+
+def test_sixteen_bit_photo_turned_upright_with_alpha(tmp_path):
+    rgba16 = np.random.default_rng(5).integers(0, 65536, (10, 16, 4)).astype(np.uint16)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to show
+    loaded = decode_image(encode_png16(rgba16, None, exif.tobytes()))
+    upright = np.rot90(rgba16, -1)
+    assert loaded.rgb.shape == (16, 10, 3) and np.array_equal(loaded.meta.deep, upright)
+    assert np.array_equal(loaded.meta.alpha, np.round(upright[:, :, 3] / 257).astype(np.uint8))
+    out = encode_image(loaded.rgb, "PNG", loaded.meta)
+    assert np.array_equal(cv2.imdecode(np.frombuffer(out, np.uint8), cv2.IMREAD_UNCHANGED), upright[:, :, [2, 1, 0, 3]])
 
 
 def test_cmyk_jpeg_becomes_rgb_without_its_profile():

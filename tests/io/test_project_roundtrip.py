@@ -105,3 +105,33 @@ def test_inspect_lists_layers_without_decoding(tmp_path):
     assert [e.role for e in info.layers] == ["mask", "mask", "result", "photo"]
     assert [e.name for e in info.layers if e.role == "mask"] == [x.name for x in reversed(doc.layers)]
     assert info.settings == doc.settings
+
+
+@pytest.mark.parametrize("alpha", [False, True])
+def test_sixteen_bit_photo_keeps_its_sixteen_bits_through_a_project(tmp_path, alpha):
+    """A 16-bit scan, filled, saved as a project and opened again: the photo layer is stored at 16
+    bits, so an export after reopening still has the source's value at every pixel not filled."""
+    import zipfile
+
+    from app.io.images import KEPT_16_BIT, deep_pixels, to_8_bit
+
+    doc = make_doc(result=False)
+    h, w = doc.photo.shape[:2]
+    deep = np.random.default_rng(9).integers(0, 65536, (h, w, 4 if alpha else 3)).astype(np.uint16)
+    deep.flags.writeable = False
+    doc.meta.deep, doc.meta.notes = deep, [KEPT_16_BIT]
+    doc.photo = to_8_bit(deep[:, :, :3])
+    if alpha:
+        doc.meta.alpha = to_8_bit(deep[:, :, 3])
+    doc.photo[2:9, 3:20] = (250, 0, 9)  # an applied fill
+    save_project(doc, tmp_path / "scan.ora")
+    with zipfile.ZipFile(tmp_path / "scan.ora") as zf:
+        assert zf.read("data/photo.png")[24] == 16  # IHDR bit depth: other programs see the 16 bits too
+    back = load_project(tmp_path / "scan.ora")
+    assert_same(doc, back)
+    assert np.array_equal(deep_pixels(back.photo, back.meta), deep_pixels(doc.photo, doc.meta))
+    kept = deep_pixels(back.photo, back.meta)
+    filled = np.zeros((h, w), bool)
+    filled[2:9, 3:20] = True
+    assert np.array_equal(kept[~filled], deep[~filled]) and np.all(kept[filled][:, :3] == np.array([250, 0, 9]) * 257)
+    assert back.meta.notes[0] == KEPT_16_BIT
