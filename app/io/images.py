@@ -40,6 +40,7 @@ REDUCED_16_BIT_GRAY = "16-bit grayscale reduced to 8-bit RGB"
 DEEP_FORMATS = ("PNG", "TIFF")
 # EXIF tags a 16-bit TIFF export carries (as TIFF tags; tifffile writes no EXIF sub-IFD)
 TIFF_TEXT_TAGS = (270, 271, 272, 305, 306, 315, 33432)  # description, make, model, software, date, artist, copyright
+TIFF_RESOLUTION_TAGS = (282, 283, 296)  # X/YResolution, ResolutionUnit
 DEEP_ROWS = 1024  # rows per pass when converting 16-bit pixels (bounds the temporaries on 50 MP photos)
 # the formats that keep an alpha channel
 ALPHA_FORMATS = ("PNG", "TIFF", "WEBP")
@@ -378,34 +379,36 @@ def _tiff16(pixels: np.ndarray, meta: ImageMeta) -> bytes:
     tags = []
     if meta.icc_profile:
         tags.append((34675, 7, len(meta.icc_profile), bytes(meta.icc_profile), True))
-    for tag, value in _tiff_text_tags(meta.exif).items():
-        tags.append((tag, "s", 0, value, True))
+    exif = _parsed_exif(meta.exif)
+    for tag in TIFF_TEXT_TAGS:
+        if isinstance(value := exif.get(tag), str) and value.strip("\0"):
+            tags.append((tag, "s", 0, value.strip("\0"), True))
+    options = {}
+    try:  # the scan's resolution (dpi) matters for printing
+        options["resolution"] = (float(exif[282]), float(exif[283]))
+        options["resolutionunit"] = int(exif.get(296, 2))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        pass
     buf = io.BytesIO()
     tifffile.imwrite(buf, pixels, photometric="rgb", compression="zlib", metadata=None, software=False,
-                     extrasamples=(2,) if pixels.shape[2] == 4 else None, extratags=tags)
+                     extrasamples=(2,) if pixels.shape[2] == 4 else None, extratags=tags, **options)
     return buf.getvalue()
 
 
-def _tiff_text_tags(exif: bytes | None) -> dict[int, str]:
-    if not exif:
-        return {}
+def _parsed_exif(exif: bytes | None) -> Image.Exif:
     parsed = Image.Exif()
-    try:
-        parsed.load(bytes(exif))
-    except (SyntaxError, ValueError, struct.error, OSError):
-        return {}
-    return {t: v.strip("\0") for t in TIFF_TEXT_TAGS if isinstance(v := parsed.get(t), str) and v.strip("\0")}
+    if exif:
+        try:
+            parsed.load(bytes(exif))
+        except (SyntaxError, ValueError, struct.error, OSError):
+            pass
+    return parsed
 
 
 def _exif_beyond_tiff_tags(exif: bytes | None) -> bool:
-    if not exif:
-        return False
-    parsed = Image.Exif()
-    try:
-        parsed.load(bytes(exif))
-    except (SyntaxError, ValueError, struct.error, OSError):
-        return True
-    return any(tag not in TIFF_TEXT_TAGS and tag != 0x0112 for tag in parsed)
+    """Whether `exif` holds more than a 16-bit TIFF export carries (text tags, resolution)."""
+    return any(tag not in TIFF_TEXT_TAGS and tag not in TIFF_RESOLUTION_TAGS and tag != 0x0112
+               for tag in _parsed_exif(exif))
 
 
 def write_image(path: str | Path, rgb: np.ndarray, meta: ImageMeta | None = None,
@@ -428,8 +431,7 @@ def lost_in(fmt: str, meta: ImageMeta | None) -> list[str]:
         if fmt not in DEEP_FORMATS:
             lost.append(f"{fmt} has 8 bits per channel: the 16-bit photo was written with 8 (PNG and TIFF keep 16)")
         elif fmt == "TIFF" and _exif_beyond_tiff_tags(meta.exif):
-            lost.append("a 16-bit TIFF keeps the colour profile and EXIF's camera, date and copyright tags, not the "
-                        "rest of the EXIF data (exposure, lens, GPS); a 16-bit PNG keeps all of it")
+            lost.append("16-bit TIFF: EXIF's exposure, lens and GPS details not kept (a PNG keeps them)")
     return lost
 
 

@@ -195,12 +195,17 @@ def test_sixteen_bit_export_keeps_every_unchanged_pixel(tmp_path, fmt):
 def test_sixteen_bit_tiff_export_says_which_exif_it_drops(tmp_path):
     exif = Image.Exif()
     exif[0x010F] = "Nikon"
+    exif[282] = exif[283] = 1200.0  # a 1200 dpi scan
+    exif[296] = 2
     meta = ImageMeta(exif=exif.tobytes(), deep=np.zeros((4, 4, 3), np.uint16))
-    assert write_image(tmp_path / "a.tif", np.zeros((4, 4, 3), np.uint8), meta) == []  # the make is a TIFF tag
+    # the make and the resolution are TIFF tags: kept, nothing to say
+    assert write_image(tmp_path / "a.tif", np.zeros((4, 4, 3), np.uint8), meta) == []
+    with Image.open(tmp_path / "a.tif") as img:
+        assert img.info.get("dpi") == (1200, 1200) and img.getexif().get(0x010F) == "Nikon"
     exif.get_ifd(0x8769)[0x829A] = 0.01  # ExposureTime: in the EXIF sub-IFD
     meta.exif = exif.tobytes()
     lost = write_image(tmp_path / "b.tif", np.zeros((4, 4, 3), np.uint8), meta)
-    assert len(lost) == 1 and "exposure" in lost[0]
+    assert len(lost) == 1 and "exposure" in lost[0] and "PNG" in lost[0]
     assert write_image(tmp_path / "b.png", np.zeros((4, 4, 3), np.uint8), meta) == []  # PNG keeps all of it
 
 
