@@ -58,6 +58,7 @@ class RestoreController(QObject):
         self._proposal_controls: OrderedDict[bytes, tuple[float, tuple[str, ...]]] = OrderedDict()
         self._shown_proposal = b""  # digest of the proposal the controls were last set for
         self._layer_digest: bytes | None = None  # the layer's digest while known (just proposed)
+        self._fill_when_proposed = False  # Fill pressed before any detection: fill the proposal when it comes
         p, s = self.panel, self.session
         p.proposal_ready.connect(self.on_proposal)
         p.fill_requested.connect(self.fill)
@@ -103,6 +104,11 @@ class RestoreController(QObject):
         self._proposal_controls[self._shown_proposal] = self.panel.proposal_controls
         while len(self._proposal_controls) > PROPOSALS_REMEMBERED:
             self._proposal_controls.popitem(last=False)
+        if self._fill_when_proposed:
+            self._fill_when_proposed = False
+            if mask.any():
+                self.fill()
+                return
         self.notice.emit(f"Detected damage: {coverage(mask):.2f} % of the photo. "
                          "Trim the layer with the brush, then Fill.")
 
@@ -133,8 +139,13 @@ class RestoreController(QObject):
     def fill(self) -> bool:
         """Run the editor's engine run on the visible fill layers with the thin-damage settings."""
         layer = self.damage_layer()
-        if layer is None or not layer.mask.any():
-            self.notice.emit("Nothing detected to fill: press Detect damage first (or paint the damage).")
+        if layer is None:  # not detected yet: what the button promises is detection and fill
+            self._fill_when_proposed = True
+            self.notice.emit("Detecting damage first, then filling it…")
+            self.panel.detect()
+            return True
+        if not layer.mask.any():
+            self.notice.emit("Nothing to fill: the “Detected damage” layer is empty (detect again, or paint the damage).")
             return False
         if self.runner.running:
             self.notice.emit("A run is already going.")
@@ -202,6 +213,7 @@ class RestoreController(QObject):
 
     # ---------------------------------------------------------------- document / shutdown
     def _photo_changed(self, new_document: bool) -> None:
+        self._fill_when_proposed = False  # the detection it waited for is dropped with the photo
         if new_document:
             self._proposal_controls.clear()
             self._shown_proposal = b""

@@ -237,10 +237,11 @@ class RestorePanel(QWidget):
         form.addWidget(self.status_label)
         self.detect_button = QPushButton("Detect damage")
         self.detect_button.setToolTip("Propose a \"Detected damage\" layer; after that the controls update it live")
-        self.detect_button.clicked.connect(self._on_detect_clicked)
+        self.detect_button.clicked.connect(self.detect)
         form.addWidget(self.detect_button)
         self.fill_button = QPushButton("Fill detected damage")
-        self.fill_button.setToolTip("Run the engine on the \"Detected damage\" layer (edit it first if needed)")
+        self.fill_button.setToolTip("Run the engine on the \"Detected damage\" layer (edit it first if needed; "
+                                    "pressed before Detect damage, it detects first)")
         self.fill_button.clicked.connect(self.fill_requested.emit)
         form.addWidget(self.fill_button)
 
@@ -346,7 +347,8 @@ class RestorePanel(QWidget):
         """What the repair preview starts from (e.g. the pending fill result); None = the photo."""
         self._repair_source = None if rgb is None else np.array(rgb, copy=True)
 
-    def _on_detect_clicked(self) -> None:
+    def detect(self) -> None:
+        """What Detect damage does: propose now (analysing first if needed), live from then on."""
         self.live = True
         self._new_gesture()
         self.propose_now()

@@ -185,11 +185,27 @@ def test_turning_repairs_off_returns_to_the_fill_result(window, qtbot):
     assert doc.result is fill
 
 
-def test_fill_without_detection_says_so(window, qtbot):
+def test_fill_before_any_detection_detects_then_fills(window, qtbot):
+    """Fill detected damage pressed first did nothing but a passing status message: it now
+    detects, and fills what it found."""
+    win, doc = window, window.current_document()
+    photo = doc.photo.copy()
+    with qtbot.waitSignal(win.runner.finished, timeout=60000):
+        win.restore.panel.fill_button.click()
+    layer = win.restore.damage_layer()
+    assert layer is not None and np.array_equal(layer.mask, detect_damage(photo, ("scratches", "dust"), 0.5))
+    assert doc.result is not None and "telea" in doc.result.method
+    assert np.array_equal(doc.result.image[layer.mask == 0], photo[layer.mask == 0])
+
+
+def test_fill_of_an_emptied_layer_says_so(window, qtbot):
+    win = window
+    detect(win, qtbot)
+    win.session.edit_mask(win.restore.damage_layer().uid, tools.clear, "Trim")  # the user erased it all
     msgs = []
-    window.restore.notice.connect(msgs.append)
-    assert not window.restore.fill()
-    assert "Detect damage" in msgs[-1]
+    win.restore.notice.connect(msgs.append)
+    assert not win.restore.fill()
+    assert "empty" in msgs[-1] and win.current_document().result is None
 
 
 def test_apply_pressed_before_the_latest_preview_is_ready_applies_that_preview(window, qtbot):
