@@ -152,7 +152,8 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
         deep = _deep_source(data, orientation, rgb.shape[:2])
         if deep is not None:
             rgb, alpha = _reduced(deep)
-            meta.deep = deep if alpha is not None or deep.shape[2] in (1, 3) else deep[:, :, :-1]  # opaque: no alpha
+            opaque = deep.shape[2] in (2, 4) and deep[:, :, -1].min() == 65535
+            meta.deep = deep[:, :, :-1] if opaque else deep  # an alpha of 65534 is kept, though it shows as 255
             meta.deep.flags.writeable = False
         colour = img.mode in ("RGB", "RGBA")
         note = (KEPT_16_BIT if colour else KEPT_16_BIT_GRAY) if deep is not None else (
