@@ -1,4 +1,4 @@
-"""Reading and writing photos: RGB uint8 in, RGB uint8 out, metadata kept.
+"""Reading and writing photos: RGB uint8 to edit, metadata kept.
 
 Every photo becomes RGB uint8 HxWx3 with its EXIF orientation applied; what was
 converted (16-bit, alpha, grayscale, CMYK) is reported in `ImageMeta.notes` so the
@@ -7,7 +7,9 @@ back on export, and an alpha channel is re-attached where the format keeps it.
 
 A 16-bit PNG or TIFF is edited in 8 bits, but its 16-bit pixels are kept (`ImageMeta.deep`):
 a PNG or TIFF export writes 16 bits, the source's value wherever the edits left a pixel as
-it was read and the 8-bit value scaled up where they changed it (`deep_pixels`).
+it was read and the 8-bit value scaled up where they changed it (`deep_pixels`). OpenCV
+decodes them (Pillow reduces them to 8 bits); they are adopted only where they agree with
+Pillow's reading, so an odd layout (premultiplied alpha, planar strips) stays 8-bit, as noted.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ DEFAULT_MAX_MEGAPIXELS = 100.0
 # the notes of a 16-bit photo: edited in 8 bits per channel, its 16-bit pixels kept for export
 KEPT_16_BIT = ("16-bit colour: edited with 8 bits per channel; PNG and TIFF exports keep the 16-bit value of "
                "every pixel the edits did not change")
-KEPT_16_BIT_GRAY = ("16-bit grayscale: edited as 8-bit RGB; PNG and TIFF exports keep the 16-bit value of every "
-                    "pixel the edits did not change")
+KEPT_16_BIT_GRAY = ("16-bit grayscale: edited with 8 bits per channel; PNG and TIFF exports keep the 16-bit "
+                    "value of every pixel the edits did not change")
 # ... and of one whose 16-bit pixels could not be decoded (exported with 8 bits per channel)
 REDUCED_16_BIT = "16-bit colour reduced to 8-bit RGB (edited and exported with 8 bits per channel)"
 REDUCED_16_BIT_GRAY = "16-bit grayscale reduced to 8-bit RGB"
@@ -41,6 +43,11 @@ DEEP_FORMATS = ("PNG", "TIFF")
 # EXIF tags a 16-bit TIFF export carries (as TIFF tags; tifffile writes no EXIF sub-IFD)
 TIFF_TEXT_TAGS = (270, 271, 272, 305, 306, 315, 33432)  # description, make, model, software, date, artist, copyright
 TIFF_RESOLUTION_TAGS = (282, 283, 296)  # X/YResolution, ResolutionUnit
+TIFF_BLOCK_TAGS = {700: 1, 33723: 7, 34377: 1}  # XMP, IPTC, Photoshop blocks: tag -> TIFF type (BYTE, UNDEFINED)
+# what a 16-bit TIFF export cannot carry, by EXIF tag: the sub-IFDs tifffile does not write
+EXIF_SUB_IFDS = {0x8769: "exposure and lens details", 0x8825: "GPS position"}
+# Pillow modes of the 16-bit files whose pixels OpenCV decodes (not CMYK, Lab, float...)
+DEEP_MODES = ("RGB", "RGBA", "I;16", "I;16B", "I;16L", "I")
 DEEP_ROWS = 1024  # rows per pass when converting 16-bit pixels (bounds the temporaries on 50 MP photos)
 # the formats that keep an alpha channel
 ALPHA_FORMATS = ("PNG", "TIFF", "WEBP")
@@ -82,8 +89,8 @@ class ImageMeta:
     source_format: str = ""
     notes: list[str] = field(default_factory=list)
     lossless_webp: bool = False  # the photo was a lossless WebP: a WebP export stays lossless by default
-    # a 16-bit source's pixels, upright, read-only uint16 HxWxC (C = 1 gray, 2 gray + alpha, 3 RGB,
-    # 4 RGBA); never edited: `deep_pixels` combines it with the edited 8-bit photo
+    # a 16-bit source's pixels, upright, read-only uint16 HxWxC (C = 1 gray, 3 RGB, 4 RGBA); never
+    # edited: `deep_pixels` combines it with the edited 8-bit photo
     deep: np.ndarray | None = None
 
 
@@ -134,9 +141,11 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
     meta = ImageMeta(source_format=img.format or "", icc_profile=img.info.get("icc_profile"),
                      lossless_webp=img.format == "WEBP" and _webp_is_lossless(data))
     # Pillow reduces 16-bit colour PNGs and TIFFs to 8 bits on open; the PNG's IHDR bit depth
-    # and the TIFF's BitsPerSample tell
+    # and the TIFF's BitsPerSample tell (and the colour type / photometric whether it is gray)
     sixteen = (img.format == "PNG" and len(data) > 25 and data[24] == 16) or (
         img.format == "TIFF" and _tiff_bits(img) > 8)
+    gray = (img.format == "PNG" and len(data) > 25 and data[25] in (0, 4)) or (
+        img.format == "TIFF" and img.tag_v2.get(262) in (0, 1))
     exif = img.getexif()
     orientation = exif.get(0x0112, 1)
     if orientation != 1:
@@ -146,18 +155,18 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
         exif[0x0112] = 1  # the pixels are upright now; saying so keeps viewers from rotating twice
     for tag in TIFF_LAYOUT_TAGS.intersection(exif):
         del exif[tag]
-    meta.exif = exif.tobytes() if len(exif) else None
+    try:
+        meta.exif = exif.tobytes() if len(exif) else None
+    except (TypeError, ValueError, struct.error, OSError):  # a damaged tag Pillow read but cannot write
+        meta.exif = None
+        meta.notes.append("its EXIF data is damaged and was left out")
     rgb, alpha = _to_rgb8(img, meta)
     if sixteen and img.mode in DEEP_MODES:
-        deep = _deep_source(data, orientation, rgb.shape[:2])
+        deep = _deep_source(data, orientation, rgb, alpha)
         if deep is not None:
-            rgb, alpha = _reduced(deep)
-            opaque = deep.shape[2] in (2, 4) and deep[:, :, -1].min() == 65535
-            meta.deep = deep[:, :, :-1] if opaque else deep  # an alpha of 65534 is kept, though it shows as 255
-            meta.deep.flags.writeable = False
-        colour = img.mode in ("RGB", "RGBA")
-        note = (KEPT_16_BIT if colour else KEPT_16_BIT_GRAY) if deep is not None else (
-            REDUCED_16_BIT if colour else REDUCED_16_BIT_GRAY)
+            meta.deep, rgb, alpha = deep
+        note = (KEPT_16_BIT_GRAY if gray else KEPT_16_BIT) if deep is not None else (
+            REDUCED_16_BIT_GRAY if gray else REDUCED_16_BIT)
         meta.notes = [note] + [n for n in meta.notes if n != REDUCED_16_BIT_GRAY]
     if not rgb.flags.writeable:  # a view of Pillow's buffer; the editor writes into the photo (Apply, undo)
         rgb = rgb.copy()
@@ -165,26 +174,52 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
     return LoadedImage(rgb=rgb, meta=meta)
 
 
-# Pillow modes of the 16-bit files whose pixels OpenCV decodes (not CMYK, Lab, float...)
-DEEP_MODES = ("RGB", "RGBA", "I;16", "I;16B", "I;16L", "I", "LA", "L")
-
-
-def _deep_source(data: bytes, orientation: int, shape: tuple[int, int]) -> np.ndarray | None:
-    """The 16-bit pixels of a 16-bit PNG or TIFF, RGB(A) order, upright; None when OpenCV
-    cannot give them in the shape Pillow read (then the photo is 8-bit only, as noted)."""
+def _deep_source(data: bytes, orientation: int, rgb: np.ndarray,
+                 alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """(16-bit pixels, their 8-bit RGB, their 8-bit alpha or None) of a 16-bit PNG or TIFF:
+    RGB(A) order (one channel for gray), upright, read-only. None unless OpenCV decodes them and
+    they agree with Pillow's 8-bit reading `rgb`/`alpha` to within rounding: OpenCV does not
+    un-premultiply alpha, reads planar TIFF strips wrongly and (by version) turns TIFFs upright
+    itself or not; in all those cases the photo is edited and exported with Pillow's 8 bits."""
     import cv2
 
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)  # no EXIF rotation
-    if arr is None or arr.dtype != np.uint16:
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # e.g. a side longer than OpenCV's limit, or a damaged file Pillow could read
+        return None
+    if arr is None or arr.dtype != np.uint16 or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
         return None
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    elif arr.shape[2] in (3, 4):
-        arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB if arr.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
     else:
-        return None
-    arr = np.ascontiguousarray(_upright(arr, orientation))
-    return arr if arr.shape[:2] == tuple(shape) else None
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB if arr.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    for candidate in dict.fromkeys((orientation, 1)):  # PNGs are turned here; TIFFs by some OpenCV versions
+        deep = _upright(arr, candidate)
+        if deep.shape[:2] != rgb.shape[:2]:
+            continue
+        colour8 = to_8_bit(deep[:, :, :3] if deep.shape[2] >= 3 else deep[:, :, :1])
+        if _differ_by_more_than_one(colour8, rgb[:, :, : colour8.shape[2]]):
+            continue
+        alpha8 = to_8_bit(deep[:, :, 3]) if deep.shape[2] == 4 else None
+        if alpha8 is not None and alpha8.min() == 255:
+            alpha8 = None  # opaque to the eye; an alpha of 65534 is still written back
+            if deep[:, :, 3].min() == 65535:
+                deep = deep[:, :, :3]
+        elif alpha8 is not None and alpha is None:
+            alpha8, deep = None, deep[:, :, :3]  # an alpha Pillow does not see (a 16-bit tRNS): ignored, as in 8 bits
+        elif alpha8 is not None and _differ_by_more_than_one(alpha8, alpha):
+            continue
+        deep = np.ascontiguousarray(deep)
+        deep.flags.writeable = False
+        rgb8 = colour8 if colour8.shape[2] == 3 else np.ascontiguousarray(np.broadcast_to(colour8, rgb.shape))
+        return deep, rgb8, alpha8
+    return None
+
+
+def _differ_by_more_than_one(a: np.ndarray, b: np.ndarray) -> bool:
+    import cv2
+
+    return bool(cv2.absdiff(a, b).max() > 1)  # Pillow truncates 16 to 8 bits where we round
 
 
 def _upright(arr: np.ndarray, orientation: int) -> np.ndarray:
@@ -214,32 +249,30 @@ def to_8_bit(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _reduced(deep: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """The 8-bit RGB photo and alpha (None if opaque) of 16-bit pixels."""
-    channels = deep.shape[2]
-    colour = to_8_bit(deep[:, :, :3] if channels >= 3 else deep[:, :, :1])
-    rgb = np.ascontiguousarray(np.broadcast_to(colour, deep.shape[:2] + (3,))) if channels < 3 else colour
-    alpha = to_8_bit(deep[:, :, -1]) if channels in (2, 4) else None
-    return rgb, None if alpha is None or alpha.min() == 255 else alpha
-
-
-def deep_pixels(rgb: np.ndarray, meta: ImageMeta | None) -> np.ndarray | None:
+def deep_pixels(rgb: np.ndarray, meta: ImageMeta | None, bgr: bool = False) -> np.ndarray | None:
     """The photo `rgb` (the edited 8-bit photo) at 16 bits per channel, uint16 HxWx3 (x4 with
-    alpha): the source's 16-bit value wherever `rgb` still holds its 8-bit reduction, the 8-bit
-    value x257 where an edit changed it. None when the photo has no 16-bit source (or another size)."""
+    alpha; in BGR(A) order with `bgr`, as OpenCV writes): the source's 16-bit value wherever `rgb`
+    still holds its 8-bit reduction, the 8-bit value x257 where an edit changed it. None when
+    the photo has no 16-bit source (or another size)."""
+    import cv2
+
     deep = None if meta is None else meta.deep
     if deep is None or deep.shape[:2] != rgb.shape[:2]:
         return None
-    channels = deep.shape[2]
-    colour = deep[:, :, :3] if channels >= 3 else deep[:, :, :1]
-    out = np.empty(rgb.shape[:2] + (4 if channels in (2, 4) else 3,), np.uint16)
+    has_alpha = deep.shape[2] == 4
+    out = np.empty(rgb.shape[:2] + (4 if has_alpha else 3,), np.uint16)
     for y in range(0, rgb.shape[0], DEEP_ROWS):
         rows = slice(y, y + DEEP_ROWS)
-        source, edited = colour[rows], rgb[rows]
-        unchanged = (to_8_bit(source) == edited).all(axis=2, keepdims=True)
-        out[rows, :, :3] = np.where(unchanged, source, edited.astype(np.uint16) * 257)
-        if out.shape[2] == 4:
-            out[rows, :, 3] = deep[rows, :, -1]
+        source = deep[rows, :, :3] if deep.shape[2] >= 3 else cv2.cvtColor(deep[rows], cv2.COLOR_GRAY2RGB)
+        part = rgb[rows].astype(np.uint16) * np.uint16(257)
+        # unchanged <=> round(source / 257) == edited <=> |source - 257 edited| <= 128, per channel
+        diff = cv2.absdiff(source, part)
+        largest = cv2.max(cv2.max(diff[:, :, 0], diff[:, :, 1]), diff[:, :, 2])  # 8x numpy's max(axis=2)
+        unchanged = (largest <= 128).view(np.uint8)
+        cv2.copyTo(np.ascontiguousarray(source), unchanged, part)
+        out[rows, :, :3] = cv2.cvtColor(part, cv2.COLOR_RGB2BGR) if bgr else part
+        if has_alpha:
+            out[rows, :, 3] = deep[rows, :, 3]
     return out
 
 
@@ -270,9 +303,11 @@ def _to_rgb8(img: Image.Image, meta: ImageMeta) -> tuple[np.ndarray, np.ndarray 
     mode = img.mode
     alpha = None
     if mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img).astype(np.float64)
-        peak = 65535.0 if arr.max(initial=0) > 255 or mode.startswith("I;16") else 255.0
-        gray = np.clip(np.round(arr / peak * 255.0), 0, 255).astype(np.uint8)
+        arr = np.asarray(img)
+        if mode.startswith("I;16") or arr.max(initial=0) > 255:
+            gray = to_8_bit(np.clip(arr, 0, 65535).astype(np.uint16))
+        else:  # 32-bit integer pixels holding 8-bit values
+            gray = np.clip(arr, 0, 255).astype(np.uint8)
         meta.notes.append(REDUCED_16_BIT_GRAY)
         return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2)), None
     if mode == "F":
@@ -302,10 +337,8 @@ def _to_rgb8(img: Image.Image, meta: ImageMeta) -> tuple[np.ndarray, np.ndarray 
         # e.g. 16-bit RGB TIFF: Pillow has no RGB;16 conversion, go through numpy
         arr = np.asarray(img)
         if arr.dtype == np.uint16 and arr.ndim == 3:
-            rgb = (arr[:, :, :3].astype(np.uint32) * 255 + 32767) // 65535
-            if arr.shape[2] == 4:
-                alpha = ((arr[:, :, 3].astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-            return np.ascontiguousarray(rgb.astype(np.uint8)), alpha
+            alpha = to_8_bit(arr[:, :, 3]) if arr.shape[2] == 4 else None
+            return to_8_bit(arr[:, :, :3]), alpha
     return np.ascontiguousarray(np.asarray(img.convert("RGB"))), alpha
 
 
@@ -320,11 +353,12 @@ def format_for(path: str | Path) -> str:
 
 
 def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quality: int | None = None) -> bytes:
-    """Encode RGB uint8 to bytes in `fmt` (PNG, JPEG, TIFF, WEBP), keeping EXIF and ICC.
-    `quality` None = `default_quality`."""
+    """Encode the RGB uint8 photo to bytes in `fmt` (PNG, JPEG, TIFF, WEBP), keeping EXIF and ICC;
+    at 16 bits per channel in PNG and TIFF when `meta` keeps a 16-bit source. `quality` None =
+    `default_quality`."""
     quality = default_quality(fmt, meta) if quality is None else quality
     meta = meta or ImageMeta()
-    deep = deep_pixels(rgb, meta) if fmt in DEEP_FORMATS else None
+    deep = deep_pixels(rgb, meta, bgr=fmt == "PNG") if fmt in DEEP_FORMATS else None
     if deep is not None:
         return encode_png16(deep, meta.icc_profile, meta.exif) if fmt == "PNG" else _tiff16(deep, meta)
     img = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
@@ -348,24 +382,23 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
     return buf.getvalue()
 
 
-def encode_png16(pixels: np.ndarray, icc_profile: bytes | None = None, exif: bytes | None = None,
+def encode_png16(bgr: np.ndarray, icc_profile: bytes | None = None, exif: bytes | None = None,
                  level: int = 6) -> bytes:
-    """A 16-bit PNG of uint16 RGB(A) `pixels` with the ICC profile and EXIF block (Pillow
-    writes no 16-bit colour PNG; OpenCV writes no metadata, so its chunks are added here)."""
+    """A 16-bit PNG of uint16 BGR(A) pixels (OpenCV's order) with the ICC profile and EXIF
+    block (Pillow writes no 16-bit colour PNG; OpenCV writes no metadata: its chunks are added)."""
     import cv2
 
-    code = cv2.COLOR_RGB2BGR if pixels.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(pixels, code), [cv2.IMWRITE_PNG_COMPRESSION, int(level)])
+    ok, encoded = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, int(level)])
     if not ok:
         raise ValueError("OpenCV could not encode the 16-bit PNG")
-    data = encoded.tobytes()
     extra = b""
     if icc_profile:
         extra += _png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(bytes(icc_profile)))
     if exif:
         extra += _png_chunk(b"eXIf", bytes(exif[6:] if exif.startswith(b"Exif\0\0") else exif))
     ihdr_end = 8 + 8 + 13 + 4  # signature, IHDR length + type, its 13 bytes, CRC: iCCP must precede IDAT
-    return data[:ihdr_end] + extra + data[ihdr_end:]
+    view = memoryview(encoded).cast("B")
+    return b"".join((view[:ihdr_end], extra, view[ihdr_end:]))  # one copy of a file of hundreds of MB
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
@@ -384,11 +417,15 @@ def _tiff16(pixels: np.ndarray, meta: ImageMeta) -> bytes:
     for tag in TIFF_TEXT_TAGS:
         if isinstance(value := exif.get(tag), str) and value.strip("\0"):
             tags.append((tag, "s", 0, value.strip("\0"), True))
+    for tag, kind in TIFF_BLOCK_TAGS.items():
+        if isinstance(value := exif.get(tag), bytes) and value:
+            tags.append((tag, kind, len(value), value, True))
     options = {}
-    try:  # the scan's resolution (dpi) matters for printing
-        options["resolution"] = (float(exif[282]), float(exif[283]))
-        options["resolutionunit"] = int(exif.get(296, 2))
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+    try:  # the scan's resolution (dpi) matters for printing; a broken one is left out
+        xres, yres, unit = float(exif[282]), float(exif[283]), int(exif.get(296, 2))
+        if min(xres, yres) > 0 and max(xres, yres) < 1e7 and unit in (1, 2, 3):
+            options = {"resolution": (xres, yres), "resolutionunit": unit}
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError):
         pass
     buf = io.BytesIO()
     tifffile.imwrite(buf, pixels, photometric="rgb", compression="zlib", metadata=None, software=False,
@@ -406,10 +443,14 @@ def _parsed_exif(exif: bytes | None) -> Image.Exif:
     return parsed
 
 
-def _exif_beyond_tiff_tags(exif: bytes | None) -> bool:
-    """Whether `exif` holds more than a 16-bit TIFF export carries (text tags, resolution)."""
-    return any(tag not in TIFF_TEXT_TAGS and tag not in TIFF_RESOLUTION_TAGS and tag != 0x0112
-               for tag in _parsed_exif(exif))
+def _exif_left_out_of_tiff16(exif: bytes | None) -> list[str]:
+    """What of `exif` a 16-bit TIFF export does not carry, in words."""
+    carried = {*TIFF_TEXT_TAGS, *TIFF_RESOLUTION_TAGS, *TIFF_BLOCK_TAGS, 0x0112}
+    left = [tag for tag in _parsed_exif(exif) if tag not in carried]
+    named = [EXIF_SUB_IFDS[tag] for tag in left if tag in EXIF_SUB_IFDS]
+    if len(named) < len(left):
+        named.append("other EXIF tags")
+    return named
 
 
 def write_image(path: str | Path, rgb: np.ndarray, meta: ImageMeta | None = None,
@@ -431,8 +472,8 @@ def lost_in(fmt: str, meta: ImageMeta | None) -> list[str]:
     if meta is not None and meta.deep is not None:
         if fmt not in DEEP_FORMATS:
             lost.append(f"{fmt} has 8 bits per channel: the 16-bit photo was written with 8 (PNG and TIFF keep 16)")
-        elif fmt == "TIFF" and _exif_beyond_tiff_tags(meta.exif):
-            lost.append("16-bit TIFF: EXIF's exposure, lens and GPS details not kept (a PNG keeps them)")
+        elif fmt == "TIFF" and (left := _exif_left_out_of_tiff16(meta.exif)):
+            lost.append(f"16-bit TIFF: not kept from EXIF: {', '.join(left)} (a PNG keeps them)")
     return lost
 
 

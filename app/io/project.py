@@ -268,7 +268,7 @@ def _gray_png(mask: np.ndarray, level: int) -> bytes:
 
 
 def _photo_png(doc: Document, level: int) -> bytes:
-    deep = deep_pixels(doc.photo, doc.meta)
+    deep = deep_pixels(doc.photo, doc.meta, bgr=True)
     if deep is not None:  # a 16-bit photo layer: reading it back gives this photo and its 16 bits
         return encode_png16(deep, doc.meta.icc_profile, level=level)
     img = Image.fromarray(np.ascontiguousarray(doc.photo), "RGB")

@@ -15,6 +15,8 @@ from PIL import Image, ImageOps
 from app.io.images import (
     KEPT_16_BIT,
     KEPT_16_BIT_GRAY,
+    REDUCED_16_BIT,
+    REDUCED_16_BIT_GRAY,
     ImageMeta,
     ImageReadError,
     decode_image,
@@ -161,6 +163,10 @@ def test_sixteen_bit_rgb_keeps_its_sixteen_bits(tmp_path, ext):
     assert flat.meta.notes == [] and flat.meta.deep is None
 
 
+def _png16(rgb16: np.ndarray, icc: bytes | None = None, exif: bytes | None = None) -> bytes:
+    return encode_png16(np.ascontiguousarray(rgb16[:, :, [2, 1, 0, 3][: rgb16.shape[2]]]), icc, exif)
+
+
 @pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
 def test_sixteen_bit_export_keeps_every_unchanged_pixel(tmp_path, fmt):
     """The promise of the README: outside the edits the export is the source, bit for bit, at
@@ -171,12 +177,11 @@ def test_sixteen_bit_export_keeps_every_unchanged_pixel(tmp_path, fmt):
     exif[0x010F] = "Nikon"  # Make
     exif[0x0132] = "2024:06:01 10:00:00"  # DateTime
     source = tmp_path / "scan.png"
-    source.write_bytes(encode_png16(rgb16, _icc(), exif.tobytes()))
+    source.write_bytes(_png16(rgb16, _icc(), exif.tobytes()))
     loaded = read_image(source)
     assert loaded.meta.icc_profile == _icc()  # read from the chunk encode_png16 wrote
     edited = loaded.rgb.copy()
     edited[5:12, 8:20] = (200, 10, 60)  # what a fill does
-    edited[20, 30] = loaded.rgb[20, 30]  # a pixel written with its own value is unchanged
     out = tmp_path / f"out.{fmt.lower()}"
     assert write_image(out, edited, loaded.meta) == []
     back = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)[:, :, ::-1]
@@ -192,33 +197,91 @@ def test_sixteen_bit_export_keeps_every_unchanged_pixel(tmp_path, fmt):
     assert any("8 bits per channel" in note for note in write_image(tmp_path / "out.jpg", edited, loaded.meta))
 
 
-def test_sixteen_bit_tiff_export_says_which_exif_it_drops(tmp_path):
+def test_sixteen_bit_tiff_export_carries_what_tiff_tags_can_and_names_the_rest(tmp_path):
     exif = Image.Exif()
     exif[0x010F] = "Nikon"
     exif[282] = exif[283] = 1200.0  # a 1200 dpi scan
     exif[296] = 2
+    exif[700] = b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>"  # XMP
     meta = ImageMeta(exif=exif.tobytes(), deep=np.zeros((4, 4, 3), np.uint16))
-    # the make and the resolution are TIFF tags: kept, nothing to say
+    # the make, the resolution and the XMP block are TIFF tags: kept, nothing to say
     assert write_image(tmp_path / "a.tif", np.zeros((4, 4, 3), np.uint8), meta) == []
     with Image.open(tmp_path / "a.tif") as img:
         assert img.info.get("dpi") == (1200, 1200) and img.getexif().get(0x010F) == "Nikon"
+        assert img.tag_v2.get(700) == exif[700]
     exif.get_ifd(0x8769)[0x829A] = 0.01  # ExposureTime: in the EXIF sub-IFD
     meta.exif = exif.tobytes()
     lost = write_image(tmp_path / "b.tif", np.zeros((4, 4, 3), np.uint8), meta)
-    assert len(lost) == 1 and "exposure" in lost[0] and "PNG" in lost[0]
+    assert lost == ["16-bit TIFF: not kept from EXIF: exposure and lens details (a PNG keeps them)"]
     assert write_image(tmp_path / "b.png", np.zeros((4, 4, 3), np.uint8), meta) == []  # PNG keeps all of it
 
 
-def test_sixteen_bit_photo_turned_upright_with_alpha(tmp_path):
-    rgba16 = np.random.default_rng(5).integers(0, 65536, (10, 16, 4)).astype(np.uint16)
+def test_sixteen_bit_tiff_export_leaves_out_a_broken_resolution(tmp_path):
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise to show
-    loaded = decode_image(encode_png16(rgba16, None, exif.tobytes()))
-    upright = np.rot90(rgba16, -1)
-    assert loaded.rgb.shape == (16, 10, 3) and np.array_equal(loaded.meta.deep, upright)
-    assert np.array_equal(loaded.meta.alpha, np.round(upright[:, :, 3] / 257).astype(np.uint8))
+    exif[282], exif[283], exif[296] = 0.0, 300.0, 7  # zero dpi, an unknown unit
+    meta = ImageMeta(exif=exif.tobytes(), deep=np.full((4, 4, 3), 1000, np.uint16))
+    write_image(tmp_path / "a.tif", np.zeros((4, 4, 3), np.uint8), meta)
+    assert cv2.imread(str(tmp_path / "a.tif"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_sixteen_bit_png_is_turned_upright_as_pillow_turns_it(orientation):
+    rgba16 = np.random.default_rng(orientation).integers(0, 65536, (10, 16, 4)).astype(np.uint16)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = _png16(rgba16, None, exif.tobytes())
+    loaded = decode_image(data)
+    upright8 = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGBA"))
+    assert loaded.rgb.shape == upright8.shape[:2] + (3,) and loaded.meta.notes[0] == KEPT_16_BIT
+    assert np.abs(loaded.rgb.astype(int) - upright8[:, :, :3]).max() <= 1  # Pillow truncates, we round
+    assert np.array_equal(loaded.meta.deep[:, :, 3] // 256, upright8[:, :, 3])  # the 16-bit alpha, upright
     out = encode_image(loaded.rgb, "PNG", loaded.meta)
-    assert np.array_equal(cv2.imdecode(np.frombuffer(out, np.uint8), cv2.IMREAD_UNCHANGED), upright[:, :, [2, 1, 0, 3]])
+    assert np.array_equal(cv2.imdecode(np.frombuffer(out, np.uint8), cv2.IMREAD_UNCHANGED)[:, :, [2, 1, 0, 3]],
+                          loaded.meta.deep)
+
+
+def test_sixteen_bit_tiff_with_an_orientation_tag_is_upright(tmp_path):
+    import tifffile
+
+    rgb16 = np.random.default_rng(6).integers(0, 65536, (10, 16, 3)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "turned.tif", rgb16, photometric="rgb", extratags=[(274, "H", 1, 6, True)])
+    loaded = read_image(tmp_path / "turned.tif")
+    assert loaded.meta.deep is not None and loaded.rgb.shape == (16, 10, 3)
+    assert np.array_equal(loaded.meta.deep, np.rot90(rgb16, -1))
+
+
+def test_nearly_opaque_sixteen_bit_alpha_is_kept_bit_for_bit():
+    rgba16 = np.full((6, 8, 4), 40000, np.uint16)
+    rgba16[..., 3] = 65535
+    rgba16[2, 3, 3] = 65500  # shows as 255, but is not 65535
+    loaded = decode_image(_png16(rgba16))
+    assert loaded.meta.alpha is None  # nothing to show
+    out = encode_image(loaded.rgb, "PNG", loaded.meta)
+    assert np.array_equal(cv2.imdecode(np.frombuffer(out, np.uint8), cv2.IMREAD_UNCHANGED)[..., 3], rgba16[..., 3])
+
+
+def test_premultiplied_sixteen_bit_tiff_stays_with_pillows_eight_bits(tmp_path):
+    """OpenCV does not un-premultiply alpha; its pixels would show half as bright where the
+    photo is half transparent. They disagree with Pillow's reading, so they are not adopted."""
+    import tifffile
+
+    rgba16 = np.full((8, 8, 4), 32768, np.uint16)
+    rgba16[..., :3] = (20000, 10000, 5000)  # (40000, 20000, 10000) at 50 %, premultiplied
+    tifffile.imwrite(tmp_path / "pre.tif", rgba16, photometric="rgb", extrasamples=(1,))
+    loaded = read_image(tmp_path / "pre.tif")
+    assert loaded.meta.deep is None and loaded.meta.notes[0] == REDUCED_16_BIT
+    assert reduced_from_16_bit(loaded.meta)
+    assert np.abs(loaded.rgb[0, 0].astype(int) - np.array([40000, 20000, 10000]) // 257).max() <= 1
+
+
+def test_a_sixteen_bit_photo_opencv_refuses_opens_in_eight_bits(tmp_path):
+    import tifffile
+
+    tall = (np.arange(4 * 1_100_000, dtype=np.uint32) % 65536).astype(np.uint16).reshape(1_100_000, 4)
+    tifffile.imwrite(tmp_path / "tall.tif", tall)  # taller than OpenCV's limit: cv2.error, not a crash
+    loaded = read_image(tmp_path / "tall.tif")
+    assert loaded.meta.deep is None and loaded.meta.notes[0] == REDUCED_16_BIT_GRAY
+    assert loaded.rgb.shape == (1_100_000, 4, 3)
 
 
 def test_cmyk_jpeg_becomes_rgb_without_its_profile():

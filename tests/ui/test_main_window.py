@@ -498,6 +498,14 @@ def test_a_sixteen_bit_photo_says_so_while_it_is_open(window, qtbot, tmp_path):
     label = window.status.size_label
     assert label.text() == "60 × 40 px (0.0 MP) · 16-bit" and "16-bit colour" in label.toolTip()
     assert "exports keep the 16-bit value" in label.toolTip()
+    # a 16-bit file whose deep pixels cannot be taken over (premultiplied alpha) says it is edited in 8
+    import tifffile
+
+    rgba = np.full((40, 60, 4), 32768, np.uint16)
+    tifffile.imwrite(tmp_path / "pre.tif", rgba, photometric="rgb", extrasamples=(1,))
+    with qtbot.waitSignal(window.document_changed, timeout=10000):
+        window.files.open_path(str(tmp_path / "pre.tif"))
+    assert label.text() == "60 × 40 px (0.0 MP) · 8 bits of 16" and "exported with 8 bits" in label.toolTip()
     # an 8-bit photo opened next: the mark goes with the photo it belongs to
     assert cv2.imwrite(str(tmp_path / "flat.png"), np.zeros((40, 60, 3), np.uint8))
     with qtbot.waitSignal(window.document_changed, timeout=10000):
