@@ -388,7 +388,10 @@ def encode_png16(bgr: np.ndarray, icc_profile: bytes | None = None, exif: bytes 
     block (Pillow writes no 16-bit colour PNG; OpenCV writes no metadata: its chunks are added)."""
     import cv2
 
-    ok, encoded = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, int(level)])
+    params = [cv2.IMWRITE_PNG_COMPRESSION, int(level)]
+    if level <= 1:  # the fast level (projects, autosaves): run-length matching is quicker and no larger here
+        params += [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+    ok, encoded = cv2.imencode(".png", bgr, params)
     if not ok:
         raise ValueError("OpenCV could not encode the 16-bit PNG")
     extra = b""
