@@ -11,7 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from app.engine.settings import BACKENDS, METHODS, STAGE_TEXT, InpaintSettings
-from app.io.images import ImageReadError, LoadedImage, MaskSizeError, format_for, read_image, read_mask_for
+from app.io.images import (
+    INFORMATIONAL_NOTES,
+    ImageReadError,
+    LoadedImage,
+    MaskSizeError,
+    format_for,
+    read_image,
+    read_mask_for,
+)
 
 QUALITY_HELP = "JPEG/WebP quality 1-100 (default 95; 100 = lossless WebP, the default for a lossless WebP photo)"
 
@@ -78,8 +86,8 @@ def load_photo(path: str | Path, max_megapixels: float = InpaintSettings.max_meg
         loaded = read_image(path, max_megapixels=max_megapixels)
     except ImageReadError as exc:
         raise CliError(str(exc)) from exc
-    for note in loaded.meta.notes:
-        warn(f"{Path(path).name}: {note}")
+    for text in loaded.meta.notes:
+        (note if text in INFORMATIONAL_NOTES else warn)(f"{Path(path).name}: {text}")
     return loaded
 
 
@@ -101,6 +109,11 @@ def load_mask_for(path: str | Path, photo: np.ndarray, invert: bool) -> np.ndarr
 
 def warn(text: str) -> None:
     print(f"warning: {text}", file=sys.stderr)
+
+
+def note(text: str) -> None:
+    """Something the user should know that lost nothing (a 16-bit photo kept, a photo turned upright)."""
+    print(f"note: {text}", file=sys.stderr)
 
 
 class ProgressBar:

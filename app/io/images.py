@@ -31,13 +31,16 @@ SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", 
 READ_EXTENSIONS = tuple(SAVE_FORMATS) + (".bmp",)
 DEFAULT_MAX_MEGAPIXELS = 100.0
 # the notes of a 16-bit photo: edited in 8 bits per channel, its 16-bit pixels kept for export
-KEPT_16_BIT = ("16-bit colour: edited with 8 bits per channel; PNG and TIFF exports keep the 16-bit value of "
-               "every pixel the edits did not change")
-KEPT_16_BIT_GRAY = ("16-bit grayscale: edited with 8 bits per channel; PNG and TIFF exports keep the 16-bit "
-                    "value of every pixel the edits did not change")
+# (short: the editor shows them in its status bar)
+KEPT_16_BIT = "16-bit colour, edited in 8 bits; PNG and TIFF exports keep 16 bits where unchanged"
+KEPT_16_BIT_GRAY = "16-bit grayscale, edited in 8 bits; PNG and TIFF exports keep 16 bits where unchanged"
 # ... and of one whose 16-bit pixels could not be decoded (exported with 8 bits per channel)
 REDUCED_16_BIT = "16-bit colour reduced to 8-bit RGB (edited and exported with 8 bits per channel)"
 REDUCED_16_BIT_GRAY = "16-bit grayscale reduced to 8-bit RGB"
+ROTATED_UPRIGHT = "rotated upright from its EXIF orientation"
+GRAY_AS_RGB = "grayscale shown as RGB"
+# notes that tell, without anything lost (the command line prints them as notes, not warnings)
+INFORMATIONAL_NOTES = (KEPT_16_BIT, KEPT_16_BIT_GRAY, ROTATED_UPRIGHT, GRAY_AS_RGB)
 # the formats that keep 16 bits per channel
 DEEP_FORMATS = ("PNG", "TIFF")
 # EXIF tags a 16-bit TIFF export carries (as TIFF tags; tifffile writes no EXIF sub-IFD)
@@ -89,6 +92,7 @@ class ImageMeta:
     source_format: str = ""
     notes: list[str] = field(default_factory=list)
     lossless_webp: bool = False  # the photo was a lossless WebP: a WebP export stays lossless by default
+    dpi: tuple[float, float] | None = None  # the file's resolution (a scan's, for printing), carried to exports
     # a 16-bit source's pixels, upright, read-only uint16 HxWxC (C = 1 gray, 3 RGB, 4 RGBA); never
     # edited: `deep_pixels` combines it with the edited 8-bit photo
     deep: np.ndarray | None = None
@@ -128,10 +132,15 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
                     f"{label} is {img.width}x{img.height} ({megapixels:.0f} MP); the limit is "
                     f"{max_megapixels:.0f} MP so that editing stays within memory."
                 )
+            # Pillow's TIFF decoder turns the pixels upright itself and drops the tag: read it first
+            declared_orientation = img.tag_v2.get(274, 1) if img.format == "TIFF" else 1
             img.load()
     except ImageReadError:
         raise
     except UnidentifiedImageError as exc:  # Pillow's message names only its internal buffer
+        if data[:4] in (b"II*\0", b"MM\0*"):
+            raise ImageReadError(f"{label} is a TIFF file in a layout this program cannot read (for example 16-bit "
+                                 "grayscale with transparency); save it as RGB or RGBA.") from exc
         raise ImageReadError(f"{label} is not an image this program can read: not a JPEG, PNG, TIFF or WebP "
                              "file, or damaged from its first bytes.") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -139,7 +148,7 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"{label} is damaged or truncated and cannot be decoded ({exc}).") from exc
     meta = ImageMeta(source_format=img.format or "", icc_profile=img.info.get("icc_profile"),
-                     lossless_webp=img.format == "WEBP" and _webp_is_lossless(data))
+                     lossless_webp=img.format == "WEBP" and _webp_is_lossless(data), dpi=_dpi(img.info.get("dpi")))
     # Pillow reduces 16-bit colour PNGs and TIFFs to 8 bits on open; the PNG's IHDR bit depth
     # and the TIFF's BitsPerSample tell (and the colour type / photometric whether it is gray)
     sixteen = (img.format == "PNG" and len(data) > 25 and data[24] == 16) or (
@@ -148,13 +157,14 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
         img.format == "TIFF" and img.tag_v2.get(262) in (0, 1))
     exif = img.getexif()
     orientation = exif.get(0x0112, 1)
-    if orientation != 1:
-        meta.notes.append("rotated upright from its EXIF orientation")
+    if orientation != 1 or declared_orientation != 1:
+        meta.notes.append(ROTATED_UPRIGHT)
     img = ImageOps.exif_transpose(img)
     if 0x0112 in exif:
         exif[0x0112] = 1  # the pixels are upright now; saying so keeps viewers from rotating twice
     for tag in TIFF_LAYOUT_TAGS.intersection(exif):
         del exif[tag]
+    _keep_text_bytes(exif)
     try:
         meta.exif = exif.tobytes() if len(exif) else None
     except (TypeError, ValueError, struct.error, OSError):  # a damaged tag Pillow read but cannot write
@@ -162,7 +172,7 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
         meta.notes.append("its EXIF data is damaged and was left out")
     rgb, alpha = _to_rgb8(img, meta)
     if sixteen and img.mode in DEEP_MODES:
-        deep = _deep_source(data, orientation, rgb, alpha)
+        deep = _deep_source(data, (orientation, declared_orientation), rgb, alpha)
         if deep is not None:
             meta.deep, rgb, alpha = deep
         note = (KEPT_16_BIT_GRAY if gray else KEPT_16_BIT) if deep is not None else (
@@ -174,7 +184,7 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
     return LoadedImage(rgb=rgb, meta=meta)
 
 
-def _deep_source(data: bytes, orientation: int, rgb: np.ndarray,
+def _deep_source(data: bytes, orientations: tuple[int, int], rgb: np.ndarray,
                  alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
     """(16-bit pixels, their 8-bit RGB, their 8-bit alpha or None) of a 16-bit PNG or TIFF:
     RGB(A) order (one channel for gray), upright, read-only. None unless OpenCV decodes them and
@@ -193,7 +203,7 @@ def _deep_source(data: bytes, orientation: int, rgb: np.ndarray,
         arr = arr[:, :, None]
     else:
         arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB if arr.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
-    for candidate in dict.fromkeys((orientation, 1)):  # PNGs are turned here; TIFFs by some OpenCV versions
+    for candidate in dict.fromkeys((*orientations, 1)):  # PNGs are turned here; TIFFs by OpenCV 5 itself
         deep = _upright(arr, candidate)
         if deep.shape[:2] != rgb.shape[:2]:
             continue
@@ -214,6 +224,27 @@ def _deep_source(data: bytes, orientation: int, rgb: np.ndarray,
         rgb8 = colour8 if colour8.shape[2] == 3 else np.ascontiguousarray(np.broadcast_to(colour8, rgb.shape))
         return deep, rgb8, alpha8
     return None
+
+
+def _dpi(value) -> tuple[float, float] | None:
+    """A usable resolution from Pillow's info["dpi"] (None for missing, zero or absurd values)."""
+    try:
+        x, y = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    if not (0 < x < 1e6 and 0 < y < 1e6):
+        return None
+    # a PNG stores pixels per metre: 600 dpi comes back as 599.9988
+    return tuple(float(round(v)) if abs(v - round(v)) < 0.01 else v for v in (x, y))
+
+
+def _keep_text_bytes(exif: Image.Exif) -> None:
+    """Pillow reads EXIF text as Latin-1 and writes it back as ASCII, turning "© José" into
+    "? Jos?": non-ASCII text goes back as the bytes it was read from."""
+    for ifd in [exif] + [exif.get_ifd(tag) for tag in (0x8769, 0x8825) if tag in exif]:  # get_ifd adds a missing one
+        for tag, value in list(ifd.items()):
+            if isinstance(value, str) and not value.isascii():
+                ifd[tag] = value.encode("latin-1", "replace")
 
 
 def _differ_by_more_than_one(a: np.ndarray, b: np.ndarray) -> bool:
@@ -251,14 +282,16 @@ def to_8_bit(values: np.ndarray) -> np.ndarray:
 
 def deep_pixels(rgb: np.ndarray, meta: ImageMeta | None, bgr: bool = False) -> np.ndarray | None:
     """The photo `rgb` (the edited 8-bit photo) at 16 bits per channel, uint16 HxWx3 (x4 with
-    alpha; in BGR(A) order with `bgr`, as OpenCV writes): the source's 16-bit value wherever `rgb`
-    still holds its 8-bit reduction, the 8-bit value x257 where an edit changed it. None when
-    the photo has no 16-bit source (or another size)."""
+    alpha; in BGR(A) order with `bgr`, as OpenCV writes; HxWx1 for a gray source the edits left
+    gray): the source's 16-bit value wherever `rgb` still holds its 8-bit reduction, the 8-bit
+    value x257 where an edit changed it. None when the photo has no 16-bit source (or another size)."""
     import cv2
 
     deep = None if meta is None else meta.deep
     if deep is None or deep.shape[:2] != rgb.shape[:2]:
         return None
+    if deep.shape[2] == 1 and np.array_equal(rgb[:, :, 0], rgb[:, :, 1]) and np.array_equal(rgb[:, :, 0], rgb[:, :, 2]):
+        return _gray_deep_pixels(rgb[:, :, 0], deep[:, :, 0])  # a gray scan stays gray: a third of the data
     has_alpha = deep.shape[2] == 4
     out = np.empty(rgb.shape[:2] + (4 if has_alpha else 3,), np.uint16)
     for y in range(0, rgb.shape[0], DEEP_ROWS):
@@ -273,6 +306,20 @@ def deep_pixels(rgb: np.ndarray, meta: ImageMeta | None, bgr: bool = False) -> n
         out[rows, :, :3] = cv2.cvtColor(part, cv2.COLOR_RGB2BGR) if bgr else part
         if has_alpha:
             out[rows, :, 3] = deep[rows, :, 3]
+    return out
+
+
+def _gray_deep_pixels(gray: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """`deep_pixels` of a gray photo, HxWx1."""
+    import cv2
+
+    out = np.empty(gray.shape + (1,), np.uint16)
+    for y in range(0, gray.shape[0], DEEP_ROWS):
+        rows = slice(y, y + DEEP_ROWS)
+        part = gray[rows].astype(np.uint16) * np.uint16(257)
+        unchanged = (cv2.absdiff(source[rows], part) <= 128).view(np.uint8)
+        cv2.copyTo(np.ascontiguousarray(source[rows]), unchanged, part)
+        out[rows, :, 0] = part
     return out
 
 
@@ -330,7 +377,7 @@ def _to_rgb8(img: Image.Image, meta: ImageMeta) -> tuple[np.ndarray, np.ndarray 
         meta.icc_profile = None  # a CMYK profile does not describe the RGB pixels
     elif mode in ("L", "1", "P"):
         if mode != "P":
-            meta.notes.append("grayscale shown as RGB")
+            meta.notes.append(GRAY_AS_RGB)
     elif mode != "RGB" and mode.startswith(("RGB", "I;16")):
         meta.notes.append(f"{mode} reduced to 8-bit RGB")
     if mode not in ("RGB", "L", "1", "P", "CMYK", "YCbCr", "LAB", "HSV"):
@@ -360,7 +407,7 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
     meta = meta or ImageMeta()
     deep = deep_pixels(rgb, meta, bgr=fmt == "PNG") if fmt in DEEP_FORMATS else None
     if deep is not None:
-        return encode_png16(deep, meta.icc_profile, meta.exif) if fmt == "PNG" else _tiff16(deep, meta)
+        return encode_png16(deep, meta.icc_profile, meta.exif, dpi=meta.dpi) if fmt == "PNG" else _tiff16(deep, meta)
     img = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
     if meta.alpha is not None and fmt in ALPHA_FORMATS and meta.alpha.shape == rgb.shape[:2]:
         img.putalpha(Image.fromarray(meta.alpha, "L"))
@@ -369,6 +416,11 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
         options["icc_profile"] = meta.icc_profile
     if meta.exif:
         options["exif"] = meta.exif
+        if fmt == "TIFF":  # Pillow's TIFF writer parses the block again: keep its non-ASCII text as bytes
+            options["exif"] = _parsed_exif(meta.exif)
+            _keep_text_bytes(options["exif"])
+    if meta.dpi and fmt in ("PNG", "JPEG", "TIFF"):
+        options["dpi"] = meta.dpi
     if fmt == "JPEG":
         options |= {"quality": int(quality), "subsampling": 0 if quality >= 90 else 2, "optimize": True}
     elif fmt == "WEBP":
@@ -383,8 +435,8 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
 
 
 def encode_png16(bgr: np.ndarray, icc_profile: bytes | None = None, exif: bytes | None = None,
-                 level: int = 6) -> bytes:
-    """A 16-bit PNG of uint16 BGR(A) pixels (OpenCV's order) with the ICC profile and EXIF
+                 level: int = 6, dpi: tuple[float, float] | None = None) -> bytes:
+    """A 16-bit PNG of uint16 BGR(A) or gray (HxWx1) pixels (OpenCV's order) with the ICC profile and EXIF
     block (Pillow writes no 16-bit colour PNG; OpenCV writes no metadata: its chunks are added)."""
     import cv2
 
@@ -399,6 +451,8 @@ def encode_png16(bgr: np.ndarray, icc_profile: bytes | None = None, exif: bytes 
         extra += _png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(bytes(icc_profile)))
     if exif:
         extra += _png_chunk(b"eXIf", bytes(exif[6:] if exif.startswith(b"Exif\0\0") else exif))
+    if dpi:  # pHYs: pixels per metre
+        extra += _png_chunk(b"pHYs", struct.pack(">IIB", round(dpi[0] / 0.0254), round(dpi[1] / 0.0254), 1))
     ihdr_end = 8 + 8 + 13 + 4  # signature, IHDR length + type, its 13 bytes, CRC: iCCP must precede IDAT
     view = memoryview(encoded).cast("B")
     return b"".join((view[:ihdr_end], extra, view[ihdr_end:]))  # one copy of a file of hundreds of MB
@@ -418,8 +472,11 @@ def _tiff16(pixels: np.ndarray, meta: ImageMeta) -> bytes:
         tags.append((34675, 7, len(meta.icc_profile), bytes(meta.icc_profile), True))
     exif = _parsed_exif(meta.exif)
     for tag in TIFF_TEXT_TAGS:
-        if isinstance(value := exif.get(tag), str) and value.strip("\0"):
-            tags.append((tag, "s", 0, value.strip("\0"), True))
+        value = exif.get(tag)
+        if tag == 270 and isinstance(value, str) and value.lstrip().startswith('{"shape"'):
+            continue  # tifffile's own description of the source's array shape, stale once turned or edited
+        if isinstance(value, str) and value.strip("\0"):  # as the bytes read: tifffile refuses non-ASCII str
+            tags.append((tag, "s", 0, value.strip("\0").encode("latin-1", "replace"), True))
     for tag, kind in TIFF_BLOCK_TAGS.items():
         if isinstance(value := exif.get(tag), bytes) and value:
             tags.append((tag, kind, len(value), value, True))
@@ -430,8 +487,12 @@ def _tiff16(pixels: np.ndarray, meta: ImageMeta) -> bytes:
             options = {"resolution": (xres, yres), "resolutionunit": unit}
     except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError):
         pass
+    if not options and meta.dpi:  # a resolution known only from the file's own header (a PNG's pHYs)
+        options = {"resolution": meta.dpi, "resolutionunit": 2}
     buf = io.BytesIO()
-    tifffile.imwrite(buf, pixels, photometric="rgb", compression="zlib", metadata=None, software=False,
+    gray = pixels.shape[2] == 1
+    tifffile.imwrite(buf, pixels[:, :, 0] if gray else pixels, photometric="minisblack" if gray else "rgb",
+                     compression="zlib", metadata=None, software=False,
                      extrasamples=(2,) if pixels.shape[2] == 4 else None, extratags=tags, **options)
     return buf.getvalue()
 
@@ -464,7 +525,20 @@ def write_image(path: str | Path, rgb: np.ndarray, meta: ImageMeta | None = None
     data = encode_image(rgb, fmt, meta, quality)
     with atomic_write(path) as handle:
         handle.write(data)
-    return lost_in(fmt, meta)
+    return lost_in(fmt, meta) + _mostly_eight_bit(rgb, meta, fmt)
+
+
+def _mostly_eight_bit(rgb: np.ndarray, meta: ImageMeta | None, fmt: str) -> list[str]:
+    """A 16-bit export in which most pixels were edited (tone and noise repairs change them all)
+    has 8-bit precision there: say so. Estimated on every 8th row."""
+    if meta is None or meta.deep is None or fmt not in DEEP_FORMATS or meta.deep.shape[:2] != rgb.shape[:2]:
+        return []
+    deep = meta.deep[::8]
+    source = to_8_bit(deep[:, :, :3] if deep.shape[2] >= 3 else deep[:, :, :1])
+    changed = float((source != rgb[::8]).any(axis=2).mean())
+    if changed < 0.25:
+        return []
+    return [f"the edits changed {changed:.0%} of the pixels; those have 8-bit precision in the 16-bit file"]
 
 
 def lost_in(fmt: str, meta: ImageMeta | None) -> list[str]:
@@ -474,7 +548,7 @@ def lost_in(fmt: str, meta: ImageMeta | None) -> list[str]:
         lost.append(f"{fmt} has no transparency: the transparent parts were written as the colours stored under them")
     if meta is not None and meta.deep is not None:
         if fmt not in DEEP_FORMATS:
-            lost.append(f"{fmt} has 8 bits per channel: the 16-bit photo was written with 8 (PNG and TIFF keep 16)")
+            lost.append(f"{fmt} has 8 bits per channel (PNG and TIFF keep 16)")
         elif fmt == "TIFF" and (left := _exif_left_out_of_tiff16(meta.exif)):
             lost.append(f"16-bit TIFF: not kept from EXIF: {', '.join(left)} (a PNG keeps them)")
     return lost

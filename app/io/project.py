@@ -212,7 +212,7 @@ def snapshot(doc: Document) -> Document:
         exif=doc.meta.exif, icc_profile=doc.meta.icc_profile,
         alpha=None if doc.meta.alpha is None else doc.meta.alpha.copy(),
         source_format=doc.meta.source_format, notes=list(doc.meta.notes), lossless_webp=doc.meta.lossless_webp,
-        deep=doc.meta.deep,  # read-only, never edited: shared
+        dpi=doc.meta.dpi, deep=doc.meta.deep,  # read-only, never edited: shared
     )
     result = None
     if doc.result is not None:
@@ -270,12 +270,14 @@ def _gray_png(mask: np.ndarray, level: int) -> bytes:
 def _photo_png(doc: Document, level: int) -> bytes:
     deep = deep_pixels(doc.photo, doc.meta, bgr=True)
     if deep is not None:  # a 16-bit photo layer: reading it back gives this photo and its 16 bits
-        return encode_png16(deep, doc.meta.icc_profile, level=level)
+        return encode_png16(deep, doc.meta.icc_profile, level=level, dpi=doc.meta.dpi)
     img = Image.fromarray(np.ascontiguousarray(doc.photo), "RGB")
     alpha = doc.meta.alpha
     if alpha is not None and alpha.shape == doc.photo.shape[:2] and alpha.dtype == np.uint8:
         img.putalpha(Image.fromarray(np.ascontiguousarray(alpha), "L"))
     options = {"icc_profile": bytes(doc.meta.icc_profile)} if doc.meta.icc_profile else {}
+    if doc.meta.dpi:
+        options["dpi"] = doc.meta.dpi  # the photo layer's pHYs: read back as the photo's resolution
     return _encode_png(img, level, **options)
 
 

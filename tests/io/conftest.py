@@ -31,7 +31,7 @@ def _icc_bytes() -> bytes:
 def make_doc(seed: int = 0, w: int = 32, h: int = 24, layers: int = 3, result: bool = True, alpha: bool = False) -> Document:
     rng = np.random.default_rng(seed)
     meta = ImageMeta(exif=_exif_bytes(), icc_profile=_icc_bytes(), source_format="WEBP", notes=["rotated upright"],
-                     lossless_webp=seed % 2 == 0)
+                     lossless_webp=seed % 2 == 0, dpi=(300.0, 240.0))
     if alpha:
         meta.alpha = rng.integers(0, 256, (h, w), dtype=np.uint8)
     settings = InpaintSettings(

@@ -17,6 +17,7 @@ from app.io.images import (
     KEPT_16_BIT_GRAY,
     REDUCED_16_BIT,
     REDUCED_16_BIT_GRAY,
+    ROTATED_UPRIGHT,
     ImageMeta,
     ImageReadError,
     decode_image,
@@ -177,9 +178,10 @@ def test_sixteen_bit_export_keeps_every_unchanged_pixel(tmp_path, fmt):
     exif[0x010F] = "Nikon"  # Make
     exif[0x0132] = "2024:06:01 10:00:00"  # DateTime
     source = tmp_path / "scan.png"
-    source.write_bytes(_png16(rgb16, _icc(), exif.tobytes()))
+    icc = _icc()  # once: the profile carries its creation time
+    source.write_bytes(_png16(rgb16, icc, exif.tobytes()))
     loaded = read_image(source)
-    assert loaded.meta.icc_profile == _icc()  # read from the chunk encode_png16 wrote
+    assert loaded.meta.icc_profile == icc  # read from the chunk encode_png16 wrote
     edited = loaded.rgb.copy()
     edited[5:12, 8:20] = (200, 10, 60)  # what a fill does
     out = tmp_path / f"out.{fmt.lower()}"
@@ -191,7 +193,7 @@ def test_sixteen_bit_export_keeps_every_unchanged_pixel(tmp_path, fmt):
     assert np.array_equal(back[~hole], rgb16[~hole])
     assert np.all(back[hole] == np.array([200, 10, 60]) * 257)
     with Image.open(out) as img:
-        assert img.info.get("icc_profile") == _icc()
+        assert img.info.get("icc_profile") == icc
         assert img.getexif().get(0x010F) == "Nikon" and img.getexif().get(0x0132) == "2024:06:01 10:00:00"
     # an 8-bit format says what it could not keep
     assert any("8 bits per channel" in note for note in write_image(tmp_path / "out.jpg", edited, loaded.meta))
@@ -247,7 +249,7 @@ def test_sixteen_bit_tiff_with_an_orientation_tag_is_upright(tmp_path):
     tifffile.imwrite(tmp_path / "turned.tif", rgb16, photometric="rgb", extratags=[(274, "H", 1, 6, True)])
     loaded = read_image(tmp_path / "turned.tif")
     assert loaded.meta.deep is not None and loaded.rgb.shape == (16, 10, 3)
-    assert np.array_equal(loaded.meta.deep, np.rot90(rgb16, -1))
+    assert np.array_equal(loaded.meta.deep, np.rot90(rgb16, -1)) and ROTATED_UPRIGHT in loaded.meta.notes
 
 
 def test_nearly_opaque_sixteen_bit_alpha_is_kept_bit_for_bit():
@@ -440,3 +442,91 @@ def test_a_lossless_webp_is_written_back_lossless_by_default(tmp_path, lossless)
     # an extended WebP (VP8X first, with an ICC chunk) is read the same way
     Image.fromarray(rgb).save(tmp_path / "icc.webp", "WEBP", lossless=lossless, icc_profile=_icc())
     assert read_image(tmp_path / "icc.webp").meta.lossless_webp is lossless
+
+
+def test_non_ascii_exif_text_survives_a_round_trip(tmp_path):
+    """Pillow writes EXIF text back as ASCII ("© José" became "? Jos?"); the bytes read are kept."""
+    exif = Image.Exif()
+    exif[0x013B] = "José Müller".encode()  # Artist, UTF-8 as cameras and editors write it
+    exif[0x8298] = "© 2024 José".encode()  # Copyright
+    Image.fromarray(_rgb()).save(tmp_path / "a.jpg", quality=95, exif=exif.tobytes())
+    loaded = read_image(tmp_path / "a.jpg")
+    deep = ImageMeta(exif=loaded.meta.exif, deep=np.zeros(loaded.rgb.shape, np.uint16))
+    for fmt in ("jpg", "png", "tif", "16-bit tif"):
+        meta, fmt = (deep, "tif") if fmt == "16-bit tif" else (loaded.meta, fmt)
+        write_image(tmp_path / f"out.{fmt}", loaded.rgb, meta)
+        with Image.open(tmp_path / f"out.{fmt}") as img:
+            back = img.getexif()
+        assert back[0x013B].encode("latin-1") == "José Müller".encode(), fmt
+        assert back[0x8298].encode("latin-1") == "© 2024 José".encode(), fmt
+
+
+def test_resolution_known_only_from_png_header_is_carried(tmp_path):
+    Image.fromarray(_rgb()).save(tmp_path / "scan.png", dpi=(600, 600))  # pHYs only, no EXIF
+    loaded = read_image(tmp_path / "scan.png")
+    assert loaded.meta.dpi == (600.0, 600.0)
+    for fmt in ("png", "tif", "jpg"):
+        write_image(tmp_path / f"out.{fmt}", loaded.rgb, loaded.meta)
+        with Image.open(tmp_path / f"out.{fmt}") as img:
+            assert tuple(round(v) for v in img.info["dpi"]) == (600, 600), fmt
+    # and at 16 bits
+    rgb16 = np.random.default_rng(8).integers(0, 65536, (12, 9, 3)).astype(np.uint16)
+    deep = decode_image(encode_png16(rgb16, dpi=(600.0, 600.0)))
+    assert deep.meta.dpi == (600.0, 600.0) and deep.meta.deep is not None
+    for fmt in ("png", "tif"):
+        write_image(tmp_path / f"deep.{fmt}", deep.rgb, deep.meta)
+        with Image.open(tmp_path / f"deep.{fmt}") as img:
+            assert tuple(round(v) for v in img.info["dpi"]) == (600, 600), fmt
+
+
+def test_tiff_orientation_is_reported_though_the_decoder_turns_it(tmp_path):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "turned8.tif", _rgb(), photometric="rgb", extratags=[(274, "H", 1, 6, True)])
+    loaded = read_image(tmp_path / "turned8.tif")
+    assert loaded.rgb.shape == (36, 24, 3) and ROTATED_UPRIGHT in loaded.meta.notes
+
+
+def test_tifffiles_shape_description_is_not_carried_to_a_turned_export(tmp_path):
+    import tifffile
+
+    rgb16 = np.random.default_rng(7).integers(0, 65536, (10, 16, 3)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "scan.tif", rgb16, photometric="rgb", extratags=[(274, "H", 1, 6, True)])
+    loaded = read_image(tmp_path / "scan.tif")
+    write_image(tmp_path / "out.tif", loaded.rgb, loaded.meta)
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert "ImageDescription" not in tif.pages[0].tags and tif.pages[0].shape == (16, 10, 3)
+
+
+def test_an_unreadable_tiff_layout_is_named(tmp_path):
+    import tifffile
+
+    la16 = np.zeros((8, 8, 2), np.uint16)
+    tifffile.imwrite(tmp_path / "la16.tif", la16, photometric="minisblack", extrasamples=(2,))
+    with pytest.raises(ImageReadError, match="TIFF file in a layout"):
+        read_image(tmp_path / "la16.tif")
+
+
+def test_a_gray_scan_is_exported_gray_until_an_edit_adds_colour(tmp_path):
+    gray16 = np.random.default_rng(9).integers(0, 65536, (12, 9)).astype(np.uint16)
+    loaded = decode_image(_bytes(Image.fromarray(gray16), "PNG"))
+    edited = loaded.rgb.copy()
+    edited[2:4, 2:4] = 90  # a gray fill
+    write_image(tmp_path / "g.tif", edited, loaded.meta)
+    back = cv2.imread(str(tmp_path / "g.tif"), cv2.IMREAD_UNCHANGED)
+    assert back.shape == (12, 9) and back[3, 3] == 90 * 257 and back[8, 8] == gray16[8, 8]
+    edited[5, 5] = (200, 10, 10)  # a colour one
+    write_image(tmp_path / "c.png", edited, loaded.meta)
+    back = cv2.imread(str(tmp_path / "c.png"), cv2.IMREAD_UNCHANGED)
+    assert back.shape == (12, 9, 3) and np.array_equal(back[8, 8], [gray16[8, 8]] * 3)
+
+
+def test_an_export_mostly_changed_by_tone_repairs_says_it_is_8_bit_there(tmp_path):
+    rgb16 = np.random.default_rng(10).integers(0, 65536, (64, 48, 3)).astype(np.uint16)
+    loaded = decode_image(_png16(rgb16))
+    filled = loaded.rgb.copy()
+    filled[:8, :8] = 0
+    assert write_image(tmp_path / "fill.png", filled, loaded.meta) == []
+    toned = np.clip(loaded.rgb.astype(int) + 9, 0, 255).astype(np.uint8)  # what auto levels does
+    notes = write_image(tmp_path / "toned.png", toned, loaded.meta)
+    assert len(notes) == 1 and "8-bit precision" in notes[0]

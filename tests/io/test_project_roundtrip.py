@@ -30,6 +30,7 @@ def assert_same(a: Document, b: Document) -> None:
     assert a.meta.icc_profile == b.meta.icc_profile
     assert a.meta.source_format == b.meta.source_format
     assert a.meta.lossless_webp == b.meta.lossless_webp
+    assert a.meta.dpi == b.meta.dpi
     if a.meta.alpha is None:
         assert b.meta.alpha is None
     else:

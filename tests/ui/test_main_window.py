@@ -497,7 +497,7 @@ def test_a_sixteen_bit_photo_says_so_while_it_is_open(window, qtbot, tmp_path):
         window.files.open_path(str(tmp_path / "scan.tif"))
     label = window.status.size_label
     assert label.text() == "60 × 40 px (0.0 MP) · 16-bit" and "16-bit colour" in label.toolTip()
-    assert "exports keep the 16-bit value" in label.toolTip()
+    assert "exports keep 16 bits where unchanged" in label.toolTip()
     # a 16-bit file whose deep pixels cannot be taken over (premultiplied alpha) says it is edited in 8
     import tifffile
 
