@@ -48,6 +48,9 @@ class InpaintOutcome:
     backend: str  # which backend ran, e.g. "cpu (onnxruntime)"
     mask: np.ndarray | None = None  # the fill mask the run used (uint8 HxW); Apply clears it from the layers
     notes: list[str] = field(default_factory=list)  # what the engine wants the user to know
+    # True when every pixel outside `mask` is the photo's (an engine run, which writes only hole
+    # pixels): Apply then compares only inside the mask's box, not a 50 MP photo (repairs: False)
+    confined: bool = False
 
 
 @dataclass(eq=False)

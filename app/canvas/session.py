@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
@@ -161,15 +162,24 @@ class EditSession(QObject):
             return False
         if outcome.image.shape != doc.photo.shape:
             raise ValueError("the result does not match the photo's size")
-        photo_patch = Patch.from_diff(outcome.image, doc.photo)  # holds the result's values
+        # what changed lies in the run mask's box (an engine result) or anywhere (a repair)
+        box = _box_of(outcome.mask) if outcome.mask is not None else None
+        if outcome.confined and outcome.mask is not None:
+            photo_patch = (Patch.from_diff(outcome.image[box.slices], doc.photo[box.slices], box.x, box.y)
+                           if box is not None else Patch())
+        else:
+            photo_patch = Patch.from_diff(outcome.image, doc.photo)  # holds the result's values
         mask_patches: dict[int, Patch] = {}
-        if outcome.mask is not None:
-            ran = outcome.mask > 0
+        if box is not None:
+            h, w = outcome.mask.shape
+            reach = tools.RIM_REACH  # the faint rims cleared with a fill lie within this of it
+            region = Rect.from_corners(box.x - reach, box.y - reach, box.x1 + reach, box.y1 + reach).clipped(w, h)
+            ran = outcome.mask[region.slices] > 0
             for layer in doc.layers:
                 # a locked layer keeps its pixels, as it does against every other edit
                 if layer.kind == LayerKind.FILL and layer.visible and not layer.locked:
-                    cleared = tools.clear_filled(layer.mask, ran)
-                    patch = Patch.from_diff(cleared, layer.mask)
+                    current = layer.mask[region.slices]
+                    patch = Patch.from_diff(tools.clear_filled(current, ran), current, region.x, region.y)
                     if patch:
                         mask_patches[layer.uid] = patch
         self.undo_stack.push(commands.ApplyResultCommand(self, outcome, photo_patch, mask_patches))
@@ -234,3 +244,9 @@ def _props_text(name: str, props: dict) -> str:
     if set(props) == {"locked"}:
         return f"{'Lock' if props['locked'] else 'Unlock'} layer “{name}”"
     return f"Change layer “{name}”"
+
+
+def _box_of(mask: np.ndarray) -> Rect | None:
+    """The bounding box of a mask's nonzero pixels (None when there are none)."""
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask))
+    return Rect(x, y, w, h) if w and h else None

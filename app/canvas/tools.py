@@ -172,7 +172,10 @@ def grow(mask: np.ndarray, px: int) -> tuple[Rect | None, Patch | None]:
     return replace_mask(mask, new)
 
 
-def clear_filled(mask: np.ndarray, filled: np.ndarray, reach: int = 1024) -> np.ndarray:
+RIM_REACH = 1024  # px around a fill where `clear_filled` looks for faint rims: half the largest soft brush
+
+
+def clear_filled(mask: np.ndarray, filled: np.ndarray, reach: int = RIM_REACH) -> np.ndarray:
     """`mask` after a fill of `filled` (bool HxW) was applied: zero where it was filled, and
     zero on the faint rims (painted at most PAINTED_ABOVE, so never filled) of the strokes the
     fill came from, which would otherwise still show around it. Faint paint elsewhere (a soft

@@ -139,7 +139,7 @@ class RunController(QObject):
             self.notice.emit("The photo changed during the run, so its result was dropped: run again.")
             return
         outcome = InpaintOutcome(image=result.image, method=result.method, backend=result.backend,
-                                 mask=self._run_mask, notes=list(getattr(result, "notes", [])))
+                                 mask=self._run_mask, notes=list(getattr(result, "notes", [])), confined=True)
         self.session.set_result(outcome)
         self.finished.emit(outcome)
         for note in outcome.notes:  # the NPU failed and the job was rerun on the CPU: say so

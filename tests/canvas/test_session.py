@@ -162,3 +162,27 @@ def test_apply_result_is_one_undoable_step(qtbot):
     assert layer.mask[10:20, 10:30].all()
     s.undo_stack.redo()
     assert np.array_equal(doc.photo, result)
+
+
+def test_apply_of_an_engine_result_looks_only_inside_its_mask_box(qtbot):
+    """An engine result changes hole pixels only (`confined`): Apply compares just the run
+    mask's box, so its cost follows the hole, not the photo (a 48 MP Apply held the window
+    for seconds). A repair changes everything: Apply takes all of it."""
+    s = make_session()
+    doc = s.document
+    layer = s.add_layer()
+    layer.mask[10:20, 10:30] = 255
+    run_mask = layer.mask.copy()
+    result = doc.photo.copy()
+    result[10:20, 10:30] = 7
+    outside = result.copy()
+    outside[50:55, 60:70] = 1  # a stray change outside the mask: never made by the engine
+    s.set_result(InpaintOutcome(image=outside, method="model", backend="cpu", mask=run_mask, confined=True))
+    assert s.apply_result()
+    assert np.array_equal(doc.photo, result)  # the hole was taken, nothing outside its box
+    assert not layer.mask.any()
+    s.undo_stack.undo()
+    repaired = np.clip(doc.photo.astype(int) + 5, 0, 255).astype(np.uint8)  # a tone repair: every pixel
+    s.set_result(InpaintOutcome(image=repaired, method="repair: levels", backend="cpu", mask=run_mask))
+    assert s.apply_result()
+    assert np.array_equal(doc.photo, repaired)
