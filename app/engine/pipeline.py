@@ -153,6 +153,9 @@ def _run(image, hole, source, settings, stage, backend, backend_note, report, ca
     notes = [backend_note] if backend_note else []
     out = image.copy()
     remaining = hole.copy()
+    # what a region may look at and match its seam to: the source pixels and the pieces of the
+    # hole filled before it (not protected pixels); the CRA sources stay the photo's own pixels
+    known = source.copy()
     n = len(regions)
     for index, region in enumerate(regions):
         base = index / n
@@ -164,8 +167,10 @@ def _run(image, hole, source, settings, stage, backend, backend_note, report, ca
             raise Cancelled("Cancelled.")
         # pieces of one long hole go in order, each seeing the pieces filled before it as
         # photo, so they join without a seam; filled pixels are never a CRA source
-        _fill_region(out, remaining, source, region, settings, stage, backend, out, sub, cancel)
-        remaining[_own_mask(region)] = False
+        _fill_region(out, remaining, source, known, region, settings, stage, backend, out, sub, cancel)
+        own = _own_mask(region)
+        known[own] |= remaining[own]
+        remaining[own] = False
     report("paste", n, n, 1.0)
     return InpaintResult(out, stage.label, backend.name, n, notes)
 
@@ -191,7 +196,7 @@ def _crop_padded(arr: np.ndarray, region: Region, fill_reflect: bool) -> np.ndar
     return cv2.copyMakeBorder(crop, *pads, border, value=0)
 
 
-def _fill_region(image, hole, source, region: Region, settings, stage, backend, out, report, cancel) -> None:
+def _fill_region(image, hole, source, known, region: Region, settings, stage, backend, out, report, cancel) -> None:
     grid = settings.attention_grid
     side = region.side
     box_img = _crop_padded(image, region, True).astype(np.float32)
@@ -199,8 +204,9 @@ def _fill_region(image, hole, source, region: Region, settings, stage, backend, 
     box_hole = _crop_padded(hole.view(np.uint8), region, True) > 0
     box_source = _crop_padded(source.view(np.uint8), region, False) > 0  # padding is no source
     # what the coarse stage may not look at: the hole and the protected pixels (reflected as
-    # the photo is), so a protected object is never continued into the fill, at any hole size
-    box_unknown = _crop_padded(source.view(np.uint8), region, True) == 0
+    # the photo is), so a protected object is never continued into the fill, at any hole size;
+    # pieces of a long hole filled before this one are seen, so the pieces join
+    box_unknown = _crop_padded(known.view(np.uint8), region, True) == 0
 
     # bounded memory: a huge box is worked at reduced scale, pasted back upsampled
     work = side
@@ -245,7 +251,7 @@ def _fill_region(image, hole, source, region: Region, settings, stage, backend, 
     if work != side:
         large = cv2.resize(large, (side, side), interpolation=cv2.INTER_CUBIC)
     report("paste", 0, 1, 0.95)
-    _paste(image, hole, source, region, large, settings.feather_px, out)
+    _paste(image, hole, known, region, large, settings.feather_px, out)
 
 
 def _aggregate_residual(large, residual, box_hole, box_source, coarse, model_attention, grid, work, size, settings,
@@ -289,16 +295,16 @@ def _aggregate_residual(large, residual, box_hole, box_source, coarse, model_att
     cra.add_to_patches(large, grid, rows, done)
 
 
-def _paste(image, hole, source, region: Region, large, feather: int, out) -> None:
+def _paste(image, hole, known, region: Region, large, feather: int, out) -> None:
     """Write the fill into `out` at the region's own hole pixels only; the seam is matched to
-    the `source` pixels around it (not to a protected object beside the hole)."""
+    the `known` pixels around it (the photo and earlier pieces; not a protected object)."""
     h, w = hole.shape
     x0, y0, x1, y1 = region.box
     # the part of the box inside the photo
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     fill = large[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
     orig = image[cy0:cy1, cx0:cx1]
-    box_hole, box_source = hole[cy0:cy1, cx0:cx1], source[cy0:cy1, cx0:cx1]
+    box_hole, box_source = hole[cy0:cy1, cx0:cx1], known[cy0:cy1, cx0:cx1]
     ox0, oy0, ox1, oy1 = region.own
     own = np.zeros_like(box_hole)
     own[max(oy0 - cy0, 0) : max(oy1 - cy0, 0), max(ox0 - cx0, 0) : max(ox1 - cx0, 0)] = True
