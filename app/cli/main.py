@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
 import sys
@@ -33,10 +34,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _looks_like_a_command(word: str) -> bool:
+    """A bare word that is no file: a mistyped subcommand ("restor"), not a photo to open."""
+    return not word.startswith("-") and "." not in word and os.sep not in word and "/" not in word \
+        and not os.path.exists(word)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     known = set(parser._subparsers._group_actions[0].choices) if parser._subparsers else set()  # noqa: SLF001
+    if argv and argv[0] not in known and _looks_like_a_command(argv[0]):
+        close = difflib.get_close_matches(argv[0], sorted(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        print(f"inpaint-studio: unknown command '{argv[0]}'{hint}; commands: {', '.join(sorted(known))}; "
+              "or give a photo or project to open in the editor", file=sys.stderr)
+        return 2
     if not argv or (argv[0] not in known and not argv[0].startswith("-")):
         from app.ui.launch import launch_editor  # Qt only when the editor is wanted
 

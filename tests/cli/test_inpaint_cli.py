@@ -487,3 +487,12 @@ def test_a_mask_given_with_a_project_is_an_error_not_ignored(capsys, tmp_path):
     code, _, stderr = run_cli(capsys, "inpaint", tmp_path / "p.ora", "--mask", mask, "-o", tmp_path / "o.png", *FAST)
     assert code == 1 and "p.ora is a project" in stderr and "--mask" in stderr
     assert not (tmp_path / "o.png").exists()
+
+
+def test_a_mistyped_command_is_named_not_opened_in_the_editor(capsys, tmp_path, monkeypatch):
+    """`inpaint-studio restor photo.jpg -o out.jpg` opened the editor on a file called "restor"."""
+    monkeypatch.chdir(tmp_path)
+    code, _, stderr = run_cli(capsys, "restor", "photo.jpg", "-o", "out.jpg")
+    assert code == 2 and "unknown command 'restor' (did you mean restore?)" in stderr
+    code, _, stderr = run_cli(capsys, "frobnicate", "--help")
+    assert code == 2 and "unknown command 'frobnicate'" in stderr

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+
 from app.engine.backends.base import Backend
 from app.engine.errors import BackendUnavailable
 from app.engine.model_spec import ModelSpec
@@ -21,6 +24,10 @@ def select_backend(name: str = "auto", spec: ModelSpec | None = None, *, chunk: 
     from app.engine.backends.onnx import OnnxBackend
 
     why_not_npu = "no model to run on it"
+    if name == "auto" and not _npu_toolkit_installed():
+        # a machine without Huawei's CANN toolkit: the CPU is the only choice, nothing to explain
+        backend = OnnxBackend()
+        return backend, f"using {backend.name}"
     if name in ("npu", "auto") and spec is not None:
         from app.engine.backends.ascend import DEFAULT_CHUNK, open_npu_backend
 
@@ -38,6 +45,16 @@ def select_backend(name: str = "auto", spec: ModelSpec | None = None, *, chunk: 
     if name == "auto":
         return backend, f"using {backend.name}: NPU not used ({why_not_npu})"
     return backend, f"using {backend.name}"
+
+
+def _npu_toolkit_installed() -> bool:
+    """Whether pyacl (CANN's Python API) can be imported, without importing it."""
+    if "acl" in sys.modules:
+        return sys.modules["acl"] is not None  # imported already, or blocked (tests)
+    try:
+        return importlib.util.find_spec("acl") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 __all__ = ["Backend", "select_backend"]
