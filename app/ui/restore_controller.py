@@ -89,12 +89,15 @@ class RestoreController(QObject):
         if mask.shape != doc.photo.shape[:2]:
             return  # a proposal for a photo that is no longer open
         layer = self.damage_layer()
+        hand_edits_replaced = False
         if layer is None:
             self.session.add_layer(LAYER_NAME, LayerKind.FILL, mask.copy())
         else:
             if layer.locked:
                 self.notice.emit(f"Layer “{LAYER_NAME}” is locked; the new proposal was not applied.")
                 return
+            # the layer holds none of the proposals made: the user painted or erased on it
+            hand_edits_replaced = (self._layer_digest or _digest(layer.mask)) not in self._proposal_controls
             # one undo step per user action: the live proposals of a slider drag merge
             self.session.replace_layer_mask(layer.uid, mask, f"Update “{LAYER_NAME}”",
                                             merge_key=self.panel.proposal_gesture)
@@ -109,6 +112,10 @@ class RestoreController(QObject):
             if mask.any():
                 self.fill()
                 return
+        if hand_edits_replaced:  # said, not silent: a slider move after trimming undoes the trim
+            self.notice.emit(f"The new proposal replaced your brush edits on “{LAYER_NAME}” (Ctrl+Z brings them "
+                             "back); trim after the last slider move.")
+            return
         self.notice.emit(f"Detected damage: {coverage(mask):.2f} % of the photo. "
                          "Trim the layer with the brush, then Fill.")
 

@@ -274,3 +274,21 @@ def test_undoing_apply_repairs_brings_back_the_preview_with_its_boxes(window, qt
     assert not panel.fade_box.isChecked() and not panel.preview_pending()
     panel.apply_button.click()
     assert np.array_equal(doc.photo, apply_repairs(photo, steps)) and doc.result is None
+
+
+def test_a_slider_move_after_a_trim_says_it_replaced_the_trim(window, qtbot):
+    win = window
+    detect(win, qtbot)
+    msgs = []
+    win.restore.notice.connect(msgs.append)
+    with qtbot.waitSignal(win.restore.panel.proposal_ready, timeout=20000):
+        win.restore.panel.sensitivity_slider.setValue(60)  # no trim yet: a plain update
+    assert "replaced your brush edits" not in " ".join(msgs)
+    layer = win.restore.damage_layer()
+    win.session.edit_mask(layer.uid, lambda m: tools.clear(m), "Trim")  # the user's brush work
+    trimmed = layer.mask.copy()
+    with qtbot.waitSignal(win.restore.panel.proposal_ready, timeout=20000):
+        win.restore.panel.sensitivity_slider.setValue(70)
+    assert "replaced your brush edits" in msgs[-1] and "Ctrl+Z" in msgs[-1]
+    win.session.undo_stack.undo()
+    assert np.array_equal(layer.mask, trimmed)  # and Ctrl+Z does bring them back
