@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QToolBar, QWidget
+from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QMenu, QScrollArea, QToolBar, QWidget
 
 from app.canvas.document import Document
 from app.canvas.gestures import Tool
@@ -32,6 +32,27 @@ from app.ui.messages import show_error
 from app.ui.run_controller import RunController, default_worker
 from app.ui.run_panel import RunPanel
 from app.ui.status_bar import StatusBar
+
+
+class _PanelScroll(QScrollArea):
+    """A panel that scrolls up and down rather than demanding its full height (the window must
+    fit a 1366x768 laptop), at its own width (nothing clipped at the side)."""
+
+    def __init__(self, panel: QWidget) -> None:
+        super().__init__()
+        self.setWidget(panel)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def showEvent(self, event) -> None:
+        # the dock lays out by the minimum width, which a scroll area does not take from its panel
+        self.setMinimumWidth(self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width())
+        super().showEvent(event)
+
+    def sizeHint(self) -> QSize:
+        inner = self.widget().sizeHint()
+        return QSize(inner.width() + self.verticalScrollBar().sizeHint().width(), inner.height())
 
 
 class MainWindow(QMainWindow):
@@ -110,7 +131,7 @@ class MainWindow(QMainWindow):
         (which stays in front): three stacked panels do not fit a laptop screen."""
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
-        dock.setWidget(widget)
+        dock.setWidget(_PanelScroll(widget))
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         beside = self.docks.get(tab_with) if tab_with else None
         if beside is not None:

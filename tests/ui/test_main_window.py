@@ -567,3 +567,14 @@ def test_redo_has_ctrl_y_too_and_no_fill_layer_is_said(window):
     s.set_layer_props(window.current_document().layers[0].uid, kind="protect")
     window.actions.run.trigger()
     assert "no visible Fill layer" in window.status.currentMessage()
+
+
+def test_the_window_fits_a_laptop_screen_and_clips_no_panel(window, qtbot):
+    """The side panels asked for their full height (771 px minimum: more than a 1366x768
+    laptop shows); they scroll now, each at least as wide as its contents."""
+    assert window.minimumSizeHint().height() <= 600
+    window.resize(1000, 560)
+    qtbot.waitUntil(lambda: window.height() == 560)
+    for title, dock in window.docks.items():
+        panel = dock.widget().widget()
+        assert dock.widget().width() >= panel.minimumSizeHint().width(), title
