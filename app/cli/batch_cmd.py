@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.cli.common import CliError, add_engine_options, load_mask_for, load_photo, settings_from
+from app.cli.common import CliError, add_engine_options, load_mask_for, load_photo, same_file, settings_from
 from app.engine import EngineError, inpaint
 from app.engine.pipeline import resolve_coarse
 from app.engine.settings import STAGE_TEXT
@@ -51,12 +51,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: no photos in {photos_dir}", file=sys.stderr)
         return 2
     suffix = ("." + args.format.lstrip(".")) if args.format else ""
+    if out_dir.exists() and all(same_file(out_dir / (p.stem + (suffix or p.suffix)), p) for p in photos):
+        # each result would replace its own photo (refused per photo below): say it once, up front
+        print(f"error: every result would replace its photo in {out_dir}; choose another output folder "
+              "or another --format", file=sys.stderr)
+        return 2
     try:
         if suffix:
             format_for("photo" + suffix)  # a wrong --format is one message now, not one per photo at the end
         out_dir.mkdir(parents=True, exist_ok=True)
-    except ValueError as exc:
-        print(f"error: --format: {exc}", file=sys.stderr)
+    except ValueError:
+        print(f"error: --format {args.format}: not a format this program writes; choose png, jpg, tif or webp",
+              file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"error: cannot create the output folder {out_dir}: {exc.strerror or exc}", file=sys.stderr)

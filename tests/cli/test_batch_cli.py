@@ -119,4 +119,15 @@ def test_batch_unknown_format_is_refused_before_any_photo(capsys, tmp_path):
     Image.fromarray(_photo(1)).save(photos / "a.png")
     Image.fromarray(_mask()).save(masks / "a.png")
     code, _, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", out, *FAST, "--format", "bmp")
-    assert code == 2 and "--format" in stderr and "0/1" not in stderr
+    assert code == 2 and "--format bmp" in stderr and "0/1" not in stderr
+
+
+def test_batch_whose_every_result_would_replace_its_photo_is_refused_up_front(capsys, tmp_path):
+    photos, masks, _ = _folders(tmp_path)
+    for stem in ("a", "b"):
+        Image.fromarray(_photo(1)).save(photos / f"{stem}.png")
+        Image.fromarray(_mask()).save(masks / f"{stem}.png")
+    code, _, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", photos, *FAST)
+    assert code == 2 and "every result would replace its photo" in stderr and "0 of 2" not in stderr
+    code, _, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", tmp_path / "o", *FAST, "--format", "gif")
+    assert code == 2 and "--format gif: not a format this program writes" in stderr
