@@ -20,6 +20,9 @@ _layer_ids = itertools.count(1)
 
 #: overlay colours handed to new layers in turn
 LAYER_COLOURS = ((255, 48, 48), (48, 140, 255), (60, 200, 90), (255, 170, 0), (200, 70, 255), (0, 200, 200))
+# new layers: protect layers blue, fill layers any other colour, so the two kinds do not look alike
+PROTECT_COLOUR = LAYER_COLOURS[1]
+FILL_COLOURS = tuple(c for c in LAYER_COLOURS if c != PROTECT_COLOUR)
 
 
 class LayerKind(str, Enum):
@@ -72,7 +75,11 @@ class Document:
         h, w = self.photo.shape[:2]
         if mask is None:
             mask = np.zeros((h, w), np.uint8)
-        colour = LAYER_COLOURS[len(self.layers) % len(LAYER_COLOURS)]
+        if kind == LayerKind.PROTECT:
+            colour = PROTECT_COLOUR
+        else:
+            fills = sum(layer.kind == LayerKind.FILL for layer in self.layers)
+            colour = FILL_COLOURS[fills % len(FILL_COLOURS)]
         return MaskLayer(name=name, mask=mask, kind=kind, color=colour)
 
     def layer_by_uid(self, uid: int) -> MaskLayer:

@@ -96,15 +96,17 @@ def load_mask_for(path: str | Path, photo: np.ndarray, invert: bool) -> np.ndarr
     any other size is refused."""
     h, w = photo.shape[:2]
     try:
-        mask, scaled_from = read_mask_for(path, (w, h), invert=invert)
+        read = read_mask_for(path, (w, h), invert=invert)
     except MaskSizeError as exc:
         raise CliError(str(exc)) from exc
     except ImageReadError as exc:
         raise CliError(f"mask: {exc}") from exc
-    if scaled_from:
-        mw, mh = scaled_from
+    if read.doubt:
+        warn(read.doubt)
+    if read.scaled_from:
+        mw, mh = read.scaled_from
         warn(f"the mask {Path(path).name} is {mw}x{mh}; scaled to the photo's {w}x{h} (nearest neighbour).")
-    return mask
+    return read.mask
 
 
 def warn(text: str) -> None:

@@ -560,36 +560,61 @@ def read_mask(path: str | Path, size: tuple[int, int] | None = None, invert: boo
     With `size` (width, height) a mask of another size is scaled to it (nearest
     neighbour, so it stays binary) — callers say so to the user.
     """
-    loaded = read_image(path)
+    mask = _mask_of(read_image(path), invert)
+    if size is not None and (mask.shape[1], mask.shape[0]) != tuple(size):
+        mask = _scaled_mask(mask, size)
+    return mask
+
+
+def _mask_of(loaded: LoadedImage, invert: bool) -> np.ndarray:
     gray = loaded.rgb.max(axis=2)
     if loaded.meta.alpha is not None:
         gray = np.where(loaded.meta.alpha > PAINTED_ABOVE, gray, 0).astype(np.uint8)
     mask = np.where(gray > PAINTED_ABOVE, 255, 0).astype(np.uint8)
-    if invert:
-        mask = 255 - mask
-    if size is not None and (mask.shape[1], mask.shape[0]) != tuple(size):
-        mask = _scaled_mask(mask, size)
-    return mask
+    return 255 - mask if invert else mask
 
 
 def _scaled_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(mask).resize(tuple(size), Image.NEAREST)).copy()  # nearest: stays 0/255
 
 
-def read_mask_for(path: str | Path, size: tuple[int, int],
-                  invert: bool = False) -> tuple[np.ndarray, tuple[int, int] | None]:
-    """Read a mask for a photo of `size` (width, height): (mask, the file's size if it was
-    scaled, else None). A mask of another size with the photo's aspect ratio is scaled to it
-    (nearest neighbour: callers say so); another
-    aspect ratio would put the painted areas in the wrong places, so it is refused."""
-    mask = read_mask(path, invert=invert)
+@dataclass(eq=False)
+class MaskFile:
+    mask: np.ndarray  # uint8 0/255 at the photo's size
+    scaled_from: tuple[int, int] | None  # the file's (width, height) when it was scaled
+    doubt: str | None  # why the file may be a photo rather than a mask, for the user
+
+
+def read_mask_for(path: str | Path, size: tuple[int, int], invert: bool = False) -> MaskFile:
+    """Read a mask for a photo of `size` (width, height). A mask of another size with the
+    photo's aspect ratio is scaled to it (nearest neighbour: callers say so); another aspect
+    ratio would put the painted areas in the wrong places, so it is refused. A file that looks
+    like a photo (colours, many grey levels) is read all the same, with a `doubt` to show."""
+    loaded = read_image(path)
+    mask = _mask_of(loaded, invert)
+    doubt = _photo_like(loaded.rgb, Path(path).name)
     (w, h), (mh, mw) = size, mask.shape
     if (mw, mh) == (w, h):
-        return mask, None
+        return MaskFile(mask, None, doubt)
     if abs(mw / mh - w / h) > 0.01 * (w / h):
         raise MaskSizeError(f"The mask {Path(path).name} is {mw}x{mh} but the photo is {w}x{h}, with another "
                             "aspect ratio; make a mask of the photo's size.")
-    return _scaled_mask(mask, (w, h)), (mw, mh)
+    return MaskFile(_scaled_mask(mask, (w, h)), (mw, mh), doubt)
+
+
+def _photo_like(rgb: np.ndarray, name: str) -> str | None:
+    """A mask is black and white, maybe soft-edged, maybe in one colour: many different colours,
+    or grey levels between over much of it, mean a photo was picked by mistake. On a sample."""
+    step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 250_000)))
+    sample = rgb[::step, ::step]
+    coarse = (sample >> 4).astype(np.int32)  # 16 levels per channel
+    colours = np.unique(coarse[:, :, 0] << 8 | coarse[:, :, 1] << 4 | coarse[:, :, 2]).size
+    gray = sample.max(axis=2)
+    midtones = float(((gray > 40) & (gray < 215)).mean())
+    if colours > 100 or midtones > 0.3:
+        return (f"{name} does not look like a mask (it has {'many colours' if colours > 100 else 'many grey levels'}); "
+                f"everything brighter than mid-grey is taken as painted")
+    return None
 
 
 def reduced_from_16_bit(meta: ImageMeta) -> bool:

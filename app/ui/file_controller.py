@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QWidget
 from app.canvas.document import Document
 from app.canvas.session import EditSession
 from app.io.atomic import atomic_write
-from app.io.images import READ_EXTENSIONS, SAVE_FORMATS, format_for, read_image, read_mask_for, write_image
+from app.io.images import READ_EXTENSIONS, SAVE_FORMATS, MaskFile, format_for, read_image, read_mask_for, write_image
 from app.ui.background import BackgroundTasks
 from app.ui.launch import SAMPLE_PHOTO
 from app.ui.messages import confirm_overwrite, show_error
@@ -228,16 +228,17 @@ class FileController(QObject):
         size = doc.size
         name = Path(path).name
 
-        def load() -> tuple[np.ndarray, tuple[int, int] | None]:
+        def load() -> MaskFile:
             return read_mask_for(path, size)  # another aspect ratio is refused, as on the command line
 
-        def done(value: tuple[np.ndarray, tuple[int, int] | None]) -> None:
+        def done(read: MaskFile) -> None:
             if self.session.document is not doc:
                 return  # another photo was opened meanwhile
-            mask, scaled_from = value
-            self.session.add_layer(name=Path(path).stem, mask=np.ascontiguousarray(mask))
-            self.notice.emit(f"Imported {name} as a layer" + (
-                f" (scaled from {scaled_from[0]}x{scaled_from[1]} to the photo's size)" if scaled_from else ""))
+            self.session.add_layer(name=Path(path).stem, mask=np.ascontiguousarray(read.mask))
+            said = [f"scaled from {read.scaled_from[0]}x{read.scaled_from[1]} to the photo's size"] if read.scaled_from else []
+            if read.doubt:  # a photo picked by mistake: the layer is there (undoable), but say so
+                said.append(read.doubt)
+            self.notice.emit(f"Imported {name} as a layer" + (f" ({'; '.join(said)})" if said else ""))
 
         def failed(exc: Exception) -> None:
             show_error(self.window, "Cannot import mask", str(exc) or f"{name} is not an image this program can read.")

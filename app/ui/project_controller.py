@@ -370,8 +370,11 @@ class ProjectController(QObject):
         return self.confirm_close(proceed, "opening another photo")
 
     def _ask_unsaved(self, doing: str, answered: Callable[[Any], None]) -> QMessageBox:
-        name = Path(self.project_path).name if self.project_path else "this photo's masks and settings"
-        box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved changes", f"Save the changes to {name} before {doing}?",
+        # a photo's work is saved as a project: say what that keeps (applied fills too, not only masks)
+        question = (f"Save the changes to {Path(self.project_path).name} before {doing}?" if self.project_path else
+                    f"Save your work on this photo (applied fills, masks, a pending result, settings) as a project "
+                    f"before {doing}?")
+        box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved changes", question,
                           Buttons.Save | Buttons.Discard | Buttons.Cancel, self.window)
         box.setObjectName("unsaved_box")
         box.setDefaultButton(Buttons.Save)

@@ -57,7 +57,7 @@ def coverage(mask: np.ndarray) -> float:
 
 
 #: after the background analysis, before Detect: the proposal then comes at slider speed
-READY_TEXT = "Photo analysed: Detect damage proposes at once"
+READY_TEXT = "Photo analysed: Detect damage shows the proposal at once"
 #: the detector choices the panel offers (app.restore.detect.DETECTORS), as the user reads them
 DETECTOR_LABELS = {
     "auto": "Automatic",

@@ -186,3 +186,15 @@ def test_apply_of_an_engine_result_looks_only_inside_its_mask_box(qtbot):
     s.set_result(InpaintOutcome(image=repaired, method="repair: levels", backend="cpu", mask=run_mask))
     assert s.apply_result()
     assert np.array_equal(doc.photo, repaired)
+
+
+def test_protect_layers_are_blue_and_fill_layers_never_are(qtbot):
+    """A "Detected damage" fill layer came out blue like the protect layers."""
+    from app.canvas.document import PROTECT_COLOUR
+
+    s = make_session()
+    fills = [s.add_layer() for _ in range(6)]
+    protects = [s.add_layer(kind=LayerKind.PROTECT) for _ in range(2)]
+    assert all(layer.color == PROTECT_COLOUR for layer in protects)
+    assert all(layer.color != PROTECT_COLOUR for layer in fills)
+    assert len({layer.color for layer in fills[:5]}) == 5  # neighbours differ

@@ -496,3 +496,9 @@ def test_a_mistyped_command_is_named_not_opened_in_the_editor(capsys, tmp_path, 
     assert code == 2 and "unknown command 'restor' (did you mean restore?)" in stderr
     code, _, stderr = run_cli(capsys, "frobnicate", "--help")
     assert code == 2 and "unknown command 'frobnicate'" in stderr
+
+
+def test_a_photo_given_as_the_mask_is_warned_about(capsys, tmp_path):
+    photo = _save(tmp_path / "p.png", _photo())
+    _, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", photo, "-o", tmp_path / "o.png", *FAST)
+    assert "warning: p.png does not look like a mask" in stderr

@@ -530,3 +530,24 @@ def test_an_export_mostly_changed_by_tone_repairs_says_it_is_8_bit_there(tmp_pat
     toned = np.clip(loaded.rgb.astype(int) + 9, 0, 255).astype(np.uint8)  # what auto levels does
     notes = write_image(tmp_path / "toned.png", toned, loaded.meta)
     assert len(notes) == 1 and "8-bit precision" in notes[0]
+
+
+def test_a_photo_read_as_a_mask_is_doubted_a_mask_is_not(tmp_path):
+    from pathlib import Path
+
+    from app.io.images import read_mask_for
+
+    resources = Path(__file__).resolve().parents[2] / "resources"
+    photo = read_image(resources / "rocket.jpg").rgb
+    size = (photo.shape[1], photo.shape[0])
+    doubted = read_mask_for(resources / "rocket.jpg", size)
+    assert doubted.doubt is not None and "does not look like a mask" in doubted.doubt
+    assert read_mask_for(resources / "sample_mask.png", (512, 512)).doubt is None  # the bundled mask
+    soft = np.zeros((120, 160), np.uint8)
+    cv2.circle(soft, (80, 60), 40, 255, -1)
+    Image.fromarray(cv2.GaussianBlur(soft, (0, 0), 6)).save(tmp_path / "soft.png")  # a feathered mask
+    red = np.zeros((120, 160, 3), np.uint8)
+    red[30:90, 40:120] = (255, 0, 0)  # one colour on black: a mask painted in red
+    Image.fromarray(red).save(tmp_path / "red.png")
+    assert read_mask_for(tmp_path / "soft.png", (160, 120)).doubt is None
+    assert read_mask_for(tmp_path / "red.png", (160, 120)).doubt is None

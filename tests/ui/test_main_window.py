@@ -347,7 +347,12 @@ def test_import_mask_scales_only_a_mask_of_the_photos_aspect(window, qtbot, tmp_
         win.files.import_mask(str(tmp_path / "half.png"))
     layer = win.current_document().layers[-1]
     assert layer.mask.shape == (h, w) and layer.mask[10:30, 20:60].all() and layer.mask.sum() == 255 * 20 * 40
-    assert f"scaled from {w // 2}x{h // 2}" in notices[-1]
+    assert f"scaled from {w // 2}x{h // 2}" in notices[-1] and "does not look like a mask" not in notices[-1]
+    # a photo picked by mistake is imported (undoable) but named as such
+    Image.fromarray(win.current_document().photo).save(tmp_path / "holiday.png")
+    with qtbot.waitSignal(s.layers_changed, timeout=10000):
+        win.files.import_mask(str(tmp_path / "holiday.png"))
+    assert "holiday.png does not look like a mask" in notices[-1]
     Image.fromarray(np.full((w, h), 255, np.uint8)).save(tmp_path / "portrait.png")  # turned by 90 degrees
     count = len(win.current_document().layers)
     win.files.import_mask(str(tmp_path / "portrait.png"))
