@@ -220,6 +220,8 @@ class MainWindow(QMainWindow):
         self.runner.cancelled.connect(lambda: st.showMessage("Run cancelled; nothing was changed.", 6000))
         self.runner.finished.connect(st.show_engine)
         self.runner.running_changed.connect(lambda _r: self._update_enabled())
+        self.runner.progress.connect(st.show_run)
+        self.runner.running_changed.connect(st.end_run)
         s.result_changed.connect(self._update_enabled)
         s.layers_changed.connect(self._update_enabled)
         s.active_layer_changed.connect(lambda _uid: self._update_enabled())

@@ -24,6 +24,23 @@ class StatusBar(QStatusBar):
         self.busy_bar.setMaximumWidth(100)
         self.addPermanentWidget(self.busy_bar)
         self.busy_bar.hide()
+        # an engine run's progress, seen whichever panel is in front (the Run panel's bar is
+        # hidden behind the Restore tab while Fill detected damage runs)
+        self.run_bar = QProgressBar()
+        self.run_bar.setObjectName("run_progress")
+        self.run_bar.setRange(0, 100)
+        self.run_bar.setMaximumWidth(160)
+        self.addPermanentWidget(self.run_bar)
+        self.run_bar.hide()
+
+    def show_run(self, stage: str, fraction: float) -> None:
+        self.run_bar.setFormat(f"{stage} %p %")
+        self.run_bar.setValue(round(100 * fraction))
+        self.run_bar.show()
+
+    def end_run(self, running: bool) -> None:
+        if not running:
+            self.run_bar.hide()
 
     def show_busy(self, busy: bool) -> None:
         self.busy_bar.setVisible(busy)

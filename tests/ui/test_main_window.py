@@ -66,12 +66,17 @@ def test_full_run_compare_apply_undo_and_run_again(window, qtbot, tmp_path, sour
     mask = doc.layers[0].mask.copy()
     assert mask.any()
     win.runner.method = "telea"
-    stages = []
+    stages, shown = [], []
     win.runner.progress.connect(lambda stage, f: stages.append(stage))
+    # the status bar shows the run too (the Run panel may be behind the Restore tab)
+    win.runner.progress.connect(lambda stage, f: shown.append((win.status.run_bar.isVisible(),
+                                                                win.status.run_bar.format())))
     with qtbot.waitSignal(win.runner.finished, timeout=60000):
         win.actions.run.trigger()
         assert not win.actions.run.isEnabled() and win.actions.cancel_run.isEnabled()
     assert doc.result is not None and win.canvas.comparing()
+    assert shown and all(visible for visible, _ in shown) and any(f.startswith("Preparing") for _, f in shown)
+    assert not win.status.run_bar.isVisible()  # gone when the run ends
     assert any(s.startswith("Preparing") for s in stages)
     assert "telea" in win.status.engine_label.text()
     assert win.run_panel.progress.value() == 1000
