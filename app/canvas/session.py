@@ -33,6 +33,7 @@ class EditSession(QObject):
     settings_changed = Signal()  # the document's engine settings (method, texture) changed
     command_failed = Signal(str)  # an undo command's redo/undo raised (what failed, for the user)
     active_layer_changed = Signal(int)  # uid, 0 = none
+    mask_edited = Signal(int)  # uid: the user's own edit (a stroke, a tool) was committed; not undo/redo or Apply
 
     def __init__(self, document: Document | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -110,32 +111,37 @@ class EditSession(QObject):
         text = _props_text(layer.name, props)
         self.undo_stack.push(commands.LayerPropsCommand(self, uid, old, dict(props), text))
 
-    def commit_mask_edit(self, uid: int, patch: Patch | None, text: str, merge_key: int | None = None) -> None:
+    def commit_mask_edit(self, uid: int, patch: Patch | None, text: str, merge_key: int | None = None,
+                         by_hand: bool = True) -> None:
         """Record an edit already made to a layer's mask (a brush stroke) as one undo step;
         it joins the step before when that was an edit of this layer with the same merge_key."""
         if patch:
             self.undo_stack.push(commands.MaskEditCommand(self, uid, patch, text, merge_key))
+            if by_hand:
+                self.mask_edited.emit(uid)
 
     def notify_mask_painted(self, uid: int, rect: Rect | None) -> None:
         """A live stroke changed pixels (its undo step comes at release via commit_mask_edit)."""
         if rect is not None:
             self.layer_pixels_changed.emit(uid, rect)
 
-    def edit_mask(self, uid: int, tool: MaskTool, text: str, merge_key: int | None = None) -> bool:
+    def edit_mask(self, uid: int, tool: MaskTool, text: str, merge_key: int | None = None,
+                  by_hand: bool = True) -> bool:
         """Run a one-shot tool (rect, lasso, grow, invert, clear...) on a layer; undoable.
-        Returns False when nothing changed."""
+        Returns False when nothing changed. `by_hand` False: the program's edit (a proposal)."""
         layer = self._document.layer_by_uid(uid)
         rect, patch = tool(layer.mask)
         if not patch:
             return False
         self.layer_pixels_changed.emit(uid, rect)
-        self.commit_mask_edit(uid, patch, text, merge_key)
+        self.commit_mask_edit(uid, patch, text, merge_key, by_hand)
         return True
 
     def replace_layer_mask(self, uid: int, new_mask: np.ndarray, text: str, merge_key: int | None = None) -> bool:
+        """The program replaces a layer's mask (a detection proposal): undoable, not a hand edit."""
         from app.canvas.tools import replace_mask
 
-        return self.edit_mask(uid, lambda mask: replace_mask(mask, new_mask), text, merge_key)
+        return self.edit_mask(uid, lambda mask: replace_mask(mask, new_mask), text, merge_key, by_hand=False)
 
     def set_result(self, outcome: InpaintOutcome | None) -> None:
         """A run's result arrives (or is discarded). Not an undo step: Apply is."""
@@ -248,5 +254,5 @@ def _props_text(name: str, props: dict) -> str:
 
 def _box_of(mask: np.ndarray) -> Rect | None:
     """The bounding box of a mask's nonzero pixels (None when there are none)."""
-    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask))
+    x, y, w, h = cv2.boundingRect((mask > 0).view(np.uint8))
     return Rect(x, y, w, h) if w and h else None

@@ -14,7 +14,7 @@ from app.engine import EngineError, inpaint
 from app.engine.pipeline import resolve_coarse
 from app.engine.settings import STAGE_TEXT
 from app.io.atomic import SaveError
-from app.io.images import READ_EXTENSIONS, format_for, write_image
+from app.io.images import READ_EXTENSIONS, SAVE_FORMATS, format_for, write_image
 
 
 def register(sub) -> None:
@@ -56,14 +56,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: every result would replace its photo in {out_dir}; choose another output folder "
               "or another --format", file=sys.stderr)
         return 2
-    try:
-        if suffix:
-            format_for("photo" + suffix)  # a wrong --format is one message now, not one per photo at the end
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except ValueError:
-        print(f"error: --format {args.format}: not a format this program writes; choose png, jpg, tif or webp",
+    if suffix and suffix.lower() not in SAVE_FORMATS:  # one message now, not one per photo at the end
+        writable = ", ".join(sorted({ext.lstrip(".") for ext in SAVE_FORMATS}))
+        print(f"error: --format {args.format}: not a format this program writes; choose one of {writable}",
               file=sys.stderr)
         return 2
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         print(f"error: cannot create the output folder {out_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 2

@@ -36,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _looks_like_a_command(word: str) -> bool:
     """A bare word that is no file: a mistyped subcommand ("restor"), not a photo to open."""
-    return not word.startswith("-") and "." not in word and os.sep not in word and "/" not in word \
-        and not os.path.exists(word)
+    return (not word.startswith("-") and "." not in word and os.sep not in word and "/" not in word
+            and not os.path.exists(word))
 
 
 def main(argv: list[str] | None = None) -> int:

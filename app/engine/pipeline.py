@@ -165,8 +165,7 @@ def _run(image, hole, source, settings, stage, backend, backend_note, report, ca
 
         if cancel is not None and cancel():
             raise Cancelled("Cancelled.")
-        # pieces of one long hole go in order, each seeing the pieces filled before it as
-        # photo, so they join without a seam; filled pixels are never a CRA source
+        # pieces of one long hole go in order (see `known`)
         _fill_region(out, remaining, source, known, region, settings, stage, backend, out, sub, cancel)
         own = _own_mask(region)
         known[own] |= remaining[own]
@@ -304,7 +303,7 @@ def _paste(image, hole, known, region: Region, large, feather: int, out) -> None
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     fill = large[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
     orig = image[cy0:cy1, cx0:cx1]
-    box_hole, box_source = hole[cy0:cy1, cx0:cx1], known[cy0:cy1, cx0:cx1]
+    box_hole, box_known = hole[cy0:cy1, cx0:cx1], known[cy0:cy1, cx0:cx1]
     ox0, oy0, ox1, oy1 = region.own
     own = np.zeros_like(box_hole)
     own[max(oy0 - cy0, 0) : max(oy1 - cy0, 0), max(ox0 - cx0, 0) : max(ox1 - cx0, 0)] = True
@@ -320,13 +319,13 @@ def _paste(image, hole, known, region: Region, large, feather: int, out) -> None
         bx0, bx1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, own.shape[1])
         band = (slice(by0, by1), slice(bx0, bx1))
         fill, orig, box_hole, own, target = fill[band], orig[band], box_hole[band], own[band], target[band]
-        box_source = box_source[band]
+        box_known = box_known[band]
         # a row's seam depends on the rows within 2 * feather + 2 (ring, blur, distance)
         overlap = 2 * feather + 4
         for s0 in range(0, own.shape[0], SEAM_STRIP_ROWS):
             s1 = min(s0 + SEAM_STRIP_ROWS, own.shape[0])
             e0, e1 = max(s0 - overlap, 0), min(s1 + overlap, own.shape[0])
-            matched = _match_seam(fill[e0:e1], orig[e0:e1], box_hole[e0:e1], box_source[e0:e1], own[e0:e1],
+            matched = _match_seam(fill[e0:e1], orig[e0:e1], box_hole[e0:e1], box_known[e0:e1], own[e0:e1],
                                   feather)[s0 - e0 : s1 - e0]
             here = own[s0:s1]
             target[s0:s1][here] = np.clip(np.rint(matched[here]), 0, 255).astype(np.uint8)
@@ -334,12 +333,12 @@ def _paste(image, hole, known, region: Region, large, feather: int, out) -> None
     target[own] = np.clip(np.rint(fill[own]), 0, 255).astype(np.uint8)
 
 
-def _match_seam(fill, orig, box_hole, box_source, own, feather: int) -> np.ndarray:
+def _match_seam(fill, orig, box_hole, box_known, own, feather: int) -> np.ndarray:
     """Shift the fill near the hole edge by the colour offset between the photo and the fill
     just outside the edge, fading to nothing `feather` px inside: no visible step at the
     boundary, and no pixel outside the hole touched."""
     ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * feather + 3, 2 * feather + 3))
-    ring = (cv2.dilate(own.view(np.uint8), ring_kernel) > 0) & box_source
+    ring = (cv2.dilate(own.view(np.uint8), ring_kernel) > 0) & box_known
     if not ring.any():
         return fill
     ringf = ring.astype(np.float32)

@@ -44,7 +44,8 @@ class Recovery:
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.saved_at))
         # the project's file name, unless the title already is it
-        where = f" ({Path(self.project_path).name})" if self.project_path and Path(self.project_path).name != self.title else ""
+        name = Path(self.project_path).name if self.project_path else ""
+        where = f" ({name})" if name and name != self.title else ""
         return f"{self.title}{where}, autosaved {when}"
 
 

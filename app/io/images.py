@@ -235,7 +235,7 @@ def _dpi(value) -> tuple[float, float] | None:
     if not (0 < x < 1e6 and 0 < y < 1e6):
         return None
     # a PNG stores pixels per metre: 600 dpi comes back as 599.9988
-    return tuple(float(round(v)) if abs(v - round(v)) < 0.01 else v for v in (x, y))
+    return tuple(float(round(v)) if abs(v - round(v)) < 0.02 else v for v in (x, y))  # ppm rounding: < 0.013
 
 
 def _keep_text_bytes(exif: Image.Exif) -> None:
@@ -611,7 +611,7 @@ def _photo_like(rgb: np.ndarray, name: str) -> str | None:
     colours = np.unique(coarse[:, :, 0] << 8 | coarse[:, :, 1] << 4 | coarse[:, :, 2]).size
     gray = sample.max(axis=2)
     midtones = float(((gray > 40) & (gray < 215)).mean())
-    if colours > 100 or midtones > 0.3:
+    if colours > 100 or midtones > 0.6:  # a feathered mask has many midtones, a photo more
         return (f"{name} does not look like a mask (it has {'many colours' if colours > 100 else 'many grey levels'}); "
                 f"everything brighter than mid-grey is taken as painted")
     return None

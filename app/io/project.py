@@ -217,7 +217,8 @@ def snapshot(doc: Document) -> Document:
     result = None
     if doc.result is not None:
         r = doc.result
-        result = InpaintOutcome(r.image.copy(), r.method, r.backend, None if r.mask is None else r.mask.copy(), list(r.notes))
+        result = InpaintOutcome(r.image.copy(), r.method, r.backend, None if r.mask is None else r.mask.copy(),
+                                list(r.notes), r.confined)
     layers = [
         MaskLayer(name=x.name, mask=x.mask.copy(), kind=x.kind, visible=x.visible, locked=x.locked,
                   color=tuple(x.color), opacity=x.opacity, uid=x.uid)

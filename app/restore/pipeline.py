@@ -51,19 +51,26 @@ def restore(
     """The whole restore. `mask` (given) replaces detection; `detector`: see analyse_damage
     (when "auto" falls back to the hand-made filters, the notes say why)."""
     detection_notes = []
+    fill_progress = progress
     if mask is None:
         kinds = parse_kinds(kinds)
         mask = np.zeros(rgb.shape[:2], np.uint8)
         if kinds:
-            # the analysis is most of a restore's time (half a minute on 12 MP): shown as its own stage
-            detecting = None if progress is None else (lambda f: progress("Detecting damage", 0, 1, f))
+            # the analysis is most of a restore's time (half a minute on 12 MP): its own stage, the
+            # first half of the bar
+            detecting = None if progress is None else (lambda f: progress("Detecting damage", 0, 1, 0.5 * f))
             analysis = analyse_damage(rgb, kinds, cancel=cancel, detector=detector, progress=detecting)
             mask = None if analysis is None else propose_damage(analysis, kinds, sensitivity, cancel=cancel)
             if analysis is not None and analysis.note:
                 detection_notes.append(analysis.note)
+            if progress is not None:  # the fill is the second half of the bar
+
+                def fill_progress(stage, k, n, f):
+                    progress(stage, k, n, 0.5 + 0.5 * f)
+
         if mask is None:
             raise Cancelled("Restore cancelled.")
-    filled, method, notes = fill_damage(rgb, mask, settings, progress, cancel)
+    filled, method, notes = fill_damage(rgb, mask, settings, fill_progress, cancel)
     notes = detection_notes + notes
     out = apply_repairs(filled, steps) if steps is not None and steps.any else filled
     return RestoreResult(image=out, mask=mask, method=method, notes=notes)

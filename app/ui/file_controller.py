@@ -235,10 +235,11 @@ class FileController(QObject):
             if self.session.document is not doc:
                 return  # another photo was opened meanwhile
             self.session.add_layer(name=Path(path).stem, mask=np.ascontiguousarray(read.mask))
-            said = [f"scaled from {read.scaled_from[0]}x{read.scaled_from[1]} to the photo's size"] if read.scaled_from else []
+            scaled = read.scaled_from
+            self.notice.emit(f"Imported {name} as a layer" + (
+                f" (scaled from {scaled[0]}x{scaled[1]} to the photo's size)" if scaled else ""))
             if read.doubt:  # a photo picked by mistake: the layer is there (undoable), but say so
-                said.append(read.doubt)
-            self.notice.emit(f"Imported {name} as a layer" + (f" ({'; '.join(said)})" if said else ""))
+                self.notice.emit(f"Imported as a layer, but {read.doubt}.")
 
         def failed(exc: Exception) -> None:
             show_error(self.window, "Cannot import mask", str(exc) or f"{name} is not an image this program can read.")

@@ -58,7 +58,9 @@ class RestoreController(QObject):
         self._proposal_controls: OrderedDict[bytes, tuple[float, tuple[str, ...]]] = OrderedDict()
         self._shown_proposal = b""  # digest of the proposal the controls were last set for
         self._layer_digest: bytes | None = None  # the layer's digest while known (just proposed)
-        self._fill_when_proposed = False  # Fill pressed before any detection: fill the proposal when it comes
+        self._fill_gesture: int | None = None  # Fill pressed before any detection: the detection to fill
+        self._hand_edited = False  # the damage layer was painted or erased by hand since the last proposal
+        self._trim_replaced_in: int | None = None  # the proposal gesture that replaced a hand trim
         p, s = self.panel, self.session
         p.proposal_ready.connect(self.on_proposal)
         p.fill_requested.connect(self.fill)
@@ -74,6 +76,7 @@ class RestoreController(QObject):
         self._share_timer.timeout.connect(self._show_layer_share)
         s.layers_changed.connect(self._on_layers_changed)
         s.layer_pixels_changed.connect(lambda uid, _rect: self._on_layer_pixels(uid))
+        s.mask_edited.connect(self._on_mask_edited)
         window.installEventFilter(self)
         self._photo_changed(new_document=True)
 
@@ -89,30 +92,37 @@ class RestoreController(QObject):
         if mask.shape != doc.photo.shape[:2]:
             return  # a proposal for a photo that is no longer open
         layer = self.damage_layer()
-        hand_edits_replaced = False
+        gesture = self.panel.proposal_gesture
         if layer is None:
             self.session.add_layer(LAYER_NAME, LayerKind.FILL, mask.copy())
         else:
             if layer.locked:
                 self.notice.emit(f"Layer “{LAYER_NAME}” is locked; the new proposal was not applied.")
                 return
-            # the layer holds none of the proposals made: the user painted or erased on it
-            hand_edits_replaced = (self._layer_digest or _digest(layer.mask)) not in self._proposal_controls
+            # the user painted or erased on the layer since the last proposal: this one replaces that
+            if self._hand_edited and not np.array_equal(layer.mask, mask):
+                self._trim_replaced_in = gesture
             # one undo step per user action: the live proposals of a slider drag merge
             self.session.replace_layer_mask(layer.uid, mask, f"Update “{LAYER_NAME}”",
                                             merge_key=self.panel.proposal_gesture)
             self.session.set_active(layer.uid)
+        self._hand_edited = False
         # set after the layer's change signals: the recount they scheduled needs no second digest
         self._shown_proposal = self._layer_digest = _digest(mask)
         self._proposal_controls[self._shown_proposal] = self.panel.proposal_controls
         while len(self._proposal_controls) > PROPOSALS_REMEMBERED:
             self._proposal_controls.popitem(last=False)
-        if self._fill_when_proposed:
-            self._fill_when_proposed = False
-            if mask.any():
+        if self._fill_gesture is not None:
+            # Fill was pressed before any detection: fill what the detection it started found
+            asked, self._fill_gesture = self._fill_gesture == gesture, None
+            if asked and mask.any():
                 self.fill()
                 return
-        if hand_edits_replaced:  # said, not silent: a slider move after trimming undoes the trim
+            if asked:
+                self.notice.emit("Nothing detected to fill at this sensitivity.")
+                return
+        # said, not silent (and for the whole drag): a move after trimming undoes the trim
+        if self._trim_replaced_in == gesture:
             self.notice.emit(f"The new proposal replaced your brush edits on “{LAYER_NAME}” (Ctrl+Z brings them "
                              "back); trim after the last slider move.")
             return
@@ -122,6 +132,11 @@ class RestoreController(QObject):
     def _on_layers_changed(self) -> None:
         self._layer_digest = None
         self._share_timer.start()
+
+    def _on_mask_edited(self, uid: int) -> None:
+        layer = self.damage_layer()
+        if layer is not None and layer.uid == uid:
+            self._hand_edited = True
 
     def _on_layer_pixels(self, uid: int) -> None:
         layer = self.damage_layer()
@@ -147,12 +162,15 @@ class RestoreController(QObject):
         """Run the editor's engine run on the visible fill layers with the thin-damage settings."""
         layer = self.damage_layer()
         if layer is None:  # not detected yet: what the button promises is detection and fill
-            self._fill_when_proposed = True
             self.notice.emit("Detecting damage first, then filling it…")
             self.panel.detect()
+            # only the proposal of this very detection is filled: one that failed or was
+            # superseded (a later Detect, a slider move) leaves nothing armed
+            self._fill_gesture = self.panel.proposal_gesture
             return True
         if not layer.mask.any():
-            self.notice.emit("Nothing to fill: the “Detected damage” layer is empty (detect again, or paint the damage).")
+            self.notice.emit(f"Nothing to fill: the “{LAYER_NAME}” layer is empty "
+                             "(detect again, or paint the damage).")
             return False
         if self.runner.running:
             self.notice.emit("A run is already going.")
@@ -220,7 +238,8 @@ class RestoreController(QObject):
 
     # ---------------------------------------------------------------- document / shutdown
     def _photo_changed(self, new_document: bool) -> None:
-        self._fill_when_proposed = False  # the detection it waited for is dropped with the photo
+        self._fill_gesture = None  # the detection it waited for is dropped with the photo
+        self._hand_edited = False
         if new_document:
             self._proposal_controls.clear()
             self._shown_proposal = b""

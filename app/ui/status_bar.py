@@ -34,8 +34,14 @@ class StatusBar(QStatusBar):
         self.run_bar.hide()
 
     def show_run(self, stage: str, fraction: float) -> None:
-        self.run_bar.setFormat(f"{stage} %p %")
-        self.run_bar.setValue(round(100 * fraction))
+        """`fraction` < 0: no measure of how far (Cancelling): a moving bar."""
+        if fraction < 0:
+            self.run_bar.setRange(0, 0)
+            self.run_bar.setFormat(stage)
+        else:
+            self.run_bar.setRange(0, 100)
+            self.run_bar.setFormat(f"{stage} %p %")
+            self.run_bar.setValue(round(100 * min(fraction, 1.0)))
         self.run_bar.show()
 
     def end_run(self, running: bool) -> None:

@@ -502,3 +502,15 @@ def test_a_photo_given_as_the_mask_is_warned_about(capsys, tmp_path):
     photo = _save(tmp_path / "p.png", _photo())
     _, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", photo, "-o", tmp_path / "o.png", *FAST)
     assert "warning: p.png does not look like a mask" in stderr
+
+
+def test_a_photo_file_without_extension_still_opens_in_the_editor(tmp_path, monkeypatch):
+    """The mistyped-command check must not stand between a user and a real file."""
+    from app.ui import launch
+
+    photo = tmp_path / "scan"  # a photo saved without an extension
+    Image.fromarray(_photo()).save(photo, "PNG")
+    opened = []
+    monkeypatch.setattr(launch, "launch_editor", lambda argv: opened.append(argv) or 0)
+    monkeypatch.chdir(tmp_path)
+    assert main(["scan"]) == 0 and opened == [["scan"]]

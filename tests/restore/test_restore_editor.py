@@ -292,3 +292,29 @@ def test_a_slider_move_after_a_trim_says_it_replaced_the_trim(window, qtbot):
     assert "replaced your brush edits" in msgs[-1] and "Ctrl+Z" in msgs[-1]
     win.session.undo_stack.undo()
     assert np.array_equal(layer.mask, trimmed)  # and Ctrl+Z does bring them back
+
+
+def test_detect_after_an_apply_is_a_plain_proposal_not_a_replaced_trim(window, qtbot):
+    """Apply clears the filled damage from the layer; that is no hand trim to warn about."""
+    win = window
+    detect(win, qtbot)
+    with qtbot.waitSignal(win.runner.finished, timeout=60000):
+        win.restore.panel.fill_button.click()
+    win.actions.apply_result.trigger()
+    msgs = []
+    win.restore.notice.connect(msgs.append)
+    detect(win, qtbot)
+    assert msgs and "Detected damage:" in msgs[-1] and not any("replaced your brush edits" in m for m in msgs)
+
+
+def test_fill_waits_only_for_the_detection_it_started(window, qtbot):
+    """Fill before Detect arms a fill of that detection's proposal; a newer detection (or one
+    that never came) must not start a fill nobody asked for."""
+    win, doc = window, window.current_document()
+    panel = win.restore.panel
+    assert win.restore.fill()
+    with qtbot.waitSignal(panel.proposal_ready, timeout=20000):
+        panel.detect()  # pressed again at once: a newer gesture
+    qtbot.wait(200)
+    assert not win.runner.running and doc.result is None
+    assert win.restore.damage_layer() is not None

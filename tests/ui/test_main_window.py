@@ -588,3 +588,13 @@ def test_the_window_fits_a_laptop_screen_and_clips_no_panel(window, qtbot):
     for title, dock in window.docks.items():
         panel = dock.widget().widget()
         assert dock.widget().width() >= panel.minimumSizeHint().width(), title
+
+
+def test_the_run_bar_shows_a_cancel_without_a_percentage(window):
+    bar = window.status.run_bar
+    window.status.show_run("Filling", 0.45)
+    assert bar.isVisible() and bar.format() == "Filling %p %" and bar.value() == 45
+    window.status.show_run("Cancelling", -1.0)  # how far a cancel is, nobody knows
+    assert bar.maximum() == 0 and bar.format() == "Cancelling"
+    window.status.end_run(False)
+    assert not bar.isVisible()

@@ -15,7 +15,8 @@ def select_backend(name: str = "auto", spec: ModelSpec | None = None, *, chunk: 
                    ) -> tuple[Backend, str]:
     """Return a backend and one line saying why it was chosen.
 
-    `npu` and `auto` try the Ascend NPU for `spec`: it is used only when pyacl imports, a
+    `auto` on a machine without pyacl (no CANN toolkit) is the CPU at once, with nothing to
+    explain. `npu` and `auto` try the Ascend NPU for `spec`: it is used only when pyacl imports, a
     device answers and both .om files (the generator and the MatMul chunk) load; `auto`
     otherwise falls back to the CPU, `npu` raises BackendUnavailable saying why. Call this
     on the thread that will run the jobs: an ACL context belongs to its thread."""
