@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from app.canvas import commands, tools
-from app.canvas.document import Document, InpaintOutcome, LayerKind, MaskLayer
+from app.canvas.document import FILL_COLOURS, PROTECT_COLOUR, Document, InpaintOutcome, LayerKind, MaskLayer
 from app.canvas.patch import Patch, Rect
 from app.engine.settings import InpaintSettings
 
@@ -103,6 +103,12 @@ class EditSession(QObject):
         layer = self._document.layer_by_uid(uid)
         if "kind" in props:
             props["kind"] = LayerKind(props["kind"])
+            # a layer in its kind's default colour takes the other kind's (protect blue, fill never)
+            if "color" not in props and props["kind"] != layer.kind:
+                if props["kind"] == LayerKind.PROTECT and tuple(layer.color) in FILL_COLOURS:
+                    props["color"] = PROTECT_COLOUR
+                elif props["kind"] == LayerKind.FILL and tuple(layer.color) == PROTECT_COLOUR:
+                    props["color"] = FILL_COLOURS[0]
         if "color" in props:
             props["color"] = tuple(int(c) for c in props["color"])
         old = {k: getattr(layer, k) for k in props}

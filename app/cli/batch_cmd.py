@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if not photos:
         print(f"error: no photos in {photos_dir}", file=sys.stderr)
         return 2
-    suffix = ("." + args.format.lstrip(".")) if args.format else ""
+    suffix = ("." + args.format.lstrip(".").lower()) if args.format else ""  # PNG: a.png, as on any disk
     if out_dir.exists() and all(same_file(out_dir / (p.stem + (suffix or p.suffix)), p) for p in photos):
         # each result would replace its own photo (refused per photo below): say it once, up front
         print(f"error: every result would replace its photo in {out_dir}; choose another output folder "

@@ -612,8 +612,8 @@ def _photo_like(rgb: np.ndarray, name: str) -> str | None:
     gray = sample.max(axis=2)
     midtones = float(((gray > 40) & (gray < 215)).mean())
     if colours > 100 or midtones > 0.6:  # a feathered mask has many midtones, a photo more
-        return (f"{name} does not look like a mask (it has {'many colours' if colours > 100 else 'many grey levels'}); "
-                f"everything brighter than mid-grey is taken as painted")
+        return (f"{name} does not look like a mask ({'many colours' if colours > 100 else 'many grey levels'}): "
+                "brighter than mid-grey counts as painted")
     return None
 
 

@@ -95,7 +95,9 @@ class MainWindow(QMainWindow):
         from app.ui.project_controller import install_projects  # Open/Save Project, autosave, recovery
 
         self.projects = install_projects(self)
-        self.resize(1280, 820)
+        # 1280x820, or less on a smaller screen (a 1366x768 laptop): the status bar stays on it
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        self.resize(min(1280, screen.width()) if screen else 1280, min(820, screen.height() - 40) if screen else 820)
 
     # ---------------------------------------------------------------- extension API
     def current_document(self) -> Document:

@@ -123,8 +123,8 @@ class RestoreController(QObject):
                 return
         # said, not silent (and for the whole drag): a move after trimming undoes the trim
         if self._trim_replaced_in == gesture:
-            self.notice.emit(f"The new proposal replaced your brush edits on “{LAYER_NAME}” (Ctrl+Z brings them "
-                             "back); trim after the last slider move.")
+            self.notice.emit("The new proposal replaced your hand edits (Ctrl+Z restores them); trim after the "
+                             "last slider move.")
             return
         self.notice.emit(f"Detected damage: {coverage(mask):.2f} % of the photo. "
                          "Trim the layer with the brush, then Fill.")

@@ -35,8 +35,7 @@ class StatusBar(QStatusBar):
 
     def show_run(self, stage: str, fraction: float) -> None:
         """`fraction` < 0: no measure of how far (Cancelling): a moving bar."""
-        if fraction < 0:
-            self.run_bar.setRange(0, 0)
+        if fraction < 0:  # no measure (Cancelling): the stage alone (a moving bar would hide the text)
             self.run_bar.setFormat(stage)
         else:
             self.run_bar.setRange(0, 100)

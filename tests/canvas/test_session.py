@@ -198,3 +198,19 @@ def test_protect_layers_are_blue_and_fill_layers_never_are(qtbot):
     assert all(layer.color == PROTECT_COLOUR for layer in protects)
     assert all(layer.color != PROTECT_COLOUR for layer in fills)
     assert len({layer.color for layer in fills[:5]}) == 5  # neighbours differ
+
+
+def test_switching_kind_takes_the_kinds_colour_unless_the_user_chose_one(qtbot):
+    from app.canvas.document import FILL_COLOURS, PROTECT_COLOUR
+
+    s = make_session()
+    layer = s.add_layer(kind=LayerKind.PROTECT)
+    s.set_layer_props(layer.uid, kind=LayerKind.FILL)
+    assert layer.color in FILL_COLOURS
+    s.set_layer_props(layer.uid, kind=LayerKind.PROTECT)
+    assert layer.color == PROTECT_COLOUR
+    s.undo_stack.undo()
+    assert layer.kind == LayerKind.FILL and layer.color in FILL_COLOURS  # one undo step: kind and colour
+    s.set_layer_props(layer.uid, color=(10, 20, 30))
+    s.set_layer_props(layer.uid, kind=LayerKind.PROTECT)
+    assert layer.color == (10, 20, 30)  # a colour the user picked stays

@@ -437,3 +437,15 @@ def test_the_pieces_of_a_long_hole_join_without_steps():
         rows = np.arange(150, 1099)
         step = np.abs(np.diff(fill.mean(axis=1), axis=0)).max(axis=1)  # change from one row of the fill to the next
         assert step[np.abs(rows - 700) > 40].max() < 4, method  # away from the horizon, no step
+
+
+def test_a_gray_photo_gets_a_gray_fill():
+    """The bundled model paints in colour; an old black-and-white photo must not get a tint."""
+    rng = np.random.default_rng(5)
+    gray = _photo(rng, 160, 200)[:, :, :1].repeat(3, axis=2)
+    mask = np.zeros((160, 200), np.uint8)
+    mask[50:110, 60:140] = 255
+    for method in ("telea", "model"):
+        out = inpaint(gray, mask, InpaintSettings(method=method)).image
+        assert np.array_equal(out[:, :, 0], out[:, :, 1]) and np.array_equal(out[:, :, 0], out[:, :, 2]), method
+        assert np.array_equal(out[mask == 0], gray[mask == 0])

@@ -283,13 +283,13 @@ def test_a_slider_move_after_a_trim_says_it_replaced_the_trim(window, qtbot):
     win.restore.notice.connect(msgs.append)
     with qtbot.waitSignal(win.restore.panel.proposal_ready, timeout=20000):
         win.restore.panel.sensitivity_slider.setValue(60)  # no trim yet: a plain update
-    assert "replaced your brush edits" not in " ".join(msgs)
+    assert "replaced your hand edits" not in " ".join(msgs)
     layer = win.restore.damage_layer()
     win.session.edit_mask(layer.uid, lambda m: tools.clear(m), "Trim")  # the user's brush work
     trimmed = layer.mask.copy()
     with qtbot.waitSignal(win.restore.panel.proposal_ready, timeout=20000):
         win.restore.panel.sensitivity_slider.setValue(70)
-    assert "replaced your brush edits" in msgs[-1] and "Ctrl+Z" in msgs[-1]
+    assert "replaced your hand edits" in msgs[-1] and "Ctrl+Z" in msgs[-1]
     win.session.undo_stack.undo()
     assert np.array_equal(layer.mask, trimmed)  # and Ctrl+Z does bring them back
 
@@ -304,7 +304,7 @@ def test_detect_after_an_apply_is_a_plain_proposal_not_a_replaced_trim(window, q
     msgs = []
     win.restore.notice.connect(msgs.append)
     detect(win, qtbot)
-    assert msgs and "Detected damage:" in msgs[-1] and not any("replaced your brush edits" in m for m in msgs)
+    assert msgs and "Detected damage:" in msgs[-1] and not any("replaced your hand edits" in m for m in msgs)
 
 
 def test_fill_waits_only_for_the_detection_it_started(window, qtbot):

@@ -595,6 +595,6 @@ def test_the_run_bar_shows_a_cancel_without_a_percentage(window):
     window.status.show_run("Filling", 0.45)
     assert bar.isVisible() and bar.format() == "Filling %p %" and bar.value() == 45
     window.status.show_run("Cancelling", -1.0)  # how far a cancel is, nobody knows
-    assert bar.maximum() == 0 and bar.format() == "Cancelling"
+    assert bar.isVisible() and bar.format() == "Cancelling"  # the text, not a percentage or a mute moving bar
     window.status.end_run(False)
     assert not bar.isVisible()
