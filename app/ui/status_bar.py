@@ -18,27 +18,26 @@ class StatusBar(QStatusBar):
             self.addPermanentWidget(label)
         # photo decoding and export run in the background for many seconds on big photos (a
         # 48 MP PNG takes 20 s): a moving bar says work goes on after the message has gone
-        self.busy_bar = QProgressBar()
-        self.busy_bar.setObjectName("file_busy")
-        self.busy_bar.setRange(0, 0)
-        self.busy_bar.setMaximumWidth(100)
-        self.addPermanentWidget(self.busy_bar)
-        self.busy_bar.hide()
+        self.busy_bar = self._hidden_bar("file_busy", 0, 100)  # range 0: a moving bar
         # an engine run's progress, seen whichever panel is in front (the Run panel's bar is
         # hidden behind the Restore tab while Fill detected damage runs)
-        self.run_bar = QProgressBar()
-        self.run_bar.setObjectName("run_progress")
-        self.run_bar.setRange(0, 100)
-        self.run_bar.setMaximumWidth(160)
-        self.addPermanentWidget(self.run_bar)
-        self.run_bar.hide()
+        self.run_bar = self._hidden_bar("run_progress", 100, 160)
+
+    def _hidden_bar(self, name: str, maximum: int, width: int) -> QProgressBar:
+        bar = QProgressBar()
+        bar.setObjectName(name)
+        bar.setRange(0, maximum)
+        bar.setMaximumWidth(width)
+        self.addPermanentWidget(bar)
+        bar.hide()
+        return bar
 
     def show_run(self, stage: str, fraction: float) -> None:
-        """`fraction` < 0: no measure of how far (Cancelling): a moving bar."""
-        if fraction < 0:  # no measure (Cancelling): the stage alone (a moving bar would hide the text)
+        """`fraction` < 0: no measure of how far (Cancelling): the stage alone (a moving bar
+        would hide the text)."""
+        if fraction < 0:
             self.run_bar.setFormat(stage)
         else:
-            self.run_bar.setRange(0, 100)
             self.run_bar.setFormat(f"{stage} %p %")
             self.run_bar.setValue(round(100 * min(fraction, 1.0)))
         self.run_bar.show()
