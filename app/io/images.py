@@ -207,7 +207,7 @@ def _deep_source(data: bytes, orientations: tuple[int, int], rgb: np.ndarray,
         deep = _upright(arr, candidate)
         if deep.shape[:2] != rgb.shape[:2]:
             continue
-        colour8 = to_8_bit(deep[:, :, :3] if deep.shape[2] >= 3 else deep[:, :, :1])
+        colour8 = to_8_bit(_colour_of(deep))
         if _differ_by_more_than_one(colour8, rgb[:, :, : colour8.shape[2]]):
             continue
         alpha8 = to_8_bit(deep[:, :, 3]) if deep.shape[2] == 4 else None
@@ -245,6 +245,11 @@ def _keep_text_bytes(exif: Image.Exif) -> None:
         for tag, value in list(ifd.items()):
             if isinstance(value, str) and not value.isascii():
                 ifd[tag] = value.encode("latin-1", "replace")
+
+
+def _colour_of(deep: np.ndarray) -> np.ndarray:
+    """The colour channels of 16-bit pixels (RGB, or the one gray channel), without the alpha."""
+    return deep[:, :, :3] if deep.shape[2] >= 3 else deep[:, :, :1]
 
 
 def _differ_by_more_than_one(a: np.ndarray, b: np.ndarray) -> bool:
@@ -534,7 +539,7 @@ def _mostly_eight_bit(rgb: np.ndarray, meta: ImageMeta | None, fmt: str) -> list
     if meta is None or meta.deep is None or fmt not in DEEP_FORMATS or meta.deep.shape[:2] != rgb.shape[:2]:
         return []
     deep = meta.deep[::8]
-    source = to_8_bit(deep[:, :, :3] if deep.shape[2] >= 3 else deep[:, :, :1])
+    source = to_8_bit(_colour_of(deep))
     changed = float((source != rgb[::8]).any(axis=2).mean())
     if changed < 0.25:
         return []

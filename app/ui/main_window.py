@@ -96,8 +96,11 @@ class MainWindow(QMainWindow):
 
         self.projects = install_projects(self)
         # 1280x820, or less on a smaller screen (a 1366x768 laptop): the status bar stays on it
-        screen = self.screen().availableGeometry() if self.screen() is not None else None
-        self.resize(min(1280, screen.width()) if screen else 1280, min(820, screen.height() - 40) if screen else 820)
+        width, height = 1280, 820
+        if self.screen() is not None:
+            free = self.screen().availableGeometry()
+            width, height = min(width, free.width()), min(height, free.height() - 40)  # 40: the title bar
+        self.resize(width, height)
 
     # ---------------------------------------------------------------- extension API
     def current_document(self) -> Document:
