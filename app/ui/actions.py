@@ -20,7 +20,7 @@ Std = QKeySequence.StandardKey
 class ActionSpec:
     name: str
     text: str
-    menu: str  # "file", "edit", "view", "tools", "layer", "run"
+    menu: str  # "file", "edit", "view", "tools", "layer", "run", "help"
     shortcuts: tuple = ()
     checkable: bool = False
     tip: str = ""
@@ -29,7 +29,7 @@ class ActionSpec:
 
 
 MENUS = (("file", "&File"), ("edit", "&Edit"), ("view", "&View"), ("tools", "&Tools"), ("layer", "&Layer"),
-         ("run", "&Run"))
+         ("run", "&Run"), ("help", "&Help"))
 
 ACTION_SPECS = (
     ActionSpec("open", "&Open Photo…", "file", (Std.Open,), tip="Open a photo (PNG, JPEG, TIFF, WebP, BMP)", short="Open"),
@@ -71,6 +71,9 @@ ACTION_SPECS = (
     ActionSpec("apply_result", "&Apply Result", "run", ("Ctrl+Shift+Return",), short="Apply", separator_before=True,
                tip="Make the result the working photo (undoable)"),
     ActionSpec("discard_result", "&Discard Result", "run", ("Ctrl+Shift+Backspace",), short="Discard"),
+    ActionSpec("guide", "&Quick Guide and Shortcuts", "help", (Std.HelpContents,),
+               tip="How to remove an object or repair an old photo, and every keyboard shortcut"),
+    ActionSpec("about", "&About Inpaint Studio", "help", ()),
 )
 
 

@@ -26,6 +26,7 @@ from app.ui.actions import MENUS, Actions, ActionSpec
 from app.ui.brush_options import BrushOptions
 from app.ui.file_controller import FileController
 from app.ui.file_drop import FileDropFilter
+from app.ui.help_dialogs import show_about, show_guide
 from app.ui.layer_ops import LayerOps
 from app.ui.layers_panel import LayersPanel
 from app.ui.messages import show_error
@@ -204,6 +205,7 @@ class MainWindow(QMainWindow):
             "import_mask": files.import_mask_dialog, "export_layer": files.export_layer_dialog,
             "run": self.runner.start, "cancel_run": self.runner.cancel, "apply_result": self.session.apply_result,
             "discard_result": self.session.discard_result,
+            "guide": lambda: show_guide(self, self._menu_actions()), "about": lambda: show_about(self),
         }
         for name, handler in handlers.items():
             a[name].triggered.connect(lambda _checked=False, h=handler: h())
@@ -230,6 +232,11 @@ class MainWindow(QMainWindow):
         s.result_changed.connect(self._update_enabled)
         s.layers_changed.connect(self._update_enabled)
         s.active_layer_changed.connect(lambda _uid: self._update_enabled())
+
+    def _menu_actions(self) -> list[QAction]:
+        """Every action of the menus in their order (those added by extensions too)."""
+        return [action for top in self.menuBar().actions() if top.menu() is not None
+                for action in top.menu().actions() if not action.isSeparator() and action.menu() is None]
 
     def _on_run_failed(self, message: str) -> None:
         self.status.showMessage("The run failed; nothing was changed.", 6000)

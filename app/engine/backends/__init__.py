@@ -25,7 +25,7 @@ def select_backend(name: str = "auto", spec: ModelSpec | None = None, *, chunk: 
     from app.engine.backends.onnx import OnnxBackend
 
     why_not_npu = "no model to run on it"
-    if name == "auto" and not _npu_toolkit_installed():
+    if name == "auto" and not npu_toolkit_installed():
         # a machine without Huawei's CANN toolkit: the CPU is the only choice, nothing to explain
         backend = OnnxBackend()
         return backend, f"using {backend.name}"
@@ -48,7 +48,7 @@ def select_backend(name: str = "auto", spec: ModelSpec | None = None, *, chunk: 
     return backend, f"using {backend.name}"
 
 
-def _npu_toolkit_installed() -> bool:
+def npu_toolkit_installed() -> bool:
     """Whether pyacl (CANN's Python API) can be imported, without importing it."""
     if "acl" in sys.modules:
         return sys.modules["acl"] is not None  # imported already, or blocked (tests)

@@ -1,0 +1,132 @@
+"""The Help menu: a quick guide (the workflow, the mouse, every shortcut of the menus) and an
+About box (versions, the bundled models and the licence of the data they were trained on).
+
+The shortcut table is built from the live actions, so it cannot drift from the menus."""
+
+from __future__ import annotations
+
+import html
+import json
+import platform
+from importlib import metadata
+
+from PySide6 import __version__ as pyside_version
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QMessageBox, QTextBrowser, QVBoxLayout, QWidget
+
+from app.engine.backends import npu_toolkit_installed
+from app.engine.model_spec import DEFAULT_MODEL, sidecar_path
+from app.restore.learned import DEFAULT_MODEL as DEFAULT_DETECTOR
+
+GUIDE = """
+<h3>Remove something from a photo</h3>
+<ol>
+<li><b>Open</b> a photo (Ctrl+O, or drop it on the window).</li>
+<li>Paint over what should go with the <b>Brush</b> (B); <b>Rectangle</b> (R) and <b>Lasso</b> (L)
+fill shapes. <b>Erase</b> (E, or hold Alt for one stroke) takes mask away; [ and ] change the
+brush size. Cover the object's shadow and a few pixels around it.</li>
+<li><b>Run</b> (Ctrl+Enter). The fill runs in the background; Esc cancels it.</li>
+<li>Drag the <b>divider</b> on the photo to compare before and after (\\ swaps the sides).</li>
+<li><b>Apply</b> keeps the result (undoable); <b>Discard</b> drops it. Then <b>Export</b>
+(Ctrl+Shift+E): pixels outside the mask stay exactly as they were, EXIF and colour profile
+are kept.</li>
+</ol>
+<p>A <b>Protect</b> layer marks what must never be copied into the fill (a face, a sign).
+Several fill layers can be shown, hidden and run together. <b>Save Project</b> keeps the photo
+with its layers to work on later; the editor also saves a recovery copy as you work.</p>
+<h3>Repair an old photo</h3>
+<p>On the <b>Restore</b> tab press <b>Detect damage</b>: scratches and dust are proposed as
+the "Detected damage" layer. Move the sensitivity slider until the proposal fits, trim it with
+the brush and eraser (after the last slider move: a move proposes afresh), then <b>Fill detected
+damage</b> and Apply. Denoise, fade repair, colour balance and sharpen are toggles previewed
+with the divider; <b>Apply repairs</b> keeps them.</p>
+<h3>Mouse</h3>
+<p>Wheel: zoom about the cursor. Space + drag or the middle button: pan.
+Alt while painting: erase (or paint, in Erase mode).</p>
+"""
+
+
+def shortcut_rows(actions: list[QAction]) -> list[tuple[str, str]]:
+    """(command, keys) for every action that has a shortcut, in menu order, without the
+    mnemonic '&' and the '…' of the menu text."""
+    rows = []
+    for action in actions:
+        keys = []
+        for key in action.shortcuts():
+            text = key.toString(QKeySequence.SequenceFormat.NativeText)
+            # "Undo", "Redo", "Help": keys of the platform's bindings few keyboards have
+            if text and text not in keys and not (text.isalpha() and len(text) > 3):
+                keys.append(text)
+        if keys:
+            rows.append((action.text().replace("&&", "\0").replace("&", "").replace("\0", "&").rstrip("…"),
+                         ", ".join(keys)))
+    return rows
+
+
+def guide_html(actions: list[QAction]) -> str:
+    table = "".join(f"<tr><td>{html.escape(name)}</td><td>&nbsp;&nbsp;<b>{html.escape(keys)}</b></td></tr>"
+                    for name, keys in shortcut_rows(actions))
+    return f"{GUIDE}<h3>Keyboard shortcuts</h3><table>{table}</table>"
+
+
+def show_guide(parent: QWidget, actions: list[QAction]) -> QDialog:
+    dialog = QDialog(parent)
+    dialog.setObjectName("guide_dialog")
+    dialog.setWindowTitle("Inpaint Studio – Quick Guide")
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+    text = QTextBrowser()
+    text.setHtml(guide_html(actions))
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+    buttons.rejected.connect(dialog.close)
+    layout = QVBoxLayout(dialog)
+    layout.addWidget(text)
+    layout.addWidget(buttons)
+    dialog.resize(560, 640)
+    dialog.show()  # not modal: the guide can stay open beside the photo
+    return dialog
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _model_line(title: str, model) -> str:
+    try:
+        sidecar = json.loads(sidecar_path(model).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"<li>{title}: not found ({html.escape(model.name)})</li>"
+    steps = sidecar.get("steps_trained")
+    trained = f", {steps:,} training steps" if isinstance(steps, int) else ""
+    return f"<li>{title}: {html.escape(str(sidecar.get('name', model.stem)))}{trained}</li>"
+
+
+def about_html() -> str:
+    acl = "installed" if npu_toolkit_installed() else "not installed (the CPU runs the models)"
+    return (
+        f"<h3>Inpaint Studio {_version('inpaint-studio')}</h3>"
+        "<p>Removes objects from photos and repairs old photos, offline.</p>"
+        "<ul>"
+        + _model_line("Fill model", DEFAULT_MODEL)
+        + _model_line("Damage detector", DEFAULT_DETECTOR)
+        + "</ul>"
+        "<p>The bundled models were trained by this project on research-only photo collections "
+        "(BSDS500, Urban100, Sun-Hays80, NVIDIA irregular masks); the weights hold no image of "
+        "them. Check those terms before using the models commercially (models/MODEL_CARD.md).</p>"
+        f"<p>Python {platform.python_version()}, Qt for Python {pyside_version}, "
+        f"onnxruntime {_version('onnxruntime')}, OpenCV {_version('opencv-python-headless')}, "
+        f"NumPy {_version('numpy')}. Ascend NPU toolkit (pyacl): {acl}.</p>"
+    )
+
+
+def show_about(parent: QWidget) -> QMessageBox:
+    box = QMessageBox(QMessageBox.Icon.Information, "About Inpaint Studio", about_html(),
+                      QMessageBox.StandardButton.Ok, parent)
+    box.setObjectName("about_box")
+    box.setTextFormat(Qt.TextFormat.RichText)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+    box.open()
+    return box
