@@ -41,6 +41,9 @@ class CanvasWidget(QWidget):
         self.tool = Tool.BRUSH
         self.erase = False
         self.brush_radius = 20.0
+        # the brush keeps its size relative to the photo's short side (so it looks the same when
+        # fitted): 40 px across is a fine tip on a phone snapshot and a speck on a 50 MP scan
+        self._brush_share = self.brush_radius / min(session.document.size)
         self.hardness = 1.0
         self.show_masks = True
         self._photo = PhotoImages(session.document.photo)
@@ -95,6 +98,7 @@ class CanvasWidget(QWidget):
     def set_brush(self, radius: float | None = None, hardness: float | None = None) -> None:
         if radius is not None:
             self.brush_radius = min(max(float(radius), MIN_BRUSH), MAX_BRUSH)
+            self._brush_share = self.brush_radius / min(self.session.document.size)
         if hardness is not None:
             self.hardness = min(max(float(hardness), 0.0), 1.0)
         self.brush_changed.emit(self.brush_radius, self.hardness)
@@ -132,6 +136,9 @@ class CanvasWidget(QWidget):
 
     # ---------------------------------------------------------------- session events
     def _on_document_replaced(self) -> None:
+        share = self._brush_share  # kept as the user chose it, not as clamped on a tiny photo
+        self.set_brush(radius=share * min(self.session.document.size))
+        self._brush_share = share
         self._gesture = None
         self._overlays.clear()
         self._photo = PhotoImages(self.session.document.photo)

@@ -112,6 +112,7 @@ class MainWindow(QMainWindow):
         if self.runner.running:
             self.runner.cancel()
         self.session.set_document(document)
+        self.actions.erase_mode.setChecked(False)  # a fresh photo starts painting, not erasing
         w, h = document.size
         self.status.show_size(w, h, document.meta)
         self.status.clearMessage()  # a message about the previous photo would mislead

@@ -9,7 +9,7 @@ from app.canvas.document import Document, InpaintOutcome
 from app.canvas.gestures import Tool
 from app.canvas.patch import Rect
 from app.canvas.session import EditSession
-from app.canvas.widget import CanvasWidget
+from app.canvas.widget import MIN_BRUSH, CanvasWidget
 from tests.canvas.helpers import drag
 from tests.canvas.test_tools import capsule_pixels
 
@@ -193,3 +193,14 @@ def test_divider_drags(qtbot):
     drag(canvas, [to_view(canvas, 80, 60), to_view(canvas, 40, 60)])
     assert canvas.compare.divider_x == pytest.approx(40)
     assert not doc.layers[0].mask.any()  # dragging the divider does not paint
+
+
+def test_brush_keeps_its_size_relative_to_the_photo_across_documents(qtbot):
+    session, canvas = make_canvas(qtbot, w=160, h=120)
+    canvas.set_brush(radius=6)  # 5 % of the short side
+    session.set_document(Document(photo=np.zeros((1200, 2000, 3), np.uint8)))
+    assert canvas.brush_radius == pytest.approx(60)
+    session.set_document(Document(photo=np.zeros((8, 8, 3), np.uint8)))
+    assert canvas.brush_radius == MIN_BRUSH  # clamped on a tiny photo ...
+    session.set_document(Document(photo=np.zeros((400, 300, 3), np.uint8)))
+    assert canvas.brush_radius == pytest.approx(15)  # ... without losing the share the user chose

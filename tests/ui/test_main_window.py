@@ -139,6 +139,13 @@ def test_another_photo_clears_the_previous_photos_message(window):
     assert window.status.currentMessage() == ""
 
 
+def test_another_photo_starts_in_paint_mode(window):
+    window.actions.erase_mode.trigger()
+    assert window.canvas.erase
+    window.set_document(Document(photo=small_photo(40, 30)))
+    assert not window.canvas.erase and not window.actions.erase_mode.isChecked()
+
+
 def test_cancel_leaves_the_document_unchanged(window, qtbot):
     win = window
     doc = win.current_document()
