@@ -102,6 +102,10 @@ class RestoreController(QObject):
             # the user painted or erased on the layer since the last proposal: this one replaces that
             if self._hand_edited and not np.array_equal(layer.mask, mask):
                 self._trim_replaced_in = gesture
+                # Ctrl+Z brings the trim back: with it the controls of the proposal it was trimmed from
+                trimmed_from = self._proposal_controls.get(self._shown_proposal)
+                if trimmed_from is not None:
+                    self._proposal_controls[_digest(layer.mask)] = trimmed_from
             # one undo step per user action: the live proposals of a slider drag merge
             self.session.replace_layer_mask(layer.uid, mask, f"Update “{LAYER_NAME}”",
                                             merge_key=self.panel.proposal_gesture)

@@ -292,6 +292,8 @@ def test_a_slider_move_after_a_trim_says_it_replaced_the_trim(window, qtbot):
     assert "replaced your hand edits" in msgs[-1] and "Ctrl+Z" in msgs[-1]
     win.session.undo_stack.undo()
     assert np.array_equal(layer.mask, trimmed)  # and Ctrl+Z does bring them back
+    # with the slider where the trimmed proposal was made, not where the replaced one was
+    qtbot.waitUntil(lambda: win.restore.panel.sensitivity_slider.value() == 60, timeout=2000)
 
 
 def test_detect_after_an_apply_is_a_plain_proposal_not_a_replaced_trim(window, qtbot):
