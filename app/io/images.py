@@ -156,6 +156,7 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
     gray = (img.format == "PNG" and len(data) > 25 and data[25] in (0, 4)) or (
         img.format == "TIFF" and img.tag_v2.get(262) in (0, 1))
     exif = img.getexif()
+    meta.dpi = meta.dpi or _exif_dpi(exif)  # a WebP's (and some JPEGs') resolution is only in EXIF
     orientation = exif.get(0x0112, 1)
     if orientation != 1 or declared_orientation != 1:
         meta.notes.append(ROTATED_UPRIGHT)
@@ -236,6 +237,16 @@ def _dpi(value) -> tuple[float, float] | None:
         return None
     # a PNG stores pixels per metre: 600 dpi comes back as 599.9988
     return tuple(float(round(v)) if abs(v - round(v)) < 0.02 else v for v in (x, y))  # ppm rounding: < 0.013
+
+
+def _exif_dpi(exif: Image.Exif) -> tuple[float, float] | None:
+    """Dots per inch from EXIF's XResolution, YResolution and ResolutionUnit (2 inch, 3 cm)."""
+    try:
+        x, y, unit = float(exif[282]), float(exif[283]), int(exif.get(296, 2))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None
+    scale = {2: 1.0, 3: 2.54}.get(unit)
+    return None if scale is None else _dpi((x * scale, y * scale))
 
 
 def _keep_text_bytes(exif: Image.Exif) -> None:
@@ -426,6 +437,10 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
             _keep_text_bytes(options["exif"])
     if meta.dpi and fmt in ("PNG", "JPEG", "TIFF"):
         options["dpi"] = meta.dpi
+    elif meta.dpi and fmt == "WEBP":  # WebP has no resolution field of its own: EXIF's carries it
+        exif = _parsed_exif(meta.exif)
+        exif[282], exif[283], exif[296] = float(meta.dpi[0]), float(meta.dpi[1]), 2
+        options["exif"] = exif.tobytes()
     if fmt == "JPEG":
         options |= {"quality": int(quality), "subsampling": 0 if quality >= 90 else 2, "optimize": True}
     elif fmt == "WEBP":

@@ -469,6 +469,11 @@ def test_resolution_known_only_from_png_header_is_carried(tmp_path):
         write_image(tmp_path / f"out.{fmt}", loaded.rgb, loaded.meta)
         with Image.open(tmp_path / f"out.{fmt}") as img:
             assert tuple(round(v) for v in img.info["dpi"]) == (600, 600), fmt
+    # WebP has no resolution field: it goes into EXIF, and is read back from there
+    write_image(tmp_path / "out.webp", loaded.rgb, loaded.meta)
+    with Image.open(tmp_path / "out.webp") as img:
+        assert img.getexif()[282] == 600 and img.getexif()[296] == 2
+    assert read_image(tmp_path / "out.webp").meta.dpi == (600.0, 600.0)
     # and at 16 bits
     rgb16 = np.random.default_rng(8).integers(0, 65536, (12, 9, 3)).astype(np.uint16)
     deep = decode_image(encode_png16(rgb16, dpi=(600.0, 600.0)))
