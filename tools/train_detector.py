@@ -95,11 +95,16 @@ def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequent
 class DamageNet(nn.Module):
     """RGB [N,3,H,W] in [0,1] -> logits [N,2,H,W] (scratches, dust); H, W multiples of 4."""
 
-    def __init__(self, width: int = 8, context_width: int = 48, dilations=(2, 4, 8, 16)):
+    def __init__(self, width: int = 8, context_width: int = 48, dilations=(2, 4, 8, 16), contrast: bool = False):
         super().__init__()
         w, c = width, context_width
         self.config = {"width": width, "context_width": context_width, "dilations": list(dilations)}
-        self.full = nn.Sequential(_conv(3, w), _conv(w, w))
+        # with `contrast`, a fourth input channel: the grey image divided by its local contrast,
+        # in which a dark speck on dark paving stands out as much as one on a light wall
+        self.contrast = bool(contrast)
+        if self.contrast:
+            self.config["contrast"] = True
+        self.full = nn.Sequential(_conv(4 if self.contrast else 3, w), _conv(w, w))
         self.mid = nn.Sequential(_conv(w, 2 * w, stride=2), _conv(2 * w, 2 * w))
         self.context = nn.Sequential(_conv(2 * w, c, stride=2), *[_conv(c, c, dilation=d) for d in dilations],
                                      _conv(c, c))
@@ -110,6 +115,8 @@ class DamageNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = image - 0.5
+        if self.contrast:
+            x = torch.cat([x, local_contrast(image)], dim=1)
         full = self.full(x)
         half = self.mid(full)
         ctx = self.context(half)
@@ -118,6 +125,15 @@ class DamageNet(nn.Module):
         full = full + F.interpolate(self.half_to_full(half), size=full.shape[-2:], mode="bilinear",
                                     align_corners=False)
         return self.head(full)
+
+
+def local_contrast(image: torch.Tensor, window: int = 15, floor: float = 0.02) -> torch.Tensor:
+    """The grey image minus its local mean, over its local standard deviation (at least
+    `floor`), scaled to about +-1: [N,1,H,W]. Exported as ONNX AveragePool (no padding counted)."""
+    grey = image.mean(dim=1, keepdim=True)
+    pool = lambda t: F.avg_pool2d(t, window, 1, window // 2, count_include_pad=False)  # noqa: E731
+    centred = grey - pool(grey)
+    return 0.25 * centred / torch.sqrt(pool(centred * centred) + floor * floor)
 
 
 class DamageEnsemble(nn.Module):
@@ -381,7 +397,7 @@ def save_checkpoint(path: Path, model, opt, step: int, args: dict) -> None:
 def load_model(path: Path) -> tuple[DamageNet, dict]:
     ck = torch.load(path, map_location="cpu", weights_only=False)
     cfg = ck["config"]
-    model = DamageNet(cfg["width"], cfg["context_width"], tuple(cfg["dilations"]))
+    model = DamageNet(cfg["width"], cfg["context_width"], tuple(cfg["dilations"]), cfg.get("contrast", False))
     model.load_state_dict(ck["model"])
     return model, ck
 
@@ -412,6 +428,8 @@ def parse_args(argv=None):
     ap.add_argument("--tear-share", type=float, default=None,
                     help="share of the damaged training photos with a tear (default: a quarter, as "
                          "the runs before the option; the bench's damage has one in half of its photos)")
+    ap.add_argument("--contrast", action="store_true",
+                    help="give the net the local-contrast image as a fourth channel (see local_contrast)")
     ap.add_argument("--pool", type=int, default=48)
     ap.add_argument("--refresh", type=int, default=2, help="steps between new damaged photos in the pool")
     ap.add_argument("--seed", type=int, default=6)
@@ -428,6 +446,8 @@ def parse_args(argv=None):
     ap.add_argument("--max-flagged", type=float, default=0.0025,
                     help="with --search-members: the most of the clean photos a rule may flag (calibrate's limit)")
     ap.add_argument("--top", type=int, default=10, help="with --search-members: how many ensembles to print")
+    ap.add_argument("--members-from", type=Path, metavar="ONNX",
+                    help="write the members of this ensemble file as runs under --run (member0, ...) and stop")
     return ap.parse_args(argv)
 
 
@@ -440,7 +460,7 @@ def train(args) -> dict:
     if not train_photos:
         raise SystemExit(f"no photos under {args.data / 'photos' / 'bsds500'}")
     ckpt = args.run / "latest.pt"
-    model = DamageNet(args.width, args.context_width)
+    model = DamageNet(args.width, args.context_width, contrast=args.contrast)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     step = 0
     if ckpt.exists():
@@ -632,6 +652,36 @@ def search_members(args) -> list[tuple]:
     return results
 
 
+def members_from_onnx(onnx_path: Path, out_dir: Path) -> list[Path]:
+    """Write each member of a shipped ensemble file as a run (`out_dir/member<i>/latest.pt`), so
+    that a new net can be searched and exported with it when the members' own run folders
+    (machine-local) are gone. The export names every weight after the state_dict."""
+    import onnx
+    from onnx import numpy_helper
+
+    weights: dict[int, dict[str, torch.Tensor]] = {}
+    for init in onnx.load(str(onnx_path)).graph.initializer:
+        if init.name.startswith("members."):
+            _, index, name = init.name.split(".", 2)
+            weights.setdefault(int(index), {})[name] = torch.from_numpy(numpy_helper.to_array(init).copy())
+    if not weights:
+        raise SystemExit(f"{onnx_path} holds no ensemble members (was it written by --export with --ensemble?)")
+    sidecar = json.loads(onnx_path.with_suffix(".json").read_text())
+    steps, crops = sidecar.get("steps_trained", []), sidecar.get("train_crop", [])
+    runs = []
+    for index, state in sorted(weights.items()):
+        model = DamageNet(int(state["full.0.0.weight"].shape[0]), int(state["context.0.0.weight"].shape[0]),
+                          contrast=state["full.0.0.weight"].shape[1] == 4)
+        model.load_state_dict(state)  # strict: a missing or extra weight is an error
+        run = out_dir / f"member{index}"
+        run.mkdir(parents=True, exist_ok=True)
+        args = {"crop": crops[index] if index < len(crops) else 0, "from_onnx": str(onnx_path.name)}
+        torch.save({"model": model.state_dict(), "config": model.config, "opt": {},
+                    "step": steps[index] if index < len(steps) else 0, "args": args}, run / "latest.pt")
+        runs.append(run)
+    return runs
+
+
 def export(args) -> None:
     loaded = [load_model(run / "latest.pt") for run in [args.run, *args.ensemble]]
     model = loaded[0][0] if len(loaded) == 1 else DamageEnsemble([m for m, _ in loaded])
@@ -683,6 +733,9 @@ def main(argv=None) -> int:
         raise SystemExit("train_detector.py: --run DIR is needed (or --search-members RUN...)")
     if args.search_members:
         search_members(args)
+    elif args.members_from:
+        for run in members_from_onnx(args.members_from, args.run):
+            print(f"wrote {run / 'latest.pt'}")
     elif args.export:
         export(args)
     else:

@@ -141,6 +141,34 @@ def test_ensemble_export_is_the_mean_of_its_members_logits(trainer, data, tmp_pa
     assert max(np.abs(torch.sigmoid(lg).numpy()[core] - expected[core]).max() for lg in logits) > 0.001
 
 
+def test_shipped_members_come_back_from_the_onnx_file_a_contrast_member_too(trainer, data, tmp_path):
+    """--members-from rebuilds each member of an exported ensemble as a run (their run folders
+    are machine-local), so a new net can be searched and exported with them; a member with
+    the local-contrast channel (--contrast) exports, runs in the app and comes back too."""
+    pytest.importorskip("onnxruntime")
+    runs = [tmp_path / "plain", tmp_path / "contrast"]
+    trainer.train(trainer.parse_args(common(runs[0], data) + ["--steps", "2", "--seed", "1"]))
+    trainer.train(trainer.parse_args(common(runs[1], data) + ["--steps", "2", "--seed", "2", "--contrast"]))
+    out = tmp_path / "models" / "ensemble.onnx"
+    trainer.main(common(runs[0], data) + ["--export", str(out), "--ensemble", str(runs[1])])
+    trainer.main(["--run", str(tmp_path / "back"), "--members-from", str(out)])
+    photo = np.random.default_rng(4).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    for index, run in enumerate(runs):
+        original, _ = trainer.load_model(run / "latest.pt")
+        rebuilt, ck = trainer.load_model(tmp_path / "back" / f"member{index}" / "latest.pt")
+        assert rebuilt.contrast == (index == 1) and ck["step"] == 2
+        assert np.array_equal(trainer.predict_logits(original.eval(), photo),
+                              trainer.predict_logits(rebuilt.eval(), photo))
+    # the contrast channel: a speck on dark textured paving as strong as one on a light textured
+    # wall with four times the contrast (where the texture is above the channel's floor)
+    texture = torch.from_numpy(np.random.default_rng(5).uniform(-0.1, 0.1, (1, 1, 31, 31)).astype(np.float32))
+    dark = 0.15 + texture.expand(1, 3, 31, 31).clone()
+    dark[..., 15, 15] -= 0.1
+    light = dark * 4
+    dark_speck, light_speck = (trainer.local_contrast(g)[0, 0, 15, 15].item() for g in (dark, light))
+    assert dark_speck == pytest.approx(light_speck, rel=0.1) and dark_speck < -0.3
+
+
 def test_painted_grids_are_negatives_inside_one_rectangle(trainer, tmp_path):
     """--grid-share paints regular grids of thin lines (facade mullions, railings) that are
     labelled "no damage"; they cover one rectangle of the photo, with several lines across it."""
