@@ -131,7 +131,7 @@ def local_contrast(image: torch.Tensor, window: int = 15, floor: float = 0.02) -
     """The grey image minus its local mean, over its local standard deviation (at least
     `floor`), scaled to about +-1: [N,1,H,W]. Exported as ONNX AveragePool (no padding counted)."""
     grey = image.mean(dim=1, keepdim=True)
-    pool = lambda t: F.avg_pool2d(t, window, 1, window // 2, count_include_pad=False)  # noqa: E731
+    pool = lambda t: F.avg_pool2d(t, window, 1, window // 2, count_include_pad=False)
     centred = grey - pool(grey)
     return 0.25 * centred / torch.sqrt(pool(centred * centred) + floor * floor)
 
