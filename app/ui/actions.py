@@ -33,6 +33,10 @@ MENUS = (("file", "&File"), ("edit", "&Edit"), ("view", "&View"), ("tools", "&To
 
 ACTION_SPECS = (
     ActionSpec("open", "&Open Photo…", "file", (Std.Open,), tip="Open a photo (PNG, JPEG, TIFF, WebP, BMP)", short="Open"),
+    ActionSpec("next_photo", "&Next Photo in Folder", "file", ("PgDown",),
+               tip="Open the next photo in this photo's folder (Page Down)"),
+    ActionSpec("previous_photo", "Pre&vious Photo in Folder", "file", ("PgUp",),
+               tip="Open the previous photo in this photo's folder (Page Up)"),
     ActionSpec("export", "&Export Image…", "file", ("Ctrl+Shift+E",), short="Export",
                tip="Write the result (or the photo) as PNG, JPEG, TIFF or WebP, keeping EXIF and ICC"),
     ActionSpec("quit", "&Quit", "file", (Std.Quit,), separator_before=True),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,6 +48,28 @@ def new_document(path: str, max_megapixels: float) -> Document:
     doc = Document(photo=loaded.rgb, meta=loaded.meta, source_path=str(path))
     doc.layers.append(doc.new_layer("Mask 1"))
     return doc
+
+
+def _natural_key(path: Path) -> list:
+    """Sort key by which "scan2" comes before "scan10", as file managers list them."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path.name.lower())]
+
+
+def sibling_photo(path: str | Path, step: int) -> Path | None:
+    """The photo `step` places after (negative: before) `path` in its folder, in the file
+    manager's order; None past either end. `path` itself need not be a photo (a project)."""
+    path = Path(path)
+    try:
+        photos = sorted((p for p in path.parent.iterdir() if p.suffix.lower() in READ_EXTENSIONS and p.is_file()),
+                        key=_natural_key)
+    except OSError:
+        return None
+    key = _natural_key(path)
+    if step > 0:
+        later = [p for p in photos if _natural_key(p) > key]
+        return later[step - 1] if len(later) >= step else None
+    earlier = [p for p in photos if _natural_key(p) < key]
+    return earlier[step] if len(earlier) >= -step else None
 
 
 def file_stem(name: str) -> str:
@@ -115,6 +138,19 @@ class FileController(QObject):
             show_error(self.window, "Cannot open photo", str(exc))
 
         self.tasks.run(lambda: new_document(path, limit), done, failed)
+
+    def open_sibling(self, step: int) -> None:
+        """Open the next (step 1) or previous (-1) photo in the open photo's folder: a scanned
+        album is worked through photo by photo. Unsaved work is asked about first."""
+        source = self.session.document.source_path
+        if not source or Path(source).parent == SAMPLE_PHOTO.parent:
+            self.notice.emit("Open a photo from a folder first; Page Down then opens the next one in it.")
+            return
+        found = sibling_photo(source, step)
+        if found is None:
+            self.notice.emit(f"{'Last' if step > 0 else 'First'} photo in {Path(source).parent.name or 'this folder'}.")
+            return
+        self.open_path(str(found))
 
     # ---------------------------------------------------------------- recent files
     def recent_files(self) -> list[str]:

@@ -34,7 +34,8 @@ are kept.</li>
 </ol>
 <p>A <b>Protect</b> layer marks what must never be copied into the fill (a face, a sign).
 Several fill layers can be shown, hidden and run together. <b>Save Project</b> keeps the photo
-with its layers to work on later; the editor also saves a recovery copy as you work.</p>
+with its layers to work on later; the editor also saves a recovery copy as you work.
+Page Down and Page Up open the next and previous photo of the folder.</p>
 <h3>Repair an old photo</h3>
 <p>On the <b>Restore</b> tab press <b>Detect damage</b>: scratches and dust are proposed as
 the "Detected damage" layer. Move the sensitivity slider until the proposal fits, trim it with

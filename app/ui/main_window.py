@@ -195,6 +195,7 @@ class MainWindow(QMainWindow):
         a, c, ops, files = self.actions, self.canvas, self.layer_ops, self.files
         handlers = {
             "open": files.open_dialog, "export": files.export_dialog, "quit": self.close,
+            "next_photo": lambda: files.open_sibling(1), "previous_photo": lambda: files.open_sibling(-1),
             "zoom_in": lambda: c.zoom_by(1.25), "zoom_out": lambda: c.zoom_by(0.8), "fit": c.fit,
             "actual_size": c.actual_size, "flip_compare": c.flip_compare,
             "tool_brush": lambda: c.set_tool(Tool.BRUSH), "tool_rect": lambda: c.set_tool(Tool.RECT),

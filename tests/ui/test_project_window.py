@@ -109,6 +109,41 @@ def test_opening_a_photo_with_unsaved_changes_asks_first(window, qtbot, tmp_path
     assert win.current_document().size == (40, 30)
 
 
+def test_page_down_walks_through_the_photos_of_the_folder(window, qtbot, tmp_path):
+    """Next/Previous Photo in Folder: in the file manager's order (scan2 before scan10), photos
+    only, asking about unsaved work first, and saying so at either end."""
+    from PIL import Image
+
+    win = window
+    for i, name in enumerate(("scan10.png", "scan2.jpg", "Scan3.TIF", "notes.txt", "album.ora")):
+        (tmp_path / name).write_bytes(b"not a photo") if name.endswith((".txt", ".ora")) else \
+            Image.new("RGB", (30 + i, 20), (i * 40, 90, 20)).save(tmp_path / name)
+    assert win.actions.next_photo.shortcut() == QKeySequence("PgDown")
+    messages = []
+    win.files.notice.connect(messages.append)
+    win.actions.next_photo.trigger()  # the test document was not opened from a folder
+    assert "Open a photo from a folder first" in messages[-1]
+    with qtbot.waitSignal(win.files.document_loaded, timeout=30000):
+        win.files.open_path(str(tmp_path / "scan2.jpg"))
+    seen = []
+    for _ in range(2):
+        with qtbot.waitSignal(win.files.document_loaded, timeout=30000):
+            win.actions.next_photo.trigger()
+        seen.append(win.current_document().source_path.rsplit("/", 1)[-1])
+    assert seen == ["Scan3.TIF", "scan10.png"]
+    win.actions.next_photo.trigger()
+    assert messages[-1] == f"Last photo in {tmp_path.name}." and seen[-1] in win.current_document().source_path
+    # unsaved work: asked first, and Cancel stays on the photo
+    win.session.set_layer_props(win.current_document().layers[0].uid, name="careful work")
+    win.actions.previous_photo.trigger()
+    open_question(win).button(Buttons.Cancel).click()
+    assert win.current_document().layers[0].name == "careful work"
+    with qtbot.waitSignal(win.files.document_loaded, timeout=30000):
+        win.actions.previous_photo.trigger()
+        open_question(win).button(Buttons.Discard).click()
+    assert win.current_document().source_path.endswith("Scan3.TIF")
+
+
 def test_close_with_save_writes_then_closes(window, qtbot, tmp_path):
     win = window
     win.projects.project_path = str(tmp_path / "c.ora")
