@@ -445,12 +445,23 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
         options |= {"quality": int(quality), "subsampling": 0 if quality >= 90 else 2, "optimize": True}
     elif fmt == "WEBP":
         options |= {"quality": int(quality), "lossless": quality >= 100}
-    elif fmt == "TIFF":
+    elif fmt == "TIFF" and not _parsed_exif(meta.exif).keys() & {0x8769, 0x8825}:
+        # compressed TIFF goes through libtiff, which refuses EXIF with sub-blocks (exposure,
+        # GPS: every camera photo's); Pillow's own writer keeps them, uncompressed
         options["compression"] = "tiff_deflate"
     elif fmt == "PNG":
         options["compress_level"] = 6
     buf = io.BytesIO()
-    img.save(buf, fmt, **options)
+    try:
+        img.save(buf, fmt, **options)
+    except OSError:
+        # Pillow gives an optimized JPEG a buffer of 1-2 bytes per pixel, too small for a very
+        # grainy photo at high quality ("broken data stream"); without optimizing it streams
+        if not options.get("optimize"):
+            raise
+        options["optimize"] = False
+        buf = io.BytesIO()
+        img.save(buf, fmt, **options)
     return buf.getvalue()
 
 

@@ -65,12 +65,24 @@ def test_icc_and_exif_survive_encode(fmt):
     icc = _icc()
     exif = Image.Exif()
     exif[0x010F] = "TestCam"
-    meta = ImageMeta(icc_profile=icc, exif=exif.tobytes())
+    exif.get_ifd(0x8769)[0x829A] = 0.01  # exposure time and GPS: the sub-blocks of every camera's EXIF
+    exif.get_ifd(0x8825)[1] = "N"
+    meta = ImageMeta(icc_profile=icc, exif=exif.tobytes(), dpi=(300.0, 300.0))
     data = encode_image(_rgb(), fmt, meta)
     img = Image.open(io.BytesIO(data))
     assert img.info.get("icc_profile") == icc
-    assert img.getexif().get(0x010F) == "TestCam"
+    back = img.getexif()
+    assert back.get(0x010F) == "TestCam"
+    assert back.get_ifd(0x8769).get(0x829A) == 0.01 and back.get_ifd(0x8825).get(1) == "N"
     assert decode_image(data).meta.icc_profile == icc
+
+
+def test_an_optimized_jpeg_of_pure_grain_at_quality_100_is_written():
+    """Pillow's buffer for optimized JPEGs holds 2 bytes a pixel; grain at quality 100 needs more."""
+    grain = np.random.default_rng(2).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    data = encode_image(grain, "JPEG", ImageMeta(), quality=100)
+    assert len(data) > 2 * 300 * 400
+    assert np.abs(decode_image(data).rgb.astype(int) - grain).mean() < 3
 
 
 def test_jpeg_quality_is_applied():
