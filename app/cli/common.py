@@ -63,6 +63,8 @@ def check_output(output: str | Path, *inputs: str | Path | None) -> None:
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     out = Path(output)
+    if out.is_dir():
+        raise CliError(f"{out} is a folder; give the output a file name (e.g. {out / 'result.png'}).")
     for source in inputs:
         if source is not None and same_file(out, Path(source)):
             raise CliError(f"{out.name} is also an input; writing it would replace the original. "

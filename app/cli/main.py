@@ -7,6 +7,7 @@ import argparse
 import difflib
 import importlib
 import os
+import signal
 import sys
 
 from app import __version__
@@ -34,6 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived (not an Exception: no `except Exception` of the work may swallow it)."""
+
+
+def _stop_on_term(_signum, _frame) -> None:
+    raise _Terminated
+
+
 def _looks_like_a_command(word: str) -> bool:
     """A bare word that is no file: a mistyped subcommand ("restor"), not a photo to open."""
     return (not word.startswith("-") and "." not in word and os.sep not in word and "/" not in word
@@ -50,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"inpaint-studio: unknown command '{argv[0]}'{hint}; commands: {', '.join(sorted(known))}; "
               "or give a photo or project to open in the editor", file=sys.stderr)
         return 2
+    if argv and argv[0] not in known and not argv[0].startswith("-") and len(argv) > 1:
+        # "inpaint-studio photo.jpg --mask m.png -o out.png": the command word was forgotten
+        print(f"inpaint-studio: the editor opens one photo or project, not {' '.join(argv[1:])!r}; to fill "
+              f"from the command line, name the command: inpaint-studio inpaint {argv[0]} --mask MASK -o OUT "
+              "(commands: " + ", ".join(sorted(known)) + ")", file=sys.stderr)
+        return 2
     if not argv or (argv[0] not in known and not argv[0].startswith("-")):
         from app.ui.launch import launch_editor  # Qt only when the editor is wanted
 
@@ -58,10 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
+    # `kill`, `timeout` and CI stop a run with SIGTERM: unwind like Ctrl+C, so that a file being
+    # written is removed (atomic_write) instead of left behind half-written
+    signal.signal(signal.SIGTERM, _stop_on_term)
     try:
         code = int(args.run(args) or 0)
         sys.stdout.flush()  # a pipe's buffered output goes now, where a closed pipe is caught
         return code
+    except _Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

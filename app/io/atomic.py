@@ -39,7 +39,7 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     except OSError as exc:
         raise SaveError(f"Cannot write in {folder}: {exc.strerror or exc}") from exc
     tmp = Path(tmp_name)
-    existed = path.exists()
+    existed = path.is_file()
     try:
         # mkstemp makes the file private (0600); give it the mode the replaced file had, or the
         # one a plain open() would give a new file, so exports stay readable as before
@@ -54,9 +54,14 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        kept = " (the previous file is unchanged)" if existed else ""
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            kept = " (the previous file is unchanged)" if existed else ""
             raise SaveError(f"The disk is full: {path.name} was not saved{kept}.") from exc
+        if isinstance(exc, OSError) and not isinstance(exc, SaveError) and exc.filename is not None:
+            # the replace step failed (a folder of that name, a locked or another user's file):
+            # name the file the user asked for, not our temp file
+            why = "a folder has that name" if path.is_dir() else (exc.strerror or str(exc)).lower()
+            raise SaveError(f"Cannot write {path.name}: {why}{kept}.") from exc
         raise
 
 

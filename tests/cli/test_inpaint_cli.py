@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -496,6 +498,49 @@ def test_a_mistyped_command_is_named_not_opened_in_the_editor(capsys, tmp_path, 
     assert code == 2 and "unknown command 'restor' (did you mean restore?)" in stderr
     code, _, stderr = run_cli(capsys, "frobnicate", "--help")
     assert code == 2 and "unknown command 'frobnicate'" in stderr
+
+
+def test_a_forgotten_command_word_is_named_not_the_editor_opened(capsys, files):
+    """`inpaint-studio photo.png --mask m.png -o out.png` opened the editor and ignored the rest."""
+    tmp, photo, mask = files
+    code, _, stderr = run_cli(capsys, photo, "--mask", mask, "-o", tmp / "o.png")
+    assert code == 2 and f"inpaint-studio inpaint {photo} --mask MASK -o OUT" in stderr
+    assert not (tmp / "o.png").exists()
+
+
+def test_an_output_that_is_a_folder_is_refused_before_any_work(capsys, files):
+    tmp, photo, mask = files
+    (tmp / "out.png").mkdir()
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", tmp / "out.png", *FAST)
+    assert code == 1 and "out.png is a folder" in stderr and "Filling" not in stderr
+
+
+def test_sigterm_while_writing_leaves_no_half_written_file(tmp_path):
+    """`kill` or `timeout` during the write: the temp file goes, the previous output stays."""
+    photo = _save(tmp_path / "p.png", _photo())
+    mask = _save(tmp_path / "m.png", _mask())
+    out = tmp_path / "o.png"
+    out.write_bytes(b"previous good file")
+    root = Path(__file__).resolve().parents[2]
+    script = ("import os, sys, time\n"
+              "os.fsync = lambda fd: time.sleep(120)  # hold the write open, the temp file on disk\n"
+              "from app.cli.main import main\n"
+              f"sys.exit(main(['inpaint', {str(photo)!r}, '--mask', {str(mask)!r}, '-o', {str(out)!r}, "
+              "'--method', 'telea']))\n")
+    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".o.png.*.tmp")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and "terminated" in stderr and "Traceback" not in stderr
+    assert out.read_bytes() == b"previous good file" and not list(tmp_path.glob(".o.png.*"))
 
 
 def test_a_photo_given_as_the_mask_is_warned_about(capsys, tmp_path):

@@ -147,6 +147,27 @@ def test_saved_files_get_the_usual_mode_not_a_private_one(tmp_path):
     assert shared.read_bytes() == b"new" and shared.stat().st_mode & 0o777 == 0o640
 
 
+def test_a_file_that_cannot_be_replaced_is_named_not_the_temp_file(tmp_path, monkeypatch):
+    """A folder with the file's name, or a locked file (os.replace refuses): the message names
+    the file asked for (not our hidden temp file) and no temp file is left."""
+    (tmp_path / "photo.png").mkdir()
+    with pytest.raises(atomic.SaveError, match=r"Cannot write photo\.png: a folder has that name\.$"):
+        with atomic.atomic_write(tmp_path / "photo.png") as handle:
+            handle.write(b"x")
+    locked = tmp_path / "locked.png"
+    locked.write_bytes(b"old")
+
+    def refuse(src, dst):
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(src), str(dst))
+
+    monkeypatch.setattr(atomic.os, "replace", refuse)
+    with pytest.raises(atomic.SaveError) as info:
+        with atomic.atomic_write(locked) as handle:
+            handle.write(b"new")
+    assert str(info.value) == "Cannot write locked.png: operation not permitted (the previous file is unchanged)."
+    assert locked.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["locked.png", "photo.png"]
+
+
 def test_unwritable_folder_message(tmp_path):
     with pytest.raises(ProjectError, match="Cannot write in"):
         save_project(make_doc(), tmp_path / "missing" / "p.ora")
