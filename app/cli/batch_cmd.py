@@ -6,6 +6,7 @@ lists the failures at the end, exiting non-zero if there were any."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -38,14 +39,21 @@ def run(args: argparse.Namespace) -> int:
     photos_dir, masks_dir, out_dir = Path(args.photos), Path(args.masks), Path(args.output)
     for folder, what in ((photos_dir, "photos"), (masks_dir, "masks")):
         if not folder.is_dir():
-            print(f"error: the {what} folder {folder} does not exist", file=sys.stderr)
+            why = "is a file, not a folder" if folder.exists() else "does not exist"
+            print(f"error: the {what} folder {folder} {why}", file=sys.stderr)
             return 2
+    if same_file(photos_dir, masks_dir):  # every photo would be its own mask
+        print(f"error: the photos and the masks are both in {photos_dir}; put the masks in a folder of their "
+              "own (a mask has the photo's file stem)", file=sys.stderr)
+        return 2
     try:
         settings = settings_from(args)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    masks = {p.stem: p for p in _files(masks_dir)}
+    masks: dict[str, list[Path]] = {}
+    for mask_file in _files(masks_dir):
+        masks.setdefault(mask_file.stem, []).append(mask_file)
     photos = _files(photos_dir)
     if not photos:
         print(f"error: no photos in {photos_dir}", file=sys.stderr)
@@ -66,8 +74,12 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: cannot create the output folder {out_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    inputs = {p.resolve() for p in photos} | {p.resolve() for p in masks.values()}
+    if not os.access(out_dir, os.W_OK):  # now, not after filling every photo
+        print(f"error: cannot write in the output folder {out_dir}: permission denied", file=sys.stderr)
+        return 2
+    inputs = {p.resolve() for p in photos} | {m.resolve() for same_stem in masks.values() for m in same_stem}
     failures: list[tuple[str, str]] = []
+    unchanged: list[str] = []  # photos whose mask is empty: written as they are, and said so
     written: dict[Path, str] = {}  # a.png and a.jpg would both write a.<ext>: refuse the second
     # one backend and one loaded model for the whole batch
     try:
@@ -83,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
             try:
                 if photo.stem not in masks:
                     raise CliError("no mask with this name")
+                if len(masks[photo.stem]) > 1:  # which one was meant is not ours to guess
+                    raise CliError("several masks have its name (" + ", ".join(m.name for m in masks[photo.stem])
+                                   + "); keep one")
                 target = out_dir / (photo.stem + (suffix or photo.suffix))
                 format_for(target)
                 if target.resolve() in inputs:
@@ -92,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
                     raise CliError(f"{written[target]} already writes {target.name}; rename one of them")
                 written[target] = photo.name
                 loaded = load_photo(photo, settings.max_megapixels)
-                mask = load_mask_for(masks[photo.stem], loaded.rgb, args.invert_mask)
+                mask = load_mask_for(masks[photo.stem][0], loaded.rgb, args.invert_mask)
+                if not mask.any():
+                    unchanged.append(photo.name)
                 result = inpaint(loaded.rgb, mask, settings, backend=backend,
                                  progress=_within(index - 1, len(photos), photo.name))
                 for note in result.notes:
@@ -102,12 +119,18 @@ def run(args: argparse.Namespace) -> int:
                     print(f"\nwarning: {target.name}: {lost}", file=sys.stderr)
             except (CliError, EngineError, SaveError, ValueError) as exc:
                 failures.append((photo.name, str(exc)))
+            except Exception as exc:  # noqa: BLE001 - one photo's unforeseen failure must not end the batch
+                failures.append((photo.name, f"unexpected error ({type(exc).__name__}: {exc})"))
         _draw(len(photos), len(photos), "")
     finally:
         backend.close()
     print(file=sys.stderr)
-    done = len(photos) - len(failures)
+    unchanged = [name for name in unchanged if name not in {failed for failed, _ in failures}]
+    done = len(photos) - len(failures) - len(unchanged)
     print(f"{done} of {len(photos)} photos filled with {stage.label} on {backend.name}; written to {out_dir}")
+    if unchanged:
+        print(f"{len(unchanged)} written unchanged, their masks being empty: {', '.join(unchanged)}",
+              file=sys.stderr)
     if failures:
         print(f"{len(failures)} failed:", file=sys.stderr)
         for name, why in failures:

@@ -131,3 +131,45 @@ def test_batch_whose_every_result_would_replace_its_photo_is_refused_up_front(ca
     assert code == 2 and "every result would replace its photo" in stderr and "0 of 2" not in stderr
     code, _, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", tmp_path / "o", *FAST, "--format", "gif")
     assert code == 2 and "--format gif: not a format this program writes" in stderr
+
+
+def test_batch_same_folder_for_photos_and_masks_and_a_file_for_a_folder(capsys, tmp_path):
+    photos, _, out = _folders(tmp_path)
+    Image.fromarray(_photo(1)).save(photos / "a.png")
+    code, _, stderr = run_cli(capsys, "batch", photos, "--masks", photos, "-o", out, *FAST)
+    assert code == 2 and "photos and the masks are both in" in stderr and not out.exists()
+    code, _, stderr = run_cli(capsys, "batch", photos / "a.png", "--masks", photos, "-o", out, *FAST)
+    assert code == 2 and "a.png is a file, not a folder" in stderr
+
+
+def test_batch_empty_masks_twin_masks_and_an_unforeseen_error(capsys, tmp_path, monkeypatch):
+    """An empty mask is written unchanged and said so (not counted as filled); two masks with the
+    photo's name are refused for that photo; an unforeseen error in one photo does not end the
+    batch."""
+    photos, masks, out = _folders(tmp_path)
+    seeds = {"empty": 1, "good": 2, "twin": 3, "zboom": 4}
+    for stem, seed in seeds.items():
+        Image.fromarray(_photo(seed)).save(photos / f"{stem}.png")
+    Image.fromarray(np.zeros((90, 130), np.uint8)).save(masks / "empty.png")
+    for stem in ("good", "zboom"):
+        Image.fromarray(_mask()).save(masks / f"{stem}.png")
+    Image.fromarray(_mask()).save(masks / "twin.png")
+    Image.fromarray(np.zeros((90, 130), np.uint8)).save(masks / "twin.webp", lossless=True)
+    import app.cli.batch_cmd as batch_cmd
+
+    real = batch_cmd.inpaint
+
+    def inpaint_that_breaks_on_one(image, mask, *args, **kwargs):
+        if np.array_equal(image, _photo(seeds["zboom"])):
+            raise RuntimeError("boom")
+        return real(image, mask, *args, **kwargs)
+
+    monkeypatch.setattr(batch_cmd, "inpaint", inpaint_that_breaks_on_one)
+    code, stdout, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", out, *FAST)
+    assert code == 1
+    assert "1 of 4 photos filled" in stdout
+    assert "1 written unchanged, their masks being empty: empty.png" in stderr
+    assert "twin.png: several masks have its name (twin.png, twin.webp); keep one" in stderr
+    assert "zboom.png: unexpected error (RuntimeError: boom)" in stderr
+    assert sorted(p.name for p in out.iterdir()) == ["empty.png", "good.png"]
+    assert np.array_equal(np.asarray(Image.open(out / "empty.png")), _photo(seeds["empty"]))
