@@ -598,10 +598,14 @@ def read_mask(path: str | Path, size: tuple[int, int] | None = None, invert: boo
 
 
 def _mask_of(loaded: LoadedImage, invert: bool) -> np.ndarray:
-    gray = loaded.rgb.max(axis=2)
-    if loaded.meta.alpha is not None:
-        gray = np.where(loaded.meta.alpha > PAINTED_ABOVE, gray, 0).astype(np.uint8)
-    mask = np.where(gray > PAINTED_ABOVE, 255, 0).astype(np.uint8)
+    """White (bright) = fill; on a layer with transparent parts, the painted (opaque) pixels
+    are the mask whatever their colour: strokes on a transparent layer are often black."""
+    alpha = loaded.meta.alpha
+    if alpha is not None and (alpha <= PAINTED_ABOVE).any():
+        painted = alpha > PAINTED_ABOVE
+    else:
+        painted = loaded.rgb.max(axis=2) > PAINTED_ABOVE
+    mask = np.where(painted, 255, 0).astype(np.uint8)
     return 255 - mask if invert else mask
 
 

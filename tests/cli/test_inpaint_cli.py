@@ -123,6 +123,14 @@ def test_mask_with_alpha_paints_where_opaque(capsys, files):
     out = tmp / "o.png"
     assert run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out, *FAST)[0] == 0
     assert np.array_equal(_read_rgb(out)[_mask() == 0], _photo()[_mask() == 0])
+    assert not np.array_equal(_read_rgb(out)[_mask() > 0], _photo()[_mask() > 0])
+    # black strokes on a transparent layer (what a paint program exports): the strokes are the mask
+    rgba[..., :3] = 0
+    _save(mask, rgba)
+    out2 = tmp / "o2.png"
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", out2, *FAST)
+    assert code == 0 and "empty" not in stderr
+    assert np.array_equal(_read_rgb(out2), _read_rgb(out))
 
 
 def test_mask_of_another_size_with_the_same_aspect_is_scaled(capsys, files):
