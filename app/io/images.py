@@ -138,6 +138,9 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
     except ImageReadError:
         raise
     except UnidentifiedImageError as exc:  # Pillow's message names only its internal buffer
+        if data[:2] == b"PK" and b"image/openraster" in data[:100]:  # the mimetype entry comes first
+            raise ImageReadError(f"{label} is a project (OpenRaster .ora), not a photo; open it in the editor, or "
+                                 "fill its layers with `inpaint-studio inpaint PROJECT.ora -o OUT`.") from exc
         if data[:4] in (b"II*\0", b"MM\0*"):
             raise ImageReadError(f"{label} is a TIFF file in a layout this program cannot read (for example 16-bit "
                                  "grayscale with transparency); save it as RGB or RGBA.") from exc

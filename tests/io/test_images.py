@@ -568,3 +568,14 @@ def test_a_photo_read_as_a_mask_is_doubted_a_mask_is_not(tmp_path):
     Image.fromarray(red).save(tmp_path / "red.png")
     assert read_mask_for(tmp_path / "soft.png", (160, 120)).doubt is None
     assert read_mask_for(tmp_path / "red.png", (160, 120)).doubt is None
+
+
+def test_a_project_given_as_a_photo_is_named_as_a_project(tmp_path):
+    import zipfile
+
+    path = tmp_path / "work.ora"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(zipfile.ZipInfo("mimetype"), "image/openraster")  # stored first, as the spec asks
+        z.writestr("stack.xml", "<image/>")
+    with pytest.raises(ImageReadError, match=r"work\.ora is a project \(OpenRaster \.ora\), not a photo"):
+        read_image(path)
