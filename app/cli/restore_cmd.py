@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
             raise CliError("--sensitivity must be between 0 and 1.")
         if args.quality is not None and not 1 <= args.quality <= 100:
             raise CliError("--quality must be between 1 and 100.")
-        if args.sharpen < 0:
-            raise CliError("--sharpen must be 0 or more.")
+        if not 0.0 <= args.sharpen <= 3.0:  # also refuses nan and inf (inf turned pixels black)
+            raise CliError("--sharpen must be between 0 and 3 (the Restore panel's range).")
         kinds = parse_kinds(args.detect)
         loaded = load_photo(args.photo)
         mask = None

@@ -63,6 +63,8 @@ def test_restore_with_repairs_and_detect_choice(damaged, tmp_path):
         (["--save-mask", "absent/m.png"], "the folder does not exist"),
         (["--save-mask", "old.png"], "is also an input"),
         (["--save-mask", "o.png"], "--save-mask and -o name the same file"),
+        (["--sharpen", "inf"], "--sharpen must be between 0 and 3"),
+        (["--sharpen", "nan"], "--sharpen must be between 0 and 3"),
     ],
 )
 def test_restore_bad_arguments_give_a_message(damaged, tmp_path, capsys, monkeypatch, args, text):
