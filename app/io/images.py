@@ -158,6 +158,10 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
         img.format == "TIFF" and _tiff_bits(img) > 8)
     gray = (img.format == "PNG" and len(data) > 25 and data[25] in (0, 4)) or (
         img.format == "TIFF" and img.tag_v2.get(262) in (0, 1))
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:  # a multi-page TIFF, an animated WebP: the rest would be dropped without a word
+        kind = "frames" if img.format == "WEBP" else "pages"
+        meta.notes.append(f"it has {frames} {kind}; only the first is edited and written")
     exif = img.getexif()
     meta.dpi = meta.dpi or _exif_dpi(exif)  # a WebP's (and some JPEGs') resolution is only in EXIF
     orientation = exif.get(0x0112, 1)

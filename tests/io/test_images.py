@@ -579,3 +579,11 @@ def test_a_project_given_as_a_photo_is_named_as_a_project(tmp_path):
         z.writestr("stack.xml", "<image/>")
     with pytest.raises(ImageReadError, match=r"work\.ora is a project \(OpenRaster \.ora\), not a photo"):
         read_image(path)
+
+
+def test_a_multi_page_tiff_says_only_its_first_page_is_used(tmp_path):
+    pages = [Image.fromarray(np.full((20, 30, 3), v, np.uint8)) for v in (10, 200)]
+    pages[0].save(tmp_path / "two.tif", save_all=True, append_images=pages[1:])
+    loaded = read_image(tmp_path / "two.tif")
+    assert loaded.meta.notes == ["it has 2 pages; only the first is edited and written"]
+    assert (loaded.rgb == 10).all()
