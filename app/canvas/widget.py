@@ -25,6 +25,7 @@ from app.canvas.view import ViewTransform
 BACKGROUND = QColor(48, 48, 52)
 DIVIDER_GRAB_PX = 8
 MIN_BRUSH, MAX_BRUSH = 1.0, 2000.0
+DEFAULT_BRUSH_SHARE = 0.02  # radius / the photo's short side: 40 px across on a 1000 px photo
 
 
 class CanvasWidget(QWidget):
@@ -40,10 +41,10 @@ class CanvasWidget(QWidget):
         self.compare = CompareState()
         self.tool = Tool.BRUSH
         self.erase = False
-        self.brush_radius = 20.0
         # the brush keeps its size relative to the photo's short side (so it looks the same when
         # fitted): 40 px across is a fine tip on a phone snapshot and a speck on a 50 MP scan
-        self._brush_share = self.brush_radius / min(session.document.size)
+        self._brush_share = DEFAULT_BRUSH_SHARE
+        self.brush_radius = min(max(DEFAULT_BRUSH_SHARE * min(session.document.size), MIN_BRUSH), MAX_BRUSH)
         self.hardness = 1.0
         self.show_masks = True
         self._photo = PhotoImages(session.document.photo)

@@ -605,3 +605,13 @@ def test_the_run_bar_shows_a_cancel_without_a_percentage(window):
     assert bar.isVisible() and bar.format() == "Cancelling"  # the text, not a percentage or a mute moving bar
     window.status.end_run(False)
     assert not bar.isVisible()
+
+
+def test_the_brush_starts_at_a_size_that_fits_the_photo(qtbot, tmp_path):
+    """The window starts on a 1x1 placeholder document: the brush's share of the photo must not
+    be taken from it (it made a 4000 px brush that painted the whole photo in one click)."""
+    win = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(win)
+    win.set_document(Document(photo=np.zeros((1000, 1500, 3), np.uint8)))
+    assert win.canvas.brush_radius == pytest.approx(20) and win.brush_options.size.value() == 40
+    win.runner.shutdown()
