@@ -125,9 +125,9 @@ def test_the_controls_follow_undo_and_redo_of_a_proposal(window, qtbot):
     panel.proposal_ready.disconnect(proposed.append)
     with qtbot.waitSignal(panel.proposal_ready, timeout=20000):
         panel.scratches_box.setChecked(False)  # dust alone
-    stack.undo()  # the trimmed both-kinds layer: no proposal, the boxes stay
-    qtbot.wait(200)
-    assert not panel.scratches_box.isChecked()
+    stack.undo()  # the trim of the both-kinds proposal comes back: with the controls it was made at
+    qtbot.waitUntil(panel.scratches_box.isChecked)
+    assert slider.value() == 50
     stack.undo()  # the 0.50 proposal of both kinds
     qtbot.waitUntil(panel.scratches_box.isChecked)
     assert panel.kinds() == ("scratches", "dust") and slider.value() == 50
