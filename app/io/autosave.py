@@ -40,6 +40,7 @@ class Recovery:
     title: str
     project_path: str | None  # the project the work belonged to, if it had been saved once
     saved_at: float  # seconds since the epoch
+    source_path: str | None = None  # the photo (or project) the work was opened from: where to save it
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.saved_at))
@@ -90,7 +91,8 @@ class AutosaveStore:
         if self._lock is None:
             self.start()
         save_project(doc, self.path, progress=progress, cancel=cancel)
-        info = {"title": title, "project_path": project_path, "saved_at": time.time(), "pid": os.getpid()}
+        info = {"title": title, "project_path": project_path, "saved_at": time.time(), "pid": os.getpid(),
+                "source_path": doc.source_path}
         with atomic_write(self.info_path) as handle:
             handle.write(json.dumps(info).encode("utf-8"))
         return self.path
@@ -165,10 +167,11 @@ class AutosaveStore:
             info = raw if isinstance(raw, dict) else {}
         title = info.get("title") if isinstance(info.get("title"), str) else "Untitled"
         project = info.get("project_path") if isinstance(info.get("project_path"), str) else None
+        source = info.get("source_path") if isinstance(info.get("source_path"), str) else None
         saved_at = info.get("saved_at")
         if not isinstance(saved_at, (int, float)):
             saved_at = ora.stat().st_mtime
-        return Recovery(session, ora, title, project, float(saved_at))
+        return Recovery(session, ora, title, project, float(saved_at), source)
 
     def _remove_temps(self, session: str) -> None:
         for entry in self.folder.glob(f".{session}.*.tmp"):

@@ -22,6 +22,9 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "damage_detecto
 CONTRACT = "damage-probability"
 TILE = 1024  # px of output per tile side
 MARGIN = 128  # px of context read around each tile: half the net's receptive field (~250 px)
+# a colour cast (the largest channel gain of repair.cast_estimate, as |log|) above which the photo
+# is also analysed balanced: natural photos stay below it (90 % of the bench's under 0.16)
+STRONG_CAST = 0.1
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,27 @@ def probability_threshold(threshold_at_default: float, sensitivity: float) -> fl
 def damage_probability(model: DetectorModel, rgb: np.ndarray, kinds: tuple[str, ...] | None = None, *,
                        progress=None, cancel=None) -> dict[str, np.ndarray] | None:
     """Per kind, the damage probability of every pixel as uint8 (round(255 p)). `progress(f)`
-    gets the done fraction; `cancel()` is polled per tile (None = gave up)."""
+    gets the done fraction; `cancel()` is polled per tile (None = gave up).
+
+    The nets learned damage as white, grey or black marks; under a colour cast over the whole
+    scan (a yellowed print, a scanner's white balance) the marks take the cast's colour and
+    most go unseen (bench/restore.py --cast: recall 0.84 -> 0.23). A photo with a strong cast
+    is looked at twice, as it is and with the cast divided out (repair.gray_world), and each
+    pixel keeps the higher probability: the marks are found in whichever they look neutral."""
+    from app.restore.repair import cast_estimate, gray_world
+
+    if np.abs(np.log(np.maximum(cast_estimate(rgb), 1e-3))).max() <= STRONG_CAST:
+        return _probability(model, rgb, kinds, progress, cancel)
+    half = (lambda start: (lambda f: progress(start + f / 2))) if progress is not None else (lambda start: None)
+    plain = _probability(model, rgb, kinds, half(0.0), cancel)
+    balanced = None if plain is None else _probability(model, gray_world(rgb), kinds, half(0.5), cancel)
+    if balanced is None:
+        return None
+    return {k: np.maximum(plain[k], balanced[k]) for k in plain}
+
+
+def _probability(model: DetectorModel, rgb: np.ndarray, kinds: tuple[str, ...] | None, progress,
+                 cancel) -> dict[str, np.ndarray] | None:
     kinds = model.channels if kinds is None else kinds
     unknown = [k for k in kinds if k not in model.channels]
     if unknown:

@@ -202,7 +202,9 @@ class ProjectController(QObject):
         def done(doc: Document) -> None:
             self._recovered = rec
             self._pending = (rec.project_path, True)
-            doc.source_path = rec.project_path or doc.source_path
+            # not the autosave's own path: a save would suggest the program's folder and an
+            # internal name (and removing the autosave afterwards removed the file just saved)
+            doc.source_path = rec.project_path or rec.source_path
             self.opened.emit(doc)
             self.notice.emit(f"Recovered {rec.title}; save it to keep it.")
 
@@ -240,6 +242,13 @@ class ProjectController(QObject):
             self._close_after_save = None
 
     def save_to(self, path: str) -> None:
+        if Path(path).resolve().parent == self.store.folder.resolve():
+            # the program empties that folder: a project saved there would be deleted with the autosaves
+            show_error(self.window, "Choose another folder",
+                       f"{self.store.folder} holds the editor's autosaves and is cleaned up by it; "
+                       "save your project in a folder of your own.")
+            self._close_after_save = None
+            return
         doc = self.session.document
         snap, generation = snapshot(doc), self._generation
         saved, mark = (doc.result, doc.settings), self._history_mark()

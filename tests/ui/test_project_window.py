@@ -169,6 +169,27 @@ def test_recovery_offered_at_start(window, qtbot, tmp_path):
     assert window.projects.dirty  # recovered work is not saved yet
 
 
+def test_recovered_work_is_saved_beside_its_photo_never_into_the_autosave_folder(window, qtbot, tmp_path):
+    """A recovered photo's work kept the autosave's own path: Save suggested the program's folder
+    and an internal name, and saving there was followed by removing the autosave: the file just
+    saved was gone."""
+    crashed = AutosaveStore(tmp_path / "autosave")
+    crashed.start()
+    work = make_doc(seed=8, w=70, h=50, layers=2)
+    work.source_path = str(tmp_path / "photos" / "attic scan.jpg")
+    crashed.write(work, "attic scan.jpg")
+    crashed._lock.close()  # as if the process had died
+    with qtbot.waitSignal(window.projects.opened, timeout=30000):
+        start_session(window.projects).button(Buttons.Yes).click()
+    assert window.current_document().source_path == work.source_path
+    assert window.windowTitle().startswith("attic scan.jpg")
+    inside = tmp_path / "autosave" / "mine.ora"
+    window.projects.save_to(str(inside))
+    qtbot.wait(100)
+    assert not inside.exists() and "autosaves" in window.property("last_message")
+    assert window.projects.dirty  # nothing was saved: the question on close still comes
+
+
 def test_dropped_ora_opens_as_a_project(window, qtbot, tmp_path):
     from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
     from PySide6.QtGui import QDropEvent
