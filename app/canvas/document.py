@@ -54,6 +54,7 @@ class InpaintOutcome:
     # True when every pixel outside `mask` is the photo's (an engine run, which writes only hole
     # pixels): Apply then compares only inside the mask's box, not a 50 MP photo (repairs: False)
     confined: bool = False
+    layers: tuple[int, ...] = ()  # uids of the fill layers the run filled (Apply clears them, shown or not)
 
 
 @dataclass(eq=False)

@@ -164,6 +164,14 @@ class EditSession(QObject):
             self._document.settings = settings
             self.settings_changed.emit()
 
+    def result_is_stale(self) -> bool:
+        """Whether the fill layers changed since the pending engine result was made (painted,
+        hidden, undone, deleted): Apply would fill the area of the run, not what is shown."""
+        outcome = self._document.result
+        if outcome is None or outcome.mask is None:
+            return False
+        return not np.array_equal(self._document.combined_mask(LayerKind.FILL), outcome.mask)
+
     def apply_result(self) -> bool:
         """The pending result becomes the photo (one undo step, which brings the result back);
         the unlocked visible fill layers are cleared where the run filled, with the faint rims
@@ -188,8 +196,11 @@ class EditSession(QObject):
             region = Rect.from_corners(box.x - reach, box.y - reach, box.x1 + reach, box.y1 + reach).clipped(w, h)
             ran = outcome.mask[region.slices] > 0
             for layer in doc.layers:
-                # a locked layer keeps its pixels, as it does against every other edit
-                if layer.kind == LayerKind.FILL and layer.visible and not layer.locked:
+                # the layers the run filled, even if hidden since (else the first run's area stays
+                # masked and the next run fills it again); a locked layer keeps its pixels, as it
+                # does against every other edit
+                ran_on = layer.uid in outcome.layers if outcome.layers else layer.visible
+                if layer.kind == LayerKind.FILL and ran_on and not layer.locked:
                     current = layer.mask[region.slices]
                     patch = Patch.from_diff(tools.clear_filled(current, ran), current, region.x, region.y)
                     if patch:

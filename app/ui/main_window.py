@@ -29,7 +29,7 @@ from app.ui.file_drop import FileDropFilter
 from app.ui.help_dialogs import show_about, show_guide
 from app.ui.layer_ops import LayerOps
 from app.ui.layers_panel import LayersPanel
-from app.ui.messages import show_error
+from app.ui.messages import ask_apply_stale, show_error
 from app.ui.run_controller import RunController, default_worker
 from app.ui.run_panel import RunPanel
 from app.ui.status_bar import StatusBar
@@ -205,7 +205,7 @@ class MainWindow(QMainWindow):
             "layer_up": lambda: ops.move(+1), "layer_down": lambda: ops.move(-1), "clear_layer": ops.clear,
             "invert_layer": ops.invert, "grow_layer": ops.grow_dialog, "shrink_layer": lambda: ops.grow_dialog(True),
             "import_mask": files.import_mask_dialog, "export_layer": files.export_layer_dialog,
-            "run": self.runner.start, "cancel_run": self.runner.cancel, "apply_result": self.session.apply_result,
+            "run": self.runner.start, "cancel_run": self.runner.cancel, "apply_result": self._apply_result,
             "discard_result": self.session.discard_result,
             "guide": lambda: show_guide(self, self._menu_actions()), "about": lambda: show_about(self),
         }
@@ -234,6 +234,12 @@ class MainWindow(QMainWindow):
         s.result_changed.connect(self._update_enabled)
         s.layers_changed.connect(self._update_enabled)
         s.active_layer_changed.connect(lambda _uid: self._update_enabled())
+
+    def _apply_result(self) -> None:
+        if self.session.result_is_stale():  # the layers changed since the run: ask what is meant
+            ask_apply_stale(self, self.session.apply_result, self.runner.start)
+        else:
+            self.session.apply_result()
 
     def _menu_actions(self) -> list[QAction]:
         """Every action of the menus in their order (those added by extensions too)."""

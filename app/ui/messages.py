@@ -31,3 +31,27 @@ def confirm_overwrite(parent: QWidget, typed: str, final: str) -> bool:
     box.setObjectName("replace_box")
     box.setDefaultButton(QMessageBox.StandardButton.Cancel)
     return box.exec() == QMessageBox.StandardButton.Yes
+
+
+def ask_apply_stale(parent: QWidget, apply, run_again) -> QMessageBox:
+    """Apply pressed after the fill layers changed since the run (painted, hidden, undone): the
+    result fills the area of the run, not what the layers show now. Asked without blocking."""
+    box = QMessageBox(QMessageBox.Icon.Question, "The layers changed after the run",
+                      "This result fills the area the layers had when it ran; they have changed since "
+                      "(painted, hidden or undone). Apply it as it is, or run again on the layers as they are now?",
+                      QMessageBox.StandardButton.Cancel, parent)
+    box.setObjectName("stale_box")
+    as_made = box.addButton("Apply as It Is", QMessageBox.ButtonRole.AcceptRole)
+    again = box.addButton("Run Again", QMessageBox.ButtonRole.ActionRole)
+    box.setDefaultButton(again)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+
+    def answered(_result: int) -> None:
+        if box.clickedButton() is as_made:
+            apply()
+        elif box.clickedButton() is again:
+            run_again()
+
+    box.finished.connect(answered)
+    box.open()
+    return box

@@ -100,6 +100,7 @@ class RunController(QObject):
             return False
         self._generation = self.session.photo_generation
         self._run_mask = mask
+        self._run_layers = tuple(layer.uid for layer in doc.layers if layer.visible and layer.kind == LayerKind.FILL)
         self._job = worker.submit(doc.photo, mask, settings, protect=protect)  # the worker snapshots its inputs
         self.running_changed.emit(True)
         self.progress.emit("Starting", 0.0)
@@ -139,7 +140,8 @@ class RunController(QObject):
             self.notice.emit("The photo changed during the run, so its result was dropped: run again.")
             return
         outcome = InpaintOutcome(image=result.image, method=result.method, backend=result.backend,
-                                 mask=self._run_mask, notes=list(getattr(result, "notes", [])), confined=True)
+                                 mask=self._run_mask, notes=list(getattr(result, "notes", [])), confined=True,
+                                 layers=self._run_layers)
         self.session.set_result(outcome)
         self.finished.emit(outcome)
         for note in outcome.notes:  # the NPU failed and the job was rerun on the CPU: say so

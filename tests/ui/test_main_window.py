@@ -615,3 +615,37 @@ def test_the_brush_starts_at_a_size_that_fits_the_photo(qtbot, tmp_path):
     win.set_document(Document(photo=np.zeros((1000, 1500, 3), np.uint8)))
     assert win.canvas.brush_radius == pytest.approx(20) and win.brush_options.size.value() == 40
     win.runner.shutdown()
+
+
+def test_apply_after_the_layers_changed_asks_and_clears_the_layers_the_run_filled(window, qtbot):
+    """A result is for the layers as they were at the run: hiding one (or painting, undoing)
+    before Apply asks whether to apply it as it is or run again; applied, it clears the mask
+    of every layer the run filled, a layer hidden since included (else the next run fills the
+    same area again)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    win, doc = window, window.current_document()
+    paint(win, [(30, 30), (40, 35)])
+    win.session.add_layer("Mask 2", LayerKind.FILL)
+    paint(win, [(70, 55), (80, 60)])
+    second = doc.layers[1]
+    win.runner.method = "telea"
+    run_to_result(win, qtbot)
+    result = doc.result.image.copy()
+    assert not win.session.result_is_stale()
+    win.session.set_layer_props(second.uid, visible=False)
+    assert win.session.result_is_stale()
+    win.actions.apply_result.trigger()
+    box = win.findChild(QMessageBox, "stale_box")
+    assert box is not None and box.isVisible() and doc.result is not None  # nothing applied yet
+    next(b for b in box.buttons() if b.text() == "Apply as It Is").click()
+    assert np.array_equal(doc.photo, result) and doc.result is None
+    assert not doc.layers[0].mask.any() and not second.mask.any()  # the hidden one too
+    # painting after a run, then Apply: Run Again runs on the layers as they are now
+    win.session.undo_stack.undo()
+    paint(win, [(60, 20), (65, 25)])
+    win.actions.apply_result.trigger()
+    box = win.findChild(QMessageBox, "stale_box")
+    with qtbot.waitSignal(win.runner.finished, timeout=60000):
+        next(b for b in box.buttons() if b.text() == "Run Again").click()
+    assert not win.session.result_is_stale()
