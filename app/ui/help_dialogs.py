@@ -56,12 +56,14 @@ def shortcut_rows(actions: list[QAction]) -> list[tuple[str, str]]:
         keys = []
         for key in action.shortcuts():
             text = key.toString(QKeySequence.SequenceFormat.NativeText)
-            # "Undo", "Redo", "Help": keys of the platform's bindings few keyboards have
-            if text and text not in keys and not (text.isalpha() and len(text) > 3):
+            # "Undo", "Redo", "Help", F13-F35: keys of the platform's bindings few keyboards have
+            rare = (text.isalpha() and len(text) > 3) or (text[:1] == "F" and text[1:].isdigit() and int(text[1:]) > 12)
+            if text and text not in keys and not rare:
                 keys.append(text)
         if keys:
-            rows.append((action.text().replace("&&", "\0").replace("&", "").replace("\0", "&").rstrip("…"),
-                         ", ".join(keys)))
+            # Undo and Redo name the step they would undo ("Undo Paint stroke"): their own name is set apart
+            name = action.property("guide_name") or action.text()
+            rows.append((name.replace("&&", "\0").replace("&", "").replace("\0", "&").rstrip("…"), ", ".join(keys)))
     return rows
 
 

@@ -158,8 +158,9 @@ class MainWindow(QMainWindow):
         redo = self.session.undo_stack.createRedoAction(self, "&Redo")
         # the platform's redo (Ctrl+Shift+Z here) and Ctrl+Y, which many editors use
         redo.setShortcuts([*QKeySequence.keyBindings(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Y")])
-        undo.setIconText("Undo")  # the menu text names the step; the tool bar stays short
-        redo.setIconText("Redo")
+        for action, name in ((undo, "Undo"), (redo, "Redo")):
+            action.setIconText(name)  # the menu text names the step; the tool bar stays short
+            action.setProperty("guide_name", name)  # and the guide's list of shortcuts too
         self.undo_action, self.redo_action = undo, redo
         for key, title in MENUS:
             menu = self.menus[key] = self.menuBar().addMenu(title)

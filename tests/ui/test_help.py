@@ -29,6 +29,8 @@ def test_guide_lists_every_shortcut_of_the_menus_including_added_ones(window, qt
     assert rows["Run"] == "Ctrl+Return, Ctrl+Enter"
     assert rows["Open Project"] == "Ctrl+Shift+O"  # from the project extension's File entries
     assert "Undo" in rows and "Undo" not in rows["Undo"]  # the keyboard's Undo key is left out
+    window.session.add_layer("Extra")  # now Undo's menu text is "Undo Add layer": the guide says "Undo"
+    assert "Undo" in dict(shortcut_rows(window._menu_actions()))
     assert "Grow Mask" in rows and "Import Mask Image" not in rows  # no shortcut, no row
 
     window.actions.guide.trigger()
