@@ -133,6 +133,7 @@ class LayersPanel(QWidget):
         for w in (self.kind, self.locked, self.colour, self.opacity):
             w.setEnabled(layer is not None)
         if layer is None:
+            self.colour.setStyleSheet("")  # not the colour of a layer that is gone
             return
         with QSignalBlocker(self.kind), QSignalBlocker(self.locked), QSignalBlocker(self.opacity):
             self.kind.setCurrentIndex(0 if layer.kind == LayerKind.FILL else 1)
