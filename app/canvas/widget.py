@@ -10,8 +10,22 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QCursor, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPen, QPolygonF, QWheelEvent
+from PySide6.QtGui import (
+    QColor,
+    QCursor,
+    QImage,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QPolygonF,
+    QWheelEvent,
+    qRgba,
+)
 from PySide6.QtWidgets import QWidget
 
 from app.canvas.compare import CompareState
@@ -26,6 +40,14 @@ BACKGROUND = QColor(48, 48, 52)
 DIVIDER_GRAB_PX = 8
 MIN_BRUSH, MAX_BRUSH = 1.0, 2000.0
 DEFAULT_BRUSH_SHARE = 0.02  # radius / the photo's short side: 40 px across on a 1000 px photo
+
+
+def _alpha_image(mask: np.ndarray) -> QImage:
+    """An Indexed8 QImage whose alpha is the mask value (a copy: the result's mask may be shared)."""
+    h, w = mask.shape
+    image = QImage(np.ascontiguousarray(mask).data, w, h, w, QImage.Format.Format_Indexed8)
+    image.setColorTable([qRgba(0, 0, 0, v) for v in range(256)])
+    return image.copy()  # owns its pixels: nothing to keep alive
 
 
 class CanvasWidget(QWidget):
@@ -49,6 +71,7 @@ class CanvasWidget(QWidget):
         self.show_masks = True
         self._photo = PhotoImages(session.document.photo)
         self._result: PhotoImages | None = None
+        self._run_mask_image: QImage | None = None  # over the pending result's run mask (kept alive by it)
         self._overlays = MaskOverlays()
         self._gesture: BrushGesture | RectGesture | LassoGesture | None = None
         self._gesture_uid = 0
@@ -161,6 +184,9 @@ class CanvasWidget(QWidget):
         result = self.session.document.result
         had = self._result is not None
         self._result = PhotoImages(result.image) if result is not None else None
+        # the run's mask, to leave out of the masks drawn over the result (only what was painted since)
+        run_mask = result.mask if result is not None else None
+        self._run_mask_image = None if run_mask is None else _alpha_image(run_mask)
         if self._result is not None and not had:
             self.compare.reset(self.session.document.size[0])
         self.update()
@@ -215,6 +241,24 @@ class CanvasWidget(QWidget):
             self._paint_masks(painter, before)
         if after is not None and after.area and self._result is not None:
             self._paint_image(painter, self._result, after)
+            self._paint_new_masks(painter, after)
+
+    def _paint_new_masks(self, painter: QPainter, src: Rect) -> None:
+        """Over the result, the masks painted since its run (the run's own area left out, so the
+        fill stays visible): a stroke on that side of the divider is not drawn unseen."""
+        if not self.show_masks or self._run_mask_image is None:
+            return  # a repair preview has no run mask: its damage layer would hide the repair
+        target = self._target(src)
+        box = target.toAlignedRect()
+        layer_image = QImage(box.size(), QImage.Format.Format_ARGB32_Premultiplied)
+        layer_image.fill(0)
+        off = QPainter(layer_image)
+        off.translate(-box.x(), -box.y())
+        self._paint_masks(off, src)
+        off.setCompositionMode(QPainter.CompositionMode.CompositionMode_DestinationOut)
+        off.drawImage(target, self._run_mask_image, QRectF(src.x, src.y, src.w, src.h))
+        off.end()
+        painter.drawImage(box.topLeft(), layer_image)
 
     def _paint_decorations(self, painter: QPainter) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)

@@ -204,3 +204,24 @@ def test_brush_keeps_its_size_relative_to_the_photo_across_documents(qtbot):
     assert canvas.brush_radius == MIN_BRUSH  # clamped on a tiny photo ...
     session.set_document(Document(photo=np.zeros((400, 300, 3), np.uint8)))
     assert canvas.brush_radius == pytest.approx(15)  # ... without losing the share the user chose
+
+
+def test_strokes_painted_since_the_run_show_over_the_result(qtbot):
+    """Painting on the result's side of the divider drew nothing visible: the masks painted since
+    the run show over the result, the run's own area stays the plain result."""
+    session, canvas = make_canvas(qtbot)
+    doc, layer = session.document, session.document.layers[0]
+    layer.color = (255, 0, 0)
+    layer.opacity = 0.5
+    layer.mask[40:60, 30:150] = 255
+    run_mask = layer.mask.copy()
+    session.set_result(InpaintOutcome(image=np.full_like(doc.photo, 200), method="t", backend="b", mask=run_mask))
+    layer.mask[80:100, 100:140] = 255  # painted after the run
+    session.notify_mask_painted(layer.uid, Rect(100, 80, 40, 20))
+    canvas.set_divider(0)  # all of the photo shows the result
+    canvas.repaint()
+    ox, oy = int(canvas.view.ox), int(canvas.view.oy)
+    h, w = doc.photo.shape[:2]
+    view = grab_array(canvas)[oy : oy + h, ox : ox + w].astype(int)
+    assert np.abs(view[80:100, 100:140] - np.round(np.array([200, 200, 200]) * 0.5 + np.array([255, 0, 0]) * 0.5)).max() <= 2
+    assert np.abs(view[42:58, 40:140] - 200).max() == 0  # the run's area: the plain result
