@@ -207,6 +207,9 @@ class FileController(QObject):
         source_suffix = Path(doc.source_path).suffix.lower() if doc.source_path else ""
         suffix = {".png": ".png", ".tif": ".tif", ".tiff": ".tif", ".webp": ".webp"}.get(source_suffix, ".jpg")
         suggestion = save_suggestion(doc.source_path, f"{stem}-edited{suffix}")
+        last = str(self.settings.value("export/folder", "") or "")
+        if last and Path(last).is_dir() and os.access(last, os.W_OK):  # an album goes to one folder
+            suggestion = str(Path(last) / Path(suggestion).name)
         start_filter = next(name for name, ext in EXPORT_FILTERS.items() if ext == suffix)
         typed, chosen = QFileDialog.getSaveFileName(self.window, "Export image", suggestion,
                                                     ";;".join(EXPORT_FILTERS), start_filter)
@@ -230,6 +233,7 @@ class FileController(QObject):
                 return
             if not keep_lossless:
                 self.jpeg_quality = quality
+        self.settings.setValue("export/folder", str(Path(path).parent))
         self.export_to(path, quality)
 
     def export_to(self, path: str, quality: int = 92) -> None:

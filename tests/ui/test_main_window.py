@@ -487,7 +487,18 @@ def test_export_suggests_the_photos_own_format(window, qtbot, tmp_path, monkeypa
     monkeypatch.setattr(QFileDialog, "getSaveFileName",
                         staticmethod(lambda *a, **k: offered.append(a) or ("", "")))
     win.files.export_dialog()
-    assert offered[0][2].endswith("scan-edited.png") and offered[0][4] == "PNG (*.png)"
+    assert offered[0][2] == str(tmp_path / "scan-edited.png") and offered[0][4] == "PNG (*.png)"
+    # after an export to another folder, the next photo's export is offered there (an album's
+    # photos go to one folder)
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *a, **k: offered.append(a) or (str(edited / "one.png"), "")))
+    with qtbot.waitSignal(win.files.busy_changed, timeout=10000):
+        win.files.export_dialog()
+    qtbot.waitUntil(lambda: (edited / "one.png").exists(), timeout=10000)
+    win.files.export_dialog()
+    assert offered[-1][2] == str(edited / "scan-edited.png")
 
 
 def test_the_engine_label_is_of_the_document_on_screen(window, qtbot):
