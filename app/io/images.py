@@ -434,6 +434,10 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
     img = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
     if meta.alpha is not None and fmt in ALPHA_FORMATS and meta.alpha.shape == rgb.shape[:2]:
         img.putalpha(Image.fromarray(meta.alpha, "L"))
+    elif GRAY_AS_RGB in meta.notes and _all_gray(rgb):
+        # a grayscale photo whose edits stayed gray is written gray: a third of the size, and
+        # its gray ICC profile still describes the pixels (it does not describe RGB ones)
+        img = Image.fromarray(np.ascontiguousarray(rgb[:, :, 0]), "L")
     options: dict = {}
     if meta.icc_profile:
         options["icc_profile"] = meta.icc_profile
@@ -470,6 +474,10 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
         buf = io.BytesIO()
         img.save(buf, fmt, **options)
     return buf.getvalue()
+
+
+def _all_gray(rgb: np.ndarray) -> bool:
+    return bool(np.array_equal(rgb[:, :, 0], rgb[:, :, 1]) and np.array_equal(rgb[:, :, 0], rgb[:, :, 2]))
 
 
 def encode_png16(bgr: np.ndarray, icc_profile: bytes | None = None, exif: bytes | None = None,

@@ -327,6 +327,8 @@ def test_grayscale_photo(capsys, tmp_path):
     keep = _mask() == 0
     for c in range(3):
         assert np.array_equal(result[:, :, c][keep], gray[keep])
+    with Image.open(out) as written:
+        assert written.mode == "L"  # and written gray, as it came (the fill stayed gray)
 
 
 def test_cmyk_jpeg(capsys, tmp_path):
