@@ -25,7 +25,15 @@ QUALITY_HELP = "JPEG/WebP quality 1-100 (default 95; 100 = lossless WebP, the de
 
 
 class CliError(Exception):
-    """A problem to print as one line, then exit non-zero."""
+    """A problem to print as one line, then exit non-zero (1: the input or the output failed)."""
+
+    code = 1
+
+
+class UsageError(CliError):
+    """An option value out of range: exit 2, as argparse's own usage errors."""
+
+    code = 2
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
@@ -45,11 +53,11 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> InpaintSettings:
     if args.quality is not None and not 1 <= args.quality <= 100:
-        raise CliError("--quality must be between 1 and 100.")
+        raise UsageError("--quality must be between 1 and 100.")
     if args.chunk_columns < 1:
-        raise CliError("--chunk-columns must be at least 1.")
+        raise UsageError("--chunk-columns must be at least 1.")
     if not 0.0 <= args.texture <= 2.0:
-        raise CliError("--texture must be between 0 (smooth) and 2.")
+        raise UsageError("--texture must be between 0 (smooth) and 2.")
     return InpaintSettings(method=args.method, model_path=args.model, backend=args.backend,
                            chunk_columns=args.chunk_columns, texture=args.texture)
 

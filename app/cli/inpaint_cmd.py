@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             settings = settings_from(args)
         except CliError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return exc.code
         return run_project(args, settings)
     if not args.mask:
         print("error: --mask is required for a photo (an .ora project carries its own mask layers).", file=sys.stderr)
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             warn(f"{Path(args.output).name}: {lost}")
     except (CliError, EngineError, SaveError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return getattr(exc, "code", 1)
     if result.regions == 0:
         print(f"{args.output}: nothing to fill (empty mask); the photo was written unchanged")
     else:

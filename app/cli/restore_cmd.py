@@ -6,7 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.cli.common import QUALITY_HELP, CliError, ProgressBar, check_output, load_photo, same_file, warn
+from app.cli.common import (
+    QUALITY_HELP,
+    CliError,
+    ProgressBar,
+    UsageError,
+    check_output,
+    load_photo,
+    same_file,
+    warn,
+)
 from app.engine import EngineError
 from app.io.atomic import SaveError, atomic_write
 from app.io.images import encode_image, format_for, write_image
@@ -67,11 +76,11 @@ def run(args: argparse.Namespace) -> int:
                 raise CliError("--save-mask and -o name the same file; give the damage mask its own name.")
             check_output(args.save_mask, args.photo, args.mask)
         if not 0.0 <= args.sensitivity <= 1.0:
-            raise CliError("--sensitivity must be between 0 and 1.")
+            raise UsageError("--sensitivity must be between 0 and 1.")
         if args.quality is not None and not 1 <= args.quality <= 100:
-            raise CliError("--quality must be between 1 and 100.")
+            raise UsageError("--quality must be between 1 and 100.")
         if not 0.0 <= args.sharpen <= 3.0:  # also refuses nan and inf (inf turned pixels black)
-            raise CliError("--sharpen must be between 0 and 3 (the Restore panel's range).")
+            raise UsageError("--sharpen must be between 0 and 3 (the Restore panel's range).")
         kinds = parse_kinds(args.detect)
         loaded = load_photo(args.photo)
         mask = None
@@ -104,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
                 handle.write(data)
     except (CliError, EngineError, SaveError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return getattr(exc, "code", 1)
     share = 100.0 * (result.mask > 0).mean()
     print(f"{args.output}: {share:.2f} % of pixels filled as damage ({result.method})")
     return 0
