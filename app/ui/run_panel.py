@@ -160,5 +160,5 @@ class RunPanel(QWidget):
         self._show_outcome(outcome)
 
     def _show_outcome(self, outcome) -> None:
-        notes = "; ".join(outcome.notes)
+        notes = "; ".join(n for n in outcome.notes if n != f"using {outcome.backend}")  # said just before
         self.info.setText(f"{outcome.method} on {outcome.backend}" + (f"\n{notes}" if notes else ""))
