@@ -14,12 +14,13 @@ from enum import Enum
 import numpy as np
 
 from app.canvas.patch import Patch, Rect
-from app.canvas.tools import Point, StrokeRecorder, fill_polygon, fill_rect
+from app.canvas.tools import Point, StrokeRecorder, fill_ellipse, fill_polygon, fill_rect
 
 
 class Tool(str, Enum):
     BRUSH = "brush"
     RECT = "rect"
+    ELLIPSE = "ellipse"
     LASSO = "lasso"
 
 
@@ -78,6 +79,16 @@ class RectGesture:
         if rect is None:
             return None, None
         return fill_rect(self.mask, rect, self.erase)
+
+
+class EllipseGesture(RectGesture):
+    """Dragged like a rectangle; fills the ellipse inscribed in it (a ball, a sun spot, a sign)."""
+
+    def release(self) -> tuple[Rect | None, Patch | None]:
+        rect = self.preview_rect()
+        if rect is None:
+            return None, None
+        return fill_ellipse(self.mask, rect, self.erase)
 
 
 class LassoGesture:

@@ -97,6 +97,22 @@ def fill_rect(mask: np.ndarray, rect: Rect, erase: bool = False) -> tuple[Rect |
     return (rect, patch) if patch else (None, None)
 
 
+def fill_ellipse(mask: np.ndarray, rect: Rect, erase: bool = False) -> tuple[Rect | None, Patch | None]:
+    """Fill (or erase) the ellipse inscribed in `rect` (pixel centres inside it)."""
+    h, w = mask.shape
+    clipped = rect.clipped(w, h)
+    if clipped is None:
+        return None, None
+    yy, xx = np.mgrid[clipped.y : clipped.y1, clipped.x : clipped.x1].astype(np.float32) + 0.5
+    cx, cy, ax, ay = rect.x + rect.w / 2, rect.y + rect.h / 2, rect.w / 2, rect.h / 2
+    inside = ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1.0
+    sub = mask[clipped.slices]
+    old = sub.copy()
+    sub[inside] = 0 if erase else PAINT
+    patch = Patch.from_diff(old, sub, clipped.x, clipped.y)
+    return (clipped, patch) if patch else (None, None)
+
+
 def fill_polygon(mask: np.ndarray, points: Sequence[Point], erase: bool = False) -> tuple[Rect | None, Patch | None]:
     """Fill (or erase) the lasso polygon through `points` (image coordinates)."""
     if len(points) < 3:

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import QWidget
 
 from app.canvas.compare import CompareState
 from app.canvas.document import MaskLayer
-from app.canvas.gestures import BrushGesture, LassoGesture, RectGesture, Tool
+from app.canvas.gestures import BrushGesture, EllipseGesture, LassoGesture, RectGesture, Tool
 from app.canvas.images import MaskOverlays, PhotoImages
 from app.canvas.patch import Rect
 from app.canvas.session import EditSession
@@ -266,8 +266,9 @@ class CanvasWidget(QWidget):
             self._paint_divider(painter)
         gesture = self._gesture
         if isinstance(gesture, RectGesture) and gesture.preview_rect() is not None:
-            r = gesture.preview_rect()
-            self._outline(painter, lambda p: p.drawRect(self._target(r)))
+            box = self._target(gesture.preview_rect())
+            draw = QPainter.drawEllipse if isinstance(gesture, EllipseGesture) else QPainter.drawRect
+            self._outline(painter, lambda p: draw(p, box))
         elif isinstance(gesture, LassoGesture) and len(gesture.points) > 1:
             poly = QPolygonF([QPointF(*self.view.to_view(x, y)) for x, y in gesture.points])
             self._outline(painter, lambda p: p.drawPolyline(poly))
@@ -425,8 +426,8 @@ class CanvasWidget(QWidget):
         erase = self.erase != bool(modifiers & Qt.KeyboardModifier.AltModifier)  # Alt swaps paint/erase
         if self.tool == Tool.BRUSH:
             self._gesture = BrushGesture(layer.mask, self.brush_radius, self.hardness, erase)
-        elif self.tool == Tool.RECT:
-            self._gesture = RectGesture(layer.mask, erase)
+        elif self.tool in (Tool.RECT, Tool.ELLIPSE):
+            self._gesture = (RectGesture if self.tool == Tool.RECT else EllipseGesture)(layer.mask, erase)
         else:
             self._gesture = LassoGesture(layer.mask, erase)
         self._gesture_uid = layer.uid
@@ -454,7 +455,8 @@ class CanvasWidget(QWidget):
             self.session.notify_mask_painted(self._gesture_uid, rect)
         if preview is not None:
             self.repaint_image_rect(preview)
-        noun = {BrushGesture: "stroke", RectGesture: "rectangle", LassoGesture: "lasso"}[type(gesture)]
+        noun = {BrushGesture: "stroke", RectGesture: "rectangle", EllipseGesture: "ellipse",
+                LassoGesture: "lasso"}[type(gesture)]
         verb = "Erase" if gesture.erase else "Paint"
         self.session.commit_mask_edit(self._gesture_uid, patch, f"{verb} {noun}")
 

@@ -50,6 +50,7 @@ ACTION_SPECS = (
                tip="Swap the sides of the before/after divider"),
     ActionSpec("tool_brush", "&Brush", "tools", ("B",), checkable=True, tip="Paint the mask with a round brush (B)"),
     ActionSpec("tool_rect", "&Rectangle", "tools", ("R",), checkable=True, tip="Fill a rectangle (R)", short="Rect"),
+    ActionSpec("tool_ellipse", "Elli&pse", "tools", ("O",), checkable=True, tip="Fill an ellipse (O)"),
     ActionSpec("tool_lasso", "&Lasso", "tools", ("L",), checkable=True, tip="Fill a free-hand outline (L)"),
     ActionSpec("erase_mode", "&Erase", "tools", ("E",), checkable=True, separator_before=True,
                tip="Tools remove mask instead of adding it (E; hold Alt to swap for one stroke)"),
@@ -89,7 +90,7 @@ class Actions:
         for spec in ACTION_SPECS:
             self.add(spec)
         self.tool_group = QActionGroup(parent)
-        for name in ("tool_brush", "tool_rect", "tool_lasso"):
+        for name in ("tool_brush", "tool_rect", "tool_ellipse", "tool_lasso"):
             self.tool_group.addAction(self._actions[name])
         self._actions["tool_brush"].setChecked(True)
         self._actions["show_masks"].setChecked(True)

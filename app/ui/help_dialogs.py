@@ -23,8 +23,8 @@ GUIDE = """
 <h3>Remove something from a photo</h3>
 <ol>
 <li><b>Open</b> a photo (Ctrl+O, or drop it on the window).</li>
-<li>Paint over what should go with the <b>Brush</b> (B); <b>Rectangle</b> (R) and <b>Lasso</b> (L)
-fill shapes. <b>Erase</b> (E, or hold Alt for one stroke) takes mask away; [ and ] change the
+<li>Paint over what should go with the <b>Brush</b> (B); <b>Rectangle</b> (R), <b>Ellipse</b> (O)
+and <b>Lasso</b> (L) fill shapes. <b>Erase</b> (E, or hold Alt for one stroke) takes mask away; [ and ] change the
 brush size. Cover the object's shadow and a few pixels around it.</li>
 <li><b>Run</b> (Ctrl+Enter). The fill runs in the background; Esc cancels it.</li>
 <li>Drag the <b>divider</b> on the photo to compare before and after (\\ swaps the sides).</li>

@@ -183,7 +183,7 @@ class MainWindow(QMainWindow):
         bar.setObjectName("toolbar_main")
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         for item in (a.open, a.export, None, self.undo_action, self.redo_action, None, a.tool_brush, a.tool_rect,
-                     a.tool_lasso, a.erase_mode):
+                     a.tool_ellipse, a.tool_lasso, a.erase_mode):
             bar.addSeparator() if item is None else bar.addAction(item)
         bar.addWidget(self.brush_options)
         for item in (None, a.show_masks, a.fit, a.actual_size, None, a.run, a.cancel_run, a.apply_result,
@@ -200,7 +200,7 @@ class MainWindow(QMainWindow):
             "zoom_in": lambda: c.zoom_by(1.25), "zoom_out": lambda: c.zoom_by(0.8), "fit": c.fit,
             "actual_size": c.actual_size, "flip_compare": c.flip_compare,
             "tool_brush": lambda: c.set_tool(Tool.BRUSH), "tool_rect": lambda: c.set_tool(Tool.RECT),
-            "tool_lasso": lambda: c.set_tool(Tool.LASSO), "bigger_brush": c.bigger_brush,
+            "tool_ellipse": lambda: c.set_tool(Tool.ELLIPSE), "tool_lasso": lambda: c.set_tool(Tool.LASSO), "bigger_brush": c.bigger_brush,
             "smaller_brush": c.smaller_brush, "add_layer": ops.add_fill, "add_protect_layer": ops.add_protect,
             "rename_layer": self.layers_panel.rename_active, "delete_layer": ops.delete,
             "layer_up": lambda: ops.move(+1), "layer_down": lambda: ops.move(-1), "clear_layer": ops.clear,

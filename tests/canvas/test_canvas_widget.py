@@ -83,6 +83,24 @@ def test_rectangle_and_lasso_tools(qtbot):
     assert not layer.mask.any()
 
 
+def test_ellipse_tool_fills_the_ellipse_inscribed_in_the_drag_box(qtbot):
+    session, canvas = make_canvas(qtbot)
+    layer = session.document.layers[0]
+    canvas.set_tool(Tool.ELLIPSE)
+    drag(canvas, [to_view(canvas, 20, 30), to_view(canvas, 50, 40), to_view(canvas, 80, 70)])
+    yy, xx = np.mgrid[0:120, 0:160] + 0.5
+    expected = np.where(((xx - 50) / 30) ** 2 + ((yy - 50) / 20) ** 2 <= 1, 255, 0).astype(np.uint8)
+    assert np.array_equal(layer.mask, expected)
+    assert layer.mask[50, 21] == 255 and layer.mask[31, 21] == 0  # the box's corner stays unpainted
+    assert session.undo_stack.undoText() == "Paint ellipse"
+    canvas.set_erase(True)  # erasing takes an ellipse out
+    drag(canvas, [to_view(canvas, 40, 40), to_view(canvas, 60, 60)])
+    assert layer.mask[50, 50] == 0 and layer.mask[50, 35] == 255
+    session.undo_stack.undo()
+    session.undo_stack.undo()
+    assert not layer.mask.any()
+
+
 def test_locked_or_hidden_layer_is_not_painted(qtbot):
     session, canvas = make_canvas(qtbot)
     layer = session.document.layers[0]
