@@ -4,7 +4,7 @@ is undoable; the panel redraws from the session's signals."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSignalBlocker, Qt, QTimer
+from PySide6.QtCore import QSignalBlocker, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -50,11 +50,19 @@ def layer_icon(layer: MaskLayer, size: int = 20) -> QIcon:
     return QIcon(pix)
 
 
+class _LayerList(QListWidget):
+    """Asks for room for about five layers (Qt's default asks for 192 px, which pushed the
+    Restore panel's Apply button below a laptop screen); it still grows with the dock."""
+
+    def sizeHint(self) -> QSize:
+        return QSize(super().sizeHint().width(), 112)
+
+
 class LayersPanel(QWidget):
     def __init__(self, session: EditSession, actions: Actions, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
-        self.list = QListWidget()
+        self.list = _LayerList()
         self.list.setToolTip(
             "Tick to show, double-click to rename, drag to reorder. F = fill layer, P = protect layer, "
             "dark corner = locked"
