@@ -159,7 +159,9 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
     gray = (img.format == "PNG" and len(data) > 25 and data[25] in (0, 4)) or (
         img.format == "TIFF" and img.tag_v2.get(262) in (0, 1))
     frames = getattr(img, "n_frames", 1)
-    if frames > 1:  # a multi-page TIFF, an animated WebP: the rest would be dropped without a word
+    # a multi-page TIFF, an animated WebP: the rest would be dropped without a word (a camera
+    # JPEG's embedded preview or gain map, an MPO frame, is not a page of the photo)
+    if frames > 1 and img.format in ("TIFF", "WEBP"):
         kind = "frames" if img.format == "WEBP" else "pages"
         meta.notes.append(f"it has {frames} {kind}; only the first is edited and written")
     exif = img.getexif()
@@ -451,6 +453,7 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
     elif meta.dpi and fmt == "WEBP":  # WebP has no resolution field of its own: EXIF's carries it
         exif = _parsed_exif(meta.exif)
         exif[282], exif[283], exif[296] = float(meta.dpi[0]), float(meta.dpi[1]), 2
+        _keep_text_bytes(exif)  # written again from the parsed block: keep "© José" as it was read
         options["exif"] = exif.tobytes()
     if fmt == "JPEG":
         options |= {"quality": int(quality), "subsampling": 0 if quality >= 90 else 2, "optimize": True}
@@ -616,10 +619,14 @@ def _mask_of(loaded: LoadedImage, invert: bool) -> np.ndarray:
     """White (bright) = fill; on a layer with transparent parts, the painted (opaque) pixels
     are the mask whatever their colour: strokes on a transparent layer are often black."""
     alpha = loaded.meta.alpha
-    if alpha is not None and (alpha <= PAINTED_ABOVE).any():
-        painted = alpha > PAINTED_ABOVE
+    bright = loaded.rgb.max(axis=2) > PAINTED_ABOVE
+    if alpha is not None:
+        opaque = alpha > PAINTED_ABOVE
+        # dark strokes only (no bright opaque pixel): the strokes are where it is opaque; else
+        # the bright opaque pixels, so one transparent pixel does not turn a black ground into fill
+        painted = opaque if not (bright & opaque).any() else bright & opaque
     else:
-        painted = loaded.rgb.max(axis=2) > PAINTED_ABOVE
+        painted = bright
     mask = np.where(painted, 255, 0).astype(np.uint8)
     return 255 - mask if invert else mask
 

@@ -461,10 +461,10 @@ def test_non_ascii_exif_text_survives_a_round_trip(tmp_path):
     exif = Image.Exif()
     exif[0x013B] = "José Müller".encode()  # Artist, UTF-8 as cameras and editors write it
     exif[0x8298] = "© 2024 José".encode()  # Copyright
-    Image.fromarray(_rgb()).save(tmp_path / "a.jpg", quality=95, exif=exif.tobytes())
+    Image.fromarray(_rgb()).save(tmp_path / "a.jpg", quality=95, exif=exif.tobytes(), dpi=(300, 300))
     loaded = read_image(tmp_path / "a.jpg")
     deep = ImageMeta(exif=loaded.meta.exif, deep=np.zeros(loaded.rgb.shape, np.uint16))
-    for fmt in ("jpg", "png", "tif", "16-bit tif"):
+    for fmt in ("jpg", "png", "tif", "16-bit tif", "webp"):  # WebP: EXIF written again with the dpi
         meta, fmt = (deep, "tif") if fmt == "16-bit tif" else (loaded.meta, fmt)
         write_image(tmp_path / f"out.{fmt}", loaded.rgb, meta)
         with Image.open(tmp_path / f"out.{fmt}") as img:
@@ -587,3 +587,22 @@ def test_a_multi_page_tiff_says_only_its_first_page_is_used(tmp_path):
     loaded = read_image(tmp_path / "two.tif")
     assert loaded.meta.notes == ["it has 2 pages; only the first is edited and written"]
     assert (loaded.rgb == 10).all()
+
+
+def test_an_opaque_black_and_white_mask_with_one_transparent_pixel_is_read_by_brightness(tmp_path):
+    from app.io.images import read_mask_for
+
+    rgba = np.zeros((50, 50, 4), np.uint8)
+    rgba[..., 3] = 255
+    rgba[10:20, 10:20, :3] = 255  # white strokes on an opaque black ground
+    rgba[0, 0, 3] = 0  # one transparent pixel (an eraser slip)
+    Image.fromarray(rgba).save(tmp_path / "m.png")
+    mask = read_mask_for(tmp_path / "m.png", (50, 50)).mask
+    assert (mask > 0).sum() == 100 and mask[15, 15] == 255
+
+
+def test_a_camera_jpeg_with_an_embedded_preview_is_not_called_multi_page(tmp_path):
+    """An MPO (a JPEG with an embedded second picture) opens with 2 frames: not pages."""
+    frames = [Image.fromarray(np.full((20, 30, 3), v, np.uint8)) for v in (10, 200)]
+    frames[0].save(tmp_path / "cam.jpg", "MPO", save_all=True, append_images=frames[1:])
+    assert not any("pages" in note for note in read_image(tmp_path / "cam.jpg").meta.notes)
