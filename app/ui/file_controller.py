@@ -50,26 +50,22 @@ def new_document(path: str, max_megapixels: float) -> Document:
     return doc
 
 
-def _natural_key(path: Path) -> list:
-    """Sort key by which "scan2" comes before "scan10", as file managers list them."""
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path.name.lower())]
+def _natural_key(path: Path) -> tuple:
+    """Sort key by which "scan2" comes before "scan10", as file managers list them; names equal
+    but for case or leading zeros ("scan1", "scan01") still get an order of their own."""
+    parts = [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path.name.lower())]
+    return parts, path.name
 
 
 def sibling_photo(path: str | Path, step: int) -> Path | None:
     """The photo `step` places after (negative: before) `path` in its folder, in the file
-    manager's order; None past either end. `path` itself need not be a photo (a project)."""
+    manager's order; None past either end. `path` itself need not be a photo (a project).
+    Raises OSError when the folder cannot be read."""
     path = Path(path)
-    try:
-        photos = sorted((p for p in path.parent.iterdir() if p.suffix.lower() in READ_EXTENSIONS and p.is_file()),
-                        key=_natural_key)
-    except OSError:
-        return None
-    key = _natural_key(path)
-    if step > 0:
-        later = [p for p in photos if _natural_key(p) > key]
-        return later[step - 1] if len(later) >= step else None
-    earlier = [p for p in photos if _natural_key(p) < key]
-    return earlier[step] if len(earlier) >= -step else None
+    photos = [p for p in path.parent.iterdir() if p.suffix.lower() in READ_EXTENSIONS and p.is_file()]
+    ordered = sorted({*photos, path}, key=_natural_key)
+    index = ordered.index(path) + step
+    return ordered[index] if 0 <= index < len(ordered) and ordered[index] != path else None
 
 
 def file_stem(name: str) -> str:
@@ -101,6 +97,7 @@ class FileController(QObject):
         self.confirm_replace: Callable[[Callable[[], None]], bool] = lambda proceed: True
         # set by the project controller: .ora paths (recent files, drops) open as projects
         self.open_project: Callable[[str], None] | None = None
+        self._sibling_tried: Path | None = None  # a photo that failed to open: Next/Previous step on from it
 
     # ---------------------------------------------------------------- open
     def open_dialog(self) -> None:
@@ -124,6 +121,7 @@ class FileController(QObject):
 
         def done(doc: Document) -> None:
             self.busy_changed.emit(False)
+            self._sibling_tried = None
             doc.settings = doc.settings.with_choices_of(self.session.document.settings)
             if remember:
                 self.add_recent(path)
@@ -133,6 +131,7 @@ class FileController(QObject):
 
         def failed(exc: Exception) -> None:
             self.busy_changed.emit(False)
+            self._sibling_tried = Path(path)
             self.notice.emit(f"Could not open {name}")
             self.forget_if_gone(path)
             show_error(self.window, "Cannot open photo", str(exc))
@@ -146,7 +145,15 @@ class FileController(QObject):
         if not source or Path(source).parent == SAMPLE_PHOTO.parent:
             self.notice.emit("Open a photo from a folder first; Page Down then opens the next one in it.")
             return
-        found = sibling_photo(source, step)
+        # a photo of the folder that did not open (damaged, too big): step on from it, not onto it again
+        tried = self._sibling_tried
+        if tried is not None and tried.parent == Path(source).parent and str(tried) != source:
+            source = str(tried)
+        try:
+            found = sibling_photo(source, step)
+        except OSError as exc:
+            self.notice.emit(f"Cannot list the photos of {Path(source).parent}: {exc.strerror or exc}")
+            return
         if found is None:
             self.notice.emit(f"{'Last' if step > 0 else 'First'} photo in {Path(source).parent.name or 'this folder'}.")
             return

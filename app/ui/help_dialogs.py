@@ -56,8 +56,8 @@ def shortcut_rows(actions: list[QAction]) -> list[tuple[str, str]]:
         keys = []
         for key in action.shortcuts():
             text = key.toString(QKeySequence.SequenceFormat.NativeText)
-            # "Undo", "Redo", "Help", F13-F35: keys of the platform's bindings few keyboards have
-            rare = (text.isalpha() and len(text) > 3) or (text[:1] == "F" and text[1:].isdigit() and int(text[1:]) > 12)
+            # the Undo, Redo and Help keys and F13-F35 of the platform's bindings: few keyboards have them
+            rare = text in ("Undo", "Redo", "Help") or (text[:1] == "F" and text[1:].isdigit() and int(text[1:]) > 12)
             if text and text not in keys and not rare:
                 keys.append(text)
         if keys:

@@ -213,6 +213,10 @@ class MainWindow(QMainWindow):
         for name, handler in handlers.items():
             a[name].triggered.connect(lambda _checked=False, h=handler: h())
         a.erase_mode.toggled.connect(c.set_erase)
+        # Page Up/Down step spin boxes, sliders and lists too: the photo changes only from the canvas
+        for action in (a.next_photo, a.previous_photo):
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            c.addAction(action)
         a.show_masks.toggled.connect(c.set_show_masks)
 
     def _connect_signals(self) -> None:

@@ -144,6 +144,51 @@ def test_page_down_walks_through_the_photos_of_the_folder(window, qtbot, tmp_pat
     assert win.current_document().source_path.endswith("Scan3.TIF")
 
 
+def test_page_down_reaches_every_photo_steps_over_a_broken_one_and_leaves_spin_boxes_alone(window, qtbot,
+                                                                                         tmp_path):
+    from PIL import Image
+    from PySide6.QtCore import Qt
+
+    from app.ui.file_controller import sibling_photo
+    from app.ui.help_dialogs import shortcut_rows
+
+    win = window
+    for name in ("scan1.png", "scan01.png", "Photo.png", "photo.png"):
+        Image.new("RGB", (20, 10), (50, 60, 70)).save(tmp_path / name)
+    (tmp_path / "scan02.png").write_bytes(b"damaged")
+    walk, here = [], tmp_path / "Photo.png"
+    while here is not None:
+        walk.append(here.name)
+        here = sibling_photo(here, 1)
+    assert walk == ["Photo.png", "photo.png", "scan01.png", "scan1.png", "scan02.png"]  # all five, in order
+    with qtbot.waitSignal(win.files.document_loaded, timeout=30000):
+        win.files.open_path(str(tmp_path / "scan1.png"))
+    win.actions.next_photo.trigger()  # scan02.png is damaged: a message, and the next step goes past it
+    qtbot.waitUntil(lambda: win.files._sibling_tried is not None, timeout=30000)
+    assert win.current_document().source_path.endswith("scan1.png")
+    win.actions.next_photo.trigger()
+    assert "Last photo" in win.status.currentMessage()
+    with qtbot.waitSignal(win.files.document_loaded, timeout=30000):
+        win.actions.previous_photo.trigger()  # from the damaged one back: scan1's neighbour, scan1
+    assert win.current_document().source_path.endswith("scan1.png")
+    # Page Up in the brush size box steps the box, not the photo
+    box = win.brush_options.size
+    box.setFocus()
+    before = box.value()
+    qtbot.keyClick(box, Qt.Key.Key_PageUp)
+    qtbot.wait(100)
+    assert box.value() > before and win.current_document().source_path.endswith("scan1.png")
+    for box in win.findChildren(QMessageBox):  # the damaged photo's message
+        box.close()
+    win.activateWindow()
+    win.canvas.setFocus()
+    qtbot.waitUntil(win.canvas.hasFocus)
+    with qtbot.waitSignal(win.files.document_loaded, timeout=30000):  # on the canvas it steps the photo
+        qtbot.keyClick(win.canvas, Qt.Key.Key_PageUp)
+    assert win.current_document().source_path.endswith("scan01.png")
+    assert dict(shortcut_rows(win._menu_actions()))["Next Photo in Folder"] == "PgDown"
+
+
 def test_close_with_save_writes_then_closes(window, qtbot, tmp_path):
     win = window
     win.projects.project_path = str(tmp_path / "c.ora")
