@@ -466,7 +466,8 @@ def train(args) -> dict:
     if ckpt.exists():
         model, ck = load_model(ckpt)
         opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-        opt.load_state_dict(ck["opt"])
+        if ck["opt"]:  # a member rebuilt from an ONNX file (--members-from) has no optimizer state
+            opt.load_state_dict(ck["opt"])
         step = ck["step"]
         print(f"resumed at step {step}", flush=True)
     pool = Pool(train_photos, args.pool, args.refresh, args.seed, scale_min=args.scale_min,

@@ -103,12 +103,17 @@ def fill_ellipse(mask: np.ndarray, rect: Rect, erase: bool = False) -> tuple[Rec
     clipped = rect.clipped(w, h)
     if clipped is None:
         return None, None
-    yy, xx = np.mgrid[clipped.y : clipped.y1, clipped.x : clipped.x1].astype(np.float32) + 0.5
     cx, cy, ax, ay = rect.x + rect.w / 2, rect.y + rect.h / 2, rect.w / 2, rect.h / 2
-    inside = ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1.0
     sub = mask[clipped.slices]
     old = sub.copy()
-    sub[inside] = 0 if erase else PAINT
+    # row by row, the span of pixel centres inside: no full-box coordinate grids (a 50 MP ellipse)
+    dy = (np.arange(clipped.y, clipped.y1) + 0.5 - cy) / ay
+    half = ax * np.sqrt(np.clip(1.0 - dy * dy, 0.0, None))
+    starts = np.clip(np.ceil(cx - half - 0.5), clipped.x, clipped.x1).astype(int) - clipped.x
+    ends = np.clip(np.floor(cx + half - 0.5) + 1, clipped.x, clipped.x1).astype(int) - clipped.x
+    for row, (x0, x1) in enumerate(zip(starts, ends)):
+        if x1 > x0 and dy[row] ** 2 <= 1.0:
+            sub[row, x0:x1] = 0 if erase else PAINT
     patch = Patch.from_diff(old, sub, clipped.x, clipped.y)
     return (clipped, patch) if patch else (None, None)
 

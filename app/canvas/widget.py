@@ -24,15 +24,15 @@ from PySide6.QtGui import (
     QPen,
     QPolygonF,
     QWheelEvent,
-    qRgba,
 )
 from PySide6.QtWidgets import QWidget
 
 from app.canvas.compare import CompareState
-from app.canvas.document import MaskLayer
+from app.canvas.document import LayerKind, MaskLayer
 from app.canvas.gestures import BrushGesture, EllipseGesture, LassoGesture, RectGesture, Tool
-from app.canvas.images import MaskOverlays, PhotoImages
+from app.canvas.images import MaskOverlays, PhotoImages, colour_table
 from app.canvas.patch import Rect
+from app.canvas.tools import clear_filled
 from app.canvas.session import EditSession
 from app.canvas.view import ViewTransform
 
@@ -42,12 +42,16 @@ MIN_BRUSH, MAX_BRUSH = 1.0, 2000.0
 DEFAULT_BRUSH_SHARE = 0.02  # radius / the photo's short side: 40 px across on a 1000 px photo
 
 
-def _alpha_image(mask: np.ndarray) -> QImage:
-    """An Indexed8 QImage whose alpha is the mask value (a copy: the result's mask may be shared)."""
-    h, w = mask.shape
-    image = QImage(np.ascontiguousarray(mask).data, w, h, w, QImage.Format.Format_Indexed8)
-    image.setColorTable([qRgba(0, 0, 0, v) for v in range(256)])
-    return image.copy()  # owns its pixels: nothing to keep alive
+def _ran_area_image(painted: np.ndarray, run_mask: np.ndarray) -> QImage:
+    """The run's area with the faint rims of the strokes it came from (which the thresholded
+    run mask leaves out; found as Apply clears them), as an Indexed8 QImage whose alpha is 255
+    there. `painted`: the fill layers' paint as it was at the run. It owns its pixels."""
+    ran = run_mask > 0
+    area = np.where((painted > 0) & (clear_filled(painted, ran) == 0) | ran, np.uint8(255), np.uint8(0))
+    h, w = area.shape
+    image = QImage(area.data, w, h, w, QImage.Format.Format_Indexed8)
+    image.setColorTable(colour_table((0, 0, 0)))
+    return image.copy()
 
 
 class CanvasWidget(QWidget):
@@ -186,7 +190,8 @@ class CanvasWidget(QWidget):
         self._result = PhotoImages(result.image) if result is not None else None
         # the run's mask, to leave out of the masks drawn over the result (only what was painted since)
         run_mask = result.mask if result is not None else None
-        self._run_mask_image = None if run_mask is None else _alpha_image(run_mask)
+        self._run_mask_image = None if run_mask is None else _ran_area_image(
+            self.session.document.combined_mask(LayerKind.FILL, raw=True), run_mask)
         if self._result is not None and not had:
             self.compare.reset(self.session.document.size[0])
         self.update()
@@ -218,14 +223,14 @@ class CanvasWidget(QWidget):
         source = QRectF(src.x / factor, src.y / factor, src.w / factor, src.h / factor)
         painter.drawImage(self._target(src), image, source)
 
-    def _paint_masks(self, painter: QPainter, src: Rect) -> None:
+    def _paint_masks(self, painter: QPainter, src: Rect, kind: LayerKind | None = None) -> None:
         if not self.show_masks:
             return
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         target = self._target(src)
         source = QRectF(src.x, src.y, src.w, src.h)
         for layer in self.session.document.layers:
-            if layer.visible and layer.opacity > 0:
+            if layer.visible and layer.opacity > 0 and kind in (None, layer.kind):
                 painter.setOpacity(layer.opacity)
                 painter.drawImage(target, self._overlays.image(layer), source)
         painter.setOpacity(1.0)
@@ -254,7 +259,7 @@ class CanvasWidget(QWidget):
         layer_image.fill(0)
         off = QPainter(layer_image)
         off.translate(-box.x(), -box.y())
-        self._paint_masks(off, src)
+        self._paint_masks(off, src, LayerKind.FILL)  # not protect layers: they are no fill to come
         off.setCompositionMode(QPainter.CompositionMode.CompositionMode_DestinationOut)
         off.drawImage(target, self._run_mask_image, QRectF(src.x, src.y, src.w, src.h))
         off.end()

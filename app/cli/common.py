@@ -70,6 +70,12 @@ def check_output(output: str | Path, *inputs: str | Path | None) -> None:
         format_for(output)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
+    check_output_place(output, *inputs)
+
+
+def check_output_place(output: str | Path, *inputs: str | Path | None) -> None:
+    """`check_output` without the format (a project output is .ora): a folder of that name, an
+    input named as the output, a missing or unwritable folder."""
     out = Path(output)
     if out.is_dir():
         raise CliError(f"{out} is a folder; give the output a file name (e.g. {out / 'result.png'}).")

@@ -9,6 +9,7 @@ import importlib
 import os
 import signal
 import sys
+import threading
 
 from app import __version__
 
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # `kill`, `timeout` and CI stop a run with SIGTERM: unwind like Ctrl+C, so that a file being
     # written is removed (atomic_write) instead of left behind half-written
-    signal.signal(signal.SIGTERM, _stop_on_term)
+    on_main = threading.current_thread() is threading.main_thread()  # (signal handlers live there only)
+    previous = signal.signal(signal.SIGTERM, _stop_on_term) if on_main else None
     try:
         code = int(args.run(args) or 0)
         sys.stdout.flush()  # a pipe's buffered output goes now, where a closed pipe is caught
@@ -91,3 +93,6 @@ def main(argv: list[str] | None = None) -> int:
         # stdout at devnull so the interpreter's final flush does not raise again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

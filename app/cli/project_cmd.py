@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from app.canvas.document import Document, InpaintOutcome, LayerKind
-from app.cli.common import CliError, ProgressBar, load_mask_for, load_photo, warn
+from app.cli.common import CliError, ProgressBar, check_output_place, load_mask_for, load_photo, warn
 from app.engine.settings import InpaintSettings
 from app.io.project import ProjectError, inspect_project, load_project, save_project
 
@@ -148,6 +148,7 @@ def run_project(args: argparse.Namespace, cli_settings: InpaintSettings) -> int:
     try:
         if out.suffix.lower() != ".ora":
             format_for(out)
+        check_output_place(out, args.photo)  # before the work, not after it
         doc = load_project(args.photo)
         fill = doc.combined_mask(LayerKind.FILL)
         if not fill.any():

@@ -218,7 +218,7 @@ def snapshot(doc: Document) -> Document:
     if doc.result is not None:
         r = doc.result
         result = InpaintOutcome(r.image.copy(), r.method, r.backend, None if r.mask is None else r.mask.copy(),
-                                list(r.notes), r.confined)
+                                list(r.notes), r.confined, r.layers)
     layers = [
         MaskLayer(name=x.name, mask=x.mask.copy(), kind=x.kind, visible=x.visible, locked=x.locked,
                   color=tuple(x.color), opacity=x.opacity, uid=x.uid)

@@ -22,8 +22,9 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "damage_detecto
 CONTRACT = "damage-probability"
 TILE = 1024  # px of output per tile side
 MARGIN = 128  # px of context read around each tile: half the net's receptive field (~250 px)
-# a colour cast (the largest channel gain of repair.cast_estimate, as |log|) above which the photo
-# is also analysed balanced: natural photos stay below it (90 % of the bench's under 0.16)
+# a colour cast (the largest channel weight of repair.cast_estimate, as |log|) above which the
+# photo is also analysed balanced: about a third of natural photos (the bench's median is 0.03-0.07,
+# its 90th percentile 0.10-0.16) and every yellowed or tinted scan; chosen on the dev set
 STRONG_CAST = 0.1
 
 
@@ -143,13 +144,15 @@ def damage_probability(model: DetectorModel, rgb: np.ndarray, kinds: tuple[str, 
     most go unseen (bench/restore.py --cast: recall 0.84 -> 0.23). A photo with a strong cast
     is looked at twice, as it is and with the cast divided out (repair.gray_world), and each
     pixel keeps the higher probability: the marks are found in whichever they look neutral."""
-    from app.restore.repair import cast_estimate, gray_world
+    from app.restore.repair import balanced_by, cast_estimate
 
-    if np.abs(np.log(np.maximum(cast_estimate(rgb), 1e-3))).max() <= STRONG_CAST:
+    cast = cast_estimate(rgb)
+    # (a channel all but missing, a cyanotype or a black frame: nothing to balance)
+    if np.abs(np.log(cast)).max() <= STRONG_CAST or cast.min() < 0.05:
         return _probability(model, rgb, kinds, progress, cancel)
     half = (lambda start: (lambda f: progress(start + f / 2))) if progress is not None else (lambda start: None)
     plain = _probability(model, rgb, kinds, half(0.0), cancel)
-    balanced = None if plain is None else _probability(model, gray_world(rgb), kinds, half(0.5), cancel)
+    balanced = None if plain is None else _probability(model, balanced_by(rgb, cast), kinds, half(0.5), cancel)
     if balanced is None:
         return None
     return {k: np.maximum(plain[k], balanced[k]) for k in plain}

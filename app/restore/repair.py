@@ -131,8 +131,13 @@ def gray_world(rgb: np.ndarray, strength: float = 1.0) -> np.ndarray:
     """Colour balance: divide out the cast of `cast_estimate` (gray-edge, the gray-world
     idea applied to edges); `strength` 0..1 blends the channel gains towards 1."""
     rgb = _check(rgb)
-    cast = cast_estimate(rgb)
-    if np.any(cast < 0.05):  # a channel all but missing: nothing sensible to scale
+    return balanced_by(rgb, cast_estimate(rgb), strength)
+
+
+def balanced_by(rgb: np.ndarray, cast: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """`rgb` with the cast (channel weights, mean 1) divided out; a copy when a channel is all
+    but missing (nothing sensible to scale)."""
+    if np.any(cast < 0.05):
         return rgb.copy()
     gains = 1.0 + float(np.clip(strength, 0.0, 1.0)) * (1.0 / cast - 1.0)
     luts = [np.round(np.clip(np.arange(256) * g, 0, 255)).astype(np.uint8) for g in gains]

@@ -240,7 +240,6 @@ class FileController(QObject):
                 return
             if not keep_lossless:
                 self.jpeg_quality = quality
-        self.settings.setValue("export/folder", str(Path(path).parent))
         self.export_to(path, quality)
 
     def export_to(self, path: str, quality: int = 92) -> None:
@@ -254,6 +253,7 @@ class FileController(QObject):
 
         def done(lost: list[str]) -> None:
             self.busy_changed.emit(False)
+            self.settings.setValue("export/folder", str(Path(path).parent))  # where the next export goes
             said = pending + lost
             self.notice.emit(f"Exported {name}" + (f" ({'; '.join(said)})" if said else ""))
 

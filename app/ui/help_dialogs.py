@@ -6,15 +6,17 @@ The shortcut table is built from the live actions, so it cannot drift from the m
 from __future__ import annotations
 
 import html
+import importlib
 import json
 import platform
-from importlib import metadata
 
+import numpy as np
 from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QMessageBox, QTextBrowser, QVBoxLayout, QWidget
 
+from app import __version__ as app_version
 from app.engine.backends import npu_toolkit_installed
 from app.engine.model_spec import DEFAULT_MODEL, sidecar_path
 from app.restore.learned import DEFAULT_MODEL as DEFAULT_DETECTOR
@@ -90,10 +92,11 @@ def show_guide(parent: QWidget, actions: list[QAction]) -> QDialog:
     return dialog
 
 
-def _version(package: str) -> str:
+def _module_version(name: str) -> str:
+    """The version of the module that runs (whichever package installed it: -gpu, -headless)."""
     try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
+        return str(importlib.import_module(name).__version__)
+    except ImportError:
         return "not installed"
 
 
@@ -110,7 +113,7 @@ def _model_line(title: str, model) -> str:
 def about_html() -> str:
     acl = "installed" if npu_toolkit_installed() else "not installed (the CPU runs the models)"
     return (
-        f"<h3>Inpaint Studio {_version('inpaint-studio')}</h3>"
+        f"<h3>Inpaint Studio {app_version}</h3>"
         "<p>Removes objects from photos and repairs old photos, offline.</p>"
         "<ul>"
         + _model_line("Fill model", DEFAULT_MODEL)
@@ -120,8 +123,8 @@ def about_html() -> str:
         "(BSDS500, Urban100, Sun-Hays80, NVIDIA irregular masks); the weights hold no image of "
         "them. Check those terms before using the models commercially (models/MODEL_CARD.md).</p>"
         f"<p>Python {platform.python_version()}, Qt for Python {pyside_version}, "
-        f"onnxruntime {_version('onnxruntime')}, OpenCV {_version('opencv-python-headless')}, "
-        f"NumPy {_version('numpy')}. Ascend NPU toolkit (pyacl): {acl}.</p>"
+        f"onnxruntime {_module_version('onnxruntime')}, OpenCV {_module_version('cv2')}, "
+        f"NumPy {np.__version__}. Ascend NPU toolkit (pyacl): {acl}.</p>"
     )
 
 

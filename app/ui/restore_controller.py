@@ -207,7 +207,7 @@ class RestoreController(QObject):
         method = f"{REPAIR_TAG}: {describe(steps)}"
         if base is not None:
             outcome = InpaintOutcome(image=image, method=f"{base.method} + {method}", backend=base.backend,
-                                     mask=base.mask, notes=list(base.notes))
+                                     mask=base.mask, notes=list(base.notes), layers=base.layers)
         else:
             outcome = InpaintOutcome(image=image, method=method, backend="cpu")
         self._preview_of[outcome] = (steps, base)

@@ -5,7 +5,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
-from app.canvas.document import Document, InpaintOutcome
+from app.canvas.document import Document, InpaintOutcome, LayerKind
 from app.canvas.gestures import Tool
 from app.canvas.patch import Rect
 from app.canvas.session import EditSession
@@ -233,6 +233,9 @@ def test_strokes_painted_since_the_run_show_over_the_result(qtbot):
     layer.opacity = 0.5
     layer.mask[40:60, 30:150] = 255
     run_mask = layer.mask.copy()
+    layer.mask[38:40, 30:150] = 60  # the faint rim of a soft stroke: never part of the run mask
+    session.add_layer("Keep", LayerKind.PROTECT, np.pad(np.full((10, 10), 255, np.uint8), ((100, 10), (5, 145))))
+    session.set_active(layer.uid)
     session.set_result(InpaintOutcome(image=np.full_like(doc.photo, 200), method="t", backend="b", mask=run_mask))
     layer.mask[80:100, 100:140] = 255  # painted after the run
     session.notify_mask_painted(layer.uid, Rect(100, 80, 40, 20))
@@ -243,3 +246,5 @@ def test_strokes_painted_since_the_run_show_over_the_result(qtbot):
     view = grab_array(canvas)[oy : oy + h, ox : ox + w].astype(int)
     assert np.abs(view[80:100, 100:140] - np.round(np.array([200, 200, 200]) * 0.5 + np.array([255, 0, 0]) * 0.5)).max() <= 2
     assert np.abs(view[42:58, 40:140] - 200).max() == 0  # the run's area: the plain result
+    assert np.abs(view[38:40, 40:140] - 200).max() == 0  # with its strokes' faint rim
+    assert np.abs(view[100:110, 5:15] - 200).max() == 0  # a protect layer is no fill to come

@@ -108,6 +108,7 @@ def test_probability_threshold_is_the_calibrated_one_at_the_default_and_monotone
 
 def test_tiles_agree_with_one_pass(model, monkeypatch):
     dmg = add_damage(photo_like(300, 420, seed=6), np.random.default_rng(6))
+    monkeypatch.setattr(learned, "STRONG_CAST", 10.0)  # one look at the photo (its cast would ask for two)
     whole = learned.damage_probability(model, dmg.image)
     seen = []
     monkeypatch.setattr(learned, "TILE", 100)  # 3 x 5 tiles, the last ones partial
@@ -284,6 +285,9 @@ def test_damage_under_a_colour_cast_is_found_in_the_balanced_look(model, monkeyp
     cast = np.clip(dmg.image.astype(np.float32) * gains + 0.5, 0, 255).astype(np.uint8)
     assert np.abs(np.log(repair.cast_estimate(cast))).max() > learned.STRONG_CAST
     both = score_proposal(detect.detect_damage(cast, detector="learned", model=model), dmg)
+    seen = []
+    learned.damage_probability(model, cast, progress=seen.append)  # two looks, one progress bar
+    assert seen == sorted(seen) and seen[-1] == 1.0 and any(0.4 < f <= 0.5 for f in seen)
     looks = []
     real = learned._probability
     monkeypatch.setattr(learned, "_probability", lambda m, rgb, *a: looks.append(rgb) or real(m, rgb, *a))

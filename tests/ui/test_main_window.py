@@ -494,9 +494,9 @@ def test_export_suggests_the_photos_own_format(window, qtbot, tmp_path, monkeypa
     edited.mkdir()
     monkeypatch.setattr(QFileDialog, "getSaveFileName",
                         staticmethod(lambda *a, **k: offered.append(a) or (str(edited / "one.png"), "")))
-    with qtbot.waitSignal(win.files.busy_changed, timeout=10000):
-        win.files.export_dialog()
-    qtbot.waitUntil(lambda: (edited / "one.png").exists(), timeout=10000)
+    win.files.export_dialog()
+    qtbot.waitUntil(lambda: not win.files.tasks.busy() and (edited / "one.png").exists(), timeout=10000)
+    qtbot.waitUntil(lambda: win.files.settings.value("export/folder") == str(edited), timeout=10000)
     win.files.export_dialog()
     assert offered[-1][2] == str(edited / "scan-edited.png")
 
