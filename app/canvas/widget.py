@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
@@ -32,8 +31,8 @@ from app.canvas.document import LayerKind, MaskLayer
 from app.canvas.gestures import BrushGesture, EllipseGesture, LassoGesture, RectGesture, Tool
 from app.canvas.images import MaskOverlays, PhotoImages, colour_table
 from app.canvas.patch import Rect
-from app.canvas.tools import clear_filled
 from app.canvas.session import EditSession
+from app.canvas.tools import clear_filled
 from app.canvas.view import ViewTransform
 
 BACKGROUND = QColor(48, 48, 52)

@@ -155,7 +155,7 @@ def test_batch_empty_masks_twin_masks_and_an_unforeseen_error(capsys, tmp_path, 
         Image.fromarray(_mask()).save(masks / f"{stem}.png")
     Image.fromarray(_mask()).save(masks / "twin.png")
     Image.fromarray(np.zeros((90, 130), np.uint8)).save(masks / "twin.webp", lossless=True)
-    import app.cli.batch_cmd as batch_cmd
+    from app.cli import batch_cmd
 
     real = batch_cmd.inpaint
 

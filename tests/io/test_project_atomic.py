@@ -151,9 +151,9 @@ def test_a_file_that_cannot_be_replaced_is_named_not_the_temp_file(tmp_path, mon
     """A folder with the file's name, or a locked file (os.replace refuses): the message names
     the file asked for (not our hidden temp file) and no temp file is left."""
     (tmp_path / "photo.png").mkdir()
-    with pytest.raises(atomic.SaveError, match=r"Cannot write photo\.png: a folder has that name\.$"):
-        with atomic.atomic_write(tmp_path / "photo.png") as handle:
-            handle.write(b"x")
+    with (pytest.raises(atomic.SaveError, match=r"Cannot write photo\.png: a folder has that name\.$"),
+          atomic.atomic_write(tmp_path / "photo.png") as handle):
+        handle.write(b"x")
     locked = tmp_path / "locked.png"
     locked.write_bytes(b"old")
 
@@ -161,9 +161,8 @@ def test_a_file_that_cannot_be_replaced_is_named_not_the_temp_file(tmp_path, mon
         raise PermissionError(errno.EPERM, "Operation not permitted", str(src), str(dst))
 
     monkeypatch.setattr(atomic.os, "replace", refuse)
-    with pytest.raises(atomic.SaveError) as info:
-        with atomic.atomic_write(locked) as handle:
-            handle.write(b"new")
+    with pytest.raises(atomic.SaveError) as info, atomic.atomic_write(locked) as handle:
+        handle.write(b"new")
     assert str(info.value) == "Cannot write locked.png: operation not permitted (the previous file is unchanged)."
     assert locked.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["locked.png", "photo.png"]
 
