@@ -390,6 +390,8 @@ def _to_rgb8(img: Image.Image, meta: ImageMeta) -> tuple[np.ndarray, np.ndarray 
         return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2)), None
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
+        if mode == "LA":
+            meta.notes.append(GRAY_AS_RGB)  # and written gray again while the edits keep it gray
         alpha = np.asarray(rgba)[:, :, 3].copy()
         if alpha.min() == 255:
             alpha = None
@@ -433,13 +435,15 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
     deep = deep_pixels(rgb, meta, bgr=fmt == "PNG") if fmt in DEEP_FORMATS else None
     if deep is not None:
         return encode_png16(deep, meta.icc_profile, meta.exif, dpi=meta.dpi) if fmt == "PNG" else _tiff16(deep, meta)
-    img = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
-    if meta.alpha is not None and fmt in ALPHA_FORMATS and meta.alpha.shape == rgb.shape[:2]:
-        img.putalpha(Image.fromarray(meta.alpha, "L"))
-    elif GRAY_AS_RGB in meta.notes and _all_gray(rgb):
+    with_alpha = meta.alpha is not None and fmt in ALPHA_FORMATS and meta.alpha.shape == rgb.shape[:2]
+    if GRAY_AS_RGB in meta.notes and (not with_alpha or fmt != "WEBP") and _all_gray(rgb):
         # a grayscale photo whose edits stayed gray is written gray: a third of the size, and
         # its gray ICC profile still describes the pixels (it does not describe RGB ones)
         img = Image.fromarray(np.ascontiguousarray(rgb[:, :, 0]), "L")
+    else:
+        img = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+    if with_alpha:
+        img.putalpha(Image.fromarray(meta.alpha, "L"))  # gray + alpha: LA (WebP has no LA: RGBA)
     options: dict = {}
     if meta.icc_profile:
         options["icc_profile"] = meta.icc_profile

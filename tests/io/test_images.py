@@ -606,3 +606,15 @@ def test_a_camera_jpeg_with_an_embedded_preview_is_not_called_multi_page(tmp_pat
     frames = [Image.fromarray(np.full((20, 30, 3), v, np.uint8)) for v in (10, 200)]
     frames[0].save(tmp_path / "cam.jpg", "MPO", save_all=True, append_images=frames[1:])
     assert not any("pages" in note for note in read_image(tmp_path / "cam.jpg").meta.notes)
+
+
+def test_a_gray_photo_with_transparency_is_written_gray_with_its_alpha():
+    la = np.zeros((20, 30, 2), np.uint8)
+    la[..., 0] = np.arange(30) * 8
+    la[..., 1] = 200
+    buf = io.BytesIO()
+    Image.fromarray(la, "LA").save(buf, "PNG")
+    loaded = decode_image(buf.getvalue())
+    for fmt in ("PNG", "TIFF"):
+        written = Image.open(io.BytesIO(encode_image(loaded.rgb, fmt, loaded.meta)))
+        assert written.mode == "LA" and np.array_equal(np.asarray(written), la), fmt
