@@ -41,6 +41,10 @@ MIN_BRUSH, MAX_BRUSH = 1.0, 2000.0
 DEFAULT_BRUSH_SHARE = 0.02  # radius / the photo's short side: 40 px across on a 1000 px photo
 
 
+def _brush_radius(radius: float) -> float:
+    return min(max(float(radius), MIN_BRUSH), MAX_BRUSH)
+
+
 def _ran_area_image(painted: np.ndarray, run_mask: np.ndarray) -> QImage:
     """The run's area with the faint rims of the strokes it came from (which the thresholded
     run mask leaves out; found as Apply clears them), as an Indexed8 QImage whose alpha is 255
@@ -69,12 +73,12 @@ class CanvasWidget(QWidget):
         # the brush keeps its size relative to the photo's short side (so it looks the same when
         # fitted): 40 px across is a fine tip on a phone snapshot and a speck on a 50 MP scan
         self._brush_share = DEFAULT_BRUSH_SHARE
-        self.brush_radius = min(max(DEFAULT_BRUSH_SHARE * min(session.document.size), MIN_BRUSH), MAX_BRUSH)
+        self.brush_radius = _brush_radius(DEFAULT_BRUSH_SHARE * min(session.document.size))
         self.hardness = 1.0
         self.show_masks = True
         self._photo = PhotoImages(session.document.photo)
         self._result: PhotoImages | None = None
-        self._run_mask_image: QImage | None = None  # over the pending result's run mask (kept alive by it)
+        self._run_mask_image: QImage | None = None  # the pending result's run area (_ran_area_image)
         self._overlays = MaskOverlays()
         self._gesture: BrushGesture | RectGesture | LassoGesture | None = None
         self._gesture_uid = 0
@@ -124,7 +128,7 @@ class CanvasWidget(QWidget):
 
     def set_brush(self, radius: float | None = None, hardness: float | None = None) -> None:
         if radius is not None:
-            self.brush_radius = min(max(float(radius), MIN_BRUSH), MAX_BRUSH)
+            self.brush_radius = _brush_radius(radius)
             self._brush_share = self.brush_radius / min(self.session.document.size)
         if hardness is not None:
             self.hardness = min(max(float(hardness), 0.0), 1.0)
