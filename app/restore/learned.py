@@ -142,7 +142,7 @@ def damage_probability(model: DetectorModel, rgb: np.ndarray, kinds: tuple[str, 
     The nets learned damage as white, grey or black marks; under a colour cast over the whole
     scan (a yellowed print, a scanner's white balance) the marks take the cast's colour and
     most go unseen (bench/restore.py --cast: recall 0.84 -> 0.23). A photo with a strong cast
-    is looked at twice, as it is and with the cast divided out (repair.gray_world), and each
+    is looked at twice, as it is and with the cast divided out (repair.balanced_by), and each
     pixel keeps the higher probability: the marks are found in whichever they look neutral."""
     from app.restore.repair import balanced_by, cast_estimate
 

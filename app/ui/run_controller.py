@@ -42,6 +42,7 @@ class RunController(QObject):
         self._job: int | None = None
         self._generation = -1
         self._run_mask = None
+        self._run_layers: tuple[int, ...] = ()  # the fill layers of the run going on
         self._cancelling: int | None = None
 
     # the Run panel's choices live in the document's settings, so a project keeps them
