@@ -129,7 +129,8 @@ class CanvasWidget(QWidget):
     def set_brush(self, radius: float | None = None, hardness: float | None = None) -> None:
         if radius is not None:
             self.brush_radius = _brush_radius(radius)
-            self._brush_share = self.brush_radius / min(self.session.document.size)
+            if min(self.session.document.size) >= 64:  # a brush sized on an icon would swamp the next photo
+                self._brush_share = self.brush_radius / min(self.session.document.size)
         if hardness is not None:
             self.hardness = min(max(float(hardness), 0.0), 1.0)
         self.brush_changed.emit(self.brush_radius, self.hardness)

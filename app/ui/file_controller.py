@@ -53,8 +53,8 @@ def new_document(path: str, max_megapixels: float) -> Document:
 def _natural_key(path: Path) -> tuple:
     """Sort key by which "scan2" comes before "scan10", as file managers list them; names equal
     but for case or leading zeros ("scan1", "scan01") still get an order of their own."""
-    parts = [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path.name.lower())]
-    return parts, path.name
+    parts = [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path.stem.lower())]
+    return parts, path.stem, path.suffix.lower(), path.name  # the stem first: scan2.ora beside scan2.png
 
 
 def sibling_photo(path: str | Path, step: int) -> Path | None:
@@ -63,6 +63,8 @@ def sibling_photo(path: str | Path, step: int) -> Path | None:
     Raises OSError when the folder cannot be read."""
     path = Path(path)
     photos = [p for p in path.parent.iterdir() if p.suffix.lower() in READ_EXTENSIONS and p.is_file()]
+    if path.suffix.lower() not in READ_EXTENSIONS:  # a project stands where its photo does (scan2.ora: scan2.png)
+        photos = [p for p in photos if p.stem.lower() != path.stem.lower()]
     ordered = sorted({*photos, path}, key=_natural_key)
     index = ordered.index(path) + step
     return ordered[index] if 0 <= index < len(ordered) and ordered[index] != path else None

@@ -76,6 +76,11 @@ def guide_html(actions: list[QAction]) -> str:
 
 
 def show_guide(parent: QWidget, actions: list[QAction]) -> QDialog:
+    shown = parent.findChild(QDialog, "guide_dialog")
+    if shown is not None and shown.isVisible():  # one guide, brought to the front
+        shown.raise_()
+        shown.activateWindow()
+        return shown
     dialog = QDialog(parent)
     dialog.setObjectName("guide_dialog")
     dialog.setWindowTitle("Inpaint Studio – Quick Guide")

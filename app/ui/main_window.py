@@ -14,9 +14,21 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QMenu, QScrollArea, QToolBar, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QAbstractSlider,
+    QAbstractSpinBox,
+    QApplication,
+    QDockWidget,
+    QFrame,
+    QMainWindow,
+    QMenu,
+    QScrollArea,
+    QToolBar,
+    QWidget,
+)
 
 from app.canvas.document import Document
 from app.canvas.gestures import Tool
@@ -54,6 +66,20 @@ class _PanelScroll(QScrollArea):
     def sizeHint(self) -> QSize:
         inner = self.widget().sizeHint()
         return QSize(inner.width() + self.verticalScrollBar().sizeHint().width(), inner.height())
+
+
+class _PageKeysToEditors(QObject):
+    """Page Up/Down open the previous/next photo, except where the focused widget uses them (a
+    spin box, a slider, a list): there the key goes to the widget (a shortcut would take it)."""
+
+    EDITORS = (QAbstractSpinBox, QAbstractSlider, QAbstractItemView)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (event.type() == QEvent.Type.ShortcutOverride and isinstance(watched, self.EDITORS)
+                and event.key() in (Qt.Key.Key_PageUp, Qt.Key.Key_PageDown)):
+            event.accept()  # the key goes to the widget as a key press
+            return True
+        return False
 
 
 class MainWindow(QMainWindow):
@@ -213,10 +239,9 @@ class MainWindow(QMainWindow):
         for name, handler in handlers.items():
             a[name].triggered.connect(lambda _checked=False, h=handler: h())
         a.erase_mode.toggled.connect(c.set_erase)
-        # Page Up/Down step spin boxes, sliders and lists too: the photo changes only from the canvas
-        for action in (a.next_photo, a.previous_photo):
-            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            c.addAction(action)
+        # Page Up/Down also step spin boxes, sliders and lists: with one of those in focus they are its
+        self._page_keys = _PageKeysToEditors(self)
+        QApplication.instance().installEventFilter(self._page_keys)
         a.show_masks.toggled.connect(c.set_show_masks)
 
     def _connect_signals(self) -> None:

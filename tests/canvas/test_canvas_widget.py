@@ -222,6 +222,10 @@ def test_brush_keeps_its_size_relative_to_the_photo_across_documents(qtbot):
     assert canvas.brush_radius == MIN_BRUSH  # clamped on a tiny photo ...
     session.set_document(Document(photo=np.zeros((400, 300, 3), np.uint8)))
     assert canvas.brush_radius == pytest.approx(15)  # ... without losing the share the user chose
+    session.set_document(Document(photo=np.zeros((8, 8, 3), np.uint8)))
+    canvas.set_brush(radius=4)  # half of an icon: not a share to carry to a photo
+    session.set_document(Document(photo=np.zeros((3000, 4000, 3), np.uint8)))
+    assert canvas.brush_radius == pytest.approx(150)
 
 
 def test_strokes_painted_since_the_run_show_over_the_result(qtbot):

@@ -36,6 +36,8 @@ def test_guide_lists_every_shortcut_of_the_menus_including_added_ones(window, qt
     window.actions.guide.trigger()
     dialog = window.findChild(QDialog, "guide_dialog")
     assert dialog is not None and dialog.isVisible() and not dialog.isModal()
+    window.actions.guide.trigger()  # again: the same guide, not a second one stacked on it
+    assert len([d for d in window.findChildren(QDialog, "guide_dialog") if d.isVisible()]) == 1
     text = dialog.findChild(QTextBrowser).toPlainText()
     assert "Frobnicate" in text and "Ctrl+Alt+F" in text and "Fill detected damage" in text
 

@@ -148,6 +148,7 @@ def test_page_down_reaches_every_photo_steps_over_a_broken_one_and_leaves_spin_b
                                                                                          tmp_path):
     from PIL import Image
     from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QPushButton
 
     from app.ui.file_controller import sibling_photo
     from app.ui.help_dialogs import shortcut_rows
@@ -187,6 +188,16 @@ def test_page_down_reaches_every_photo_steps_over_a_broken_one_and_leaves_spin_b
         qtbot.keyClick(win.canvas, Qt.Key.Key_PageUp)
     assert win.current_document().source_path.endswith("scan01.png")
     assert dict(shortcut_rows(win._menu_actions()))["Next Photo in Folder"] == "PgDown"
+    # from a button of a side panel (no use for the key) Page Down steps the photo too
+    button = win.layers_panel.findChild(QPushButton)
+    button.setFocus()
+    qtbot.waitUntil(button.hasFocus)
+    with qtbot.waitSignal(win.files.document_loaded, timeout=30000):
+        qtbot.keyClick(button, Qt.Key.Key_PageDown)
+    assert win.current_document().source_path.endswith("scan1.png")
+    # a project stands where its photo does: after scan1.ora comes scan02, not its own scan1.png
+    assert sibling_photo(tmp_path / "scan1.ora", 1) == tmp_path / "scan02.png"
+    assert sibling_photo(tmp_path / "scan1.ora", -1) == tmp_path / "scan01.png"
 
 
 def test_close_with_save_writes_then_closes(window, qtbot, tmp_path):
