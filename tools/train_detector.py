@@ -466,8 +466,7 @@ def train(args) -> dict:
     if ckpt.exists():
         model, ck = load_model(ckpt)
         opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-        if ck["opt"]:  # a member rebuilt from an ONNX file (--members-from) has no optimizer state
-            opt.load_state_dict(ck["opt"])
+        opt.load_state_dict(ck["opt"])
         step = ck["step"]
         print(f"resumed at step {step}", flush=True)
     pool = Pool(train_photos, args.pool, args.refresh, args.seed, scale_min=args.scale_min,
@@ -677,8 +676,9 @@ def members_from_onnx(onnx_path: Path, out_dir: Path) -> list[Path]:
         run = out_dir / f"member{index}"
         run.mkdir(parents=True, exist_ok=True)
         args = {"crop": crops[index] if index < len(crops) else 0, "from_onnx": str(onnx_path.name)}
-        torch.save({"model": model.state_dict(), "config": model.config, "opt": {},
-                    "step": steps[index] if index < len(steps) else 0, "args": args}, run / "latest.pt")
+        # a fresh optimizer: training the member on starts its moments anew
+        save_checkpoint(run / "latest.pt", model, torch.optim.Adam(model.parameters()),
+                        steps[index] if index < len(steps) else 0, args)
         runs.append(run)
     return runs
 

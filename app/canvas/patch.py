@@ -25,6 +25,12 @@ class Rect:
     h: int
 
     @classmethod
+    def of_mask(cls, mask: np.ndarray) -> Rect | None:
+        """The bounding box of a mask's nonzero pixels (None when there are none)."""
+        x, y, w, h = cv2.boundingRect((mask > 0).view(np.uint8))
+        return cls(x, y, w, h) if w and h else None
+
+    @classmethod
     def from_corners(cls, x0: int, y0: int, x1: int, y1: int) -> Rect:
         x0, x1 = sorted((int(x0), int(x1)))
         y0, y1 = sorted((int(y0), int(y1)))

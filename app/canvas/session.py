@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import cv2
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
@@ -183,7 +182,7 @@ class EditSession(QObject):
         if outcome.image.shape != doc.photo.shape:
             raise ValueError("the result does not match the photo's size")
         # what changed lies in the run mask's box (an engine result) or anywhere (a repair)
-        box = _box_of(outcome.mask) if outcome.mask is not None else None
+        box = Rect.of_mask(outcome.mask) if outcome.mask is not None else None
         if outcome.confined and outcome.mask is not None:
             photo_patch = (Patch.from_diff(outcome.image[box.slices], doc.photo[box.slices], box.x, box.y)
                            if box is not None else Patch())
@@ -268,8 +267,3 @@ def _props_text(name: str, props: dict) -> str:
         return f"{'Lock' if props['locked'] else 'Unlock'} layer “{name}”"
     return f"Change layer “{name}”"
 
-
-def _box_of(mask: np.ndarray) -> Rect | None:
-    """The bounding box of a mask's nonzero pixels (None when there are none)."""
-    x, y, w, h = cv2.boundingRect((mask > 0).view(np.uint8))
-    return Rect(x, y, w, h) if w and h else None

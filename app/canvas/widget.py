@@ -32,7 +32,7 @@ from app.canvas.gestures import BrushGesture, EllipseGesture, LassoGesture, Rect
 from app.canvas.images import MaskOverlays, PhotoImages, colour_table
 from app.canvas.patch import Rect
 from app.canvas.session import EditSession
-from app.canvas.tools import clear_filled
+from app.canvas.tools import RIM_REACH, clear_filled
 from app.canvas.view import ViewTransform
 
 BACKGROUND = QColor(48, 48, 52)
@@ -45,16 +45,23 @@ def _brush_radius(radius: float) -> float:
     return min(max(float(radius), MIN_BRUSH), MAX_BRUSH)
 
 
-def _ran_area_image(painted: np.ndarray, run_mask: np.ndarray) -> QImage:
+def _ran_area(document, run_mask: np.ndarray) -> tuple[QImage, Rect] | None:
     """The run's area with the faint rims of the strokes it came from (which the thresholded
-    run mask leaves out; found as Apply clears them), as an Indexed8 QImage whose alpha is 255
-    there. `painted`: the fill layers' paint as it was at the run. It owns its pixels."""
-    ran = run_mask > 0
+    run mask leaves out; found as Apply clears them): an Indexed8 QImage whose alpha is 255
+    there (it owns its pixels), over its box in the photo. Worked within the run's box grown by
+    a rim's reach, not over a 50 MP photo, on the GUI thread as the result arrives."""
+    h, w = run_mask.shape
+    ran_box = Rect.of_mask(run_mask)
+    if ran_box is None:
+        return None
+    box = Rect.from_corners(ran_box.x - RIM_REACH, ran_box.y - RIM_REACH, ran_box.x1 + RIM_REACH,
+                            ran_box.y1 + RIM_REACH).clipped(w, h)
+    painted = document.combined_mask(LayerKind.FILL, raw=True, region=box.slices)  # the paint at the run
+    ran = run_mask[box.slices] > 0
     area = np.where((painted > 0) & (clear_filled(painted, ran) == 0) | ran, np.uint8(255), np.uint8(0))
-    h, w = area.shape
-    image = QImage(area.data, w, h, w, QImage.Format.Format_Indexed8)
+    image = QImage(area.data, box.w, box.h, box.w, QImage.Format.Format_Indexed8)
     image.setColorTable(colour_table((0, 0, 0)))
-    return image.copy()
+    return image.copy(), box
 
 
 class CanvasWidget(QWidget):
@@ -78,7 +85,7 @@ class CanvasWidget(QWidget):
         self.show_masks = True
         self._photo = PhotoImages(session.document.photo)
         self._result: PhotoImages | None = None
-        self._run_mask_image: QImage | None = None  # the pending result's run area (_ran_area_image)
+        self._ran_area: tuple[QImage, Rect] | None = None  # the pending result's run area (_ran_area)
         self._overlays = MaskOverlays()
         self._gesture: BrushGesture | RectGesture | LassoGesture | None = None
         self._gesture_uid = 0
@@ -194,8 +201,7 @@ class CanvasWidget(QWidget):
         self._result = PhotoImages(result.image) if result is not None else None
         # the run's mask, to leave out of the masks drawn over the result (only what was painted since)
         run_mask = result.mask if result is not None else None
-        self._run_mask_image = None if run_mask is None else _ran_area_image(
-            self.session.document.combined_mask(LayerKind.FILL, raw=True), run_mask)
+        self._ran_area = None if run_mask is None else _ran_area(self.session.document, run_mask)
         if self._result is not None and not had:
             self.compare.reset(self.session.document.size[0])
         self.update()
@@ -255,7 +261,7 @@ class CanvasWidget(QWidget):
     def _paint_new_masks(self, painter: QPainter, src: Rect) -> None:
         """Over the result, the masks painted since its run (the run's own area left out, so the
         fill stays visible): a stroke on that side of the divider is not drawn unseen."""
-        if not self.show_masks or self._run_mask_image is None:
+        if not self.show_masks or self._ran_area is None:
             return  # a repair preview has no run mask: its damage layer would hide the repair
         target = self._target(src)
         box = target.toAlignedRect()
@@ -264,8 +270,13 @@ class CanvasWidget(QWidget):
         off = QPainter(layer_image)
         off.translate(-box.x(), -box.y())
         self._paint_masks(off, src, LayerKind.FILL)  # not protect layers: they are no fill to come
-        off.setCompositionMode(QPainter.CompositionMode.CompositionMode_DestinationOut)
-        off.drawImage(target, self._run_mask_image, QRectF(src.x, src.y, src.w, src.h))
+        area_image, area_box = self._ran_area
+        x0, y0, x1, y1 = max(src.x, area_box.x), max(src.y, area_box.y), min(src.x1, area_box.x1), min(src.y1, area_box.y1)
+        if x0 < x1 and y0 < y1:  # the run's area reaches into what is repainted: cut it out
+            overlap = Rect.from_corners(x0, y0, x1, y1)
+            off.setCompositionMode(QPainter.CompositionMode.CompositionMode_DestinationOut)
+            off.drawImage(self._target(overlap), area_image,
+                          QRectF(overlap.x - area_box.x, overlap.y - area_box.y, overlap.w, overlap.h))
         off.end()
         painter.drawImage(box.topLeft(), layer_image)
 

@@ -447,23 +447,23 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
     options: dict = {}
     if meta.icc_profile:
         options["icc_profile"] = meta.icc_profile
+    # the block parsed where it is written again (TIFF, WebP with a resolution), once;
+    # its non-ASCII text kept as the bytes read ("© José"), not Pillow's ASCII
+    parsed = _parsed_exif(meta.exif) if fmt in ("TIFF", "WEBP") else None
+    if parsed is not None:
+        _keep_text_bytes(parsed)
     if meta.exif:
-        options["exif"] = meta.exif
-        if fmt == "TIFF":  # Pillow's TIFF writer parses the block again: keep its non-ASCII text as bytes
-            options["exif"] = _parsed_exif(meta.exif)
-            _keep_text_bytes(options["exif"])
+        options["exif"] = parsed if fmt == "TIFF" else meta.exif  # Pillow's TIFF writer parses it again
     if meta.dpi and fmt in ("PNG", "JPEG", "TIFF"):
         options["dpi"] = meta.dpi
     elif meta.dpi and fmt == "WEBP":  # WebP has no resolution field of its own: EXIF's carries it
-        exif = _parsed_exif(meta.exif)
-        exif[282], exif[283], exif[296] = float(meta.dpi[0]), float(meta.dpi[1]), 2
-        _keep_text_bytes(exif)  # written again from the parsed block: keep "© José" as it was read
-        options["exif"] = exif.tobytes()
+        parsed[282], parsed[283], parsed[296] = float(meta.dpi[0]), float(meta.dpi[1]), 2
+        options["exif"] = parsed.tobytes()
     if fmt == "JPEG":
         options |= {"quality": int(quality), "subsampling": 0 if quality >= 90 else 2, "optimize": True}
     elif fmt == "WEBP":
         options |= {"quality": int(quality), "lossless": quality >= 100}
-    elif fmt == "TIFF" and not _parsed_exif(meta.exif).keys() & {0x8769, 0x8825}:
+    elif fmt == "TIFF" and not parsed.keys() & {0x8769, 0x8825}:
         # compressed TIFF goes through libtiff, which refuses EXIF with sub-blocks (exposure,
         # GPS: every camera photo's); Pillow's own writer keeps them, uncompressed
         options["compression"] = "tiff_deflate"
