@@ -31,6 +31,9 @@ With --grid-share, that share of the photos also gets a painted regular grid of 
 damage": facade grids are the detector's main false alarm, and 20 city photos are few.
 With --wave-share, that share of the grids has lines that follow one smooth wave (paving laid
 in curved rows: the worst false alarm of the grid-trained model).
+With --cast-share, that share of the photos (damaged or not) gets a colour cast over
+everything, damage included (a yellowed print, a scanner's white balance; see random_cast):
+nets trained on neutral damage only take a tinted scratch for part of the picture.
 
 Labels per kind: 1 where that kind changed the photo visibly (>= 12 grey levels), ignored
 where the damage touched the photo only faintly (and 1 px around it: the benchmark counts
@@ -239,6 +242,21 @@ def paint_grid(rgb: np.ndarray, rng: np.random.Generator, wavy: bool = False) ->
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def random_cast(rgb: np.ndarray, rng: np.random.Generator, strength: float = 0.35) -> np.ndarray:
+    """`rgb` under a colour cast: channel gains exp(g) with g of mean 0 in a random direction,
+    its largest component up to `strength` (0.35: blue at 0.7 of red, a strongly yellowed
+    print), and half the time a brightness change of up to 15 %. Every direction, not only the
+    warm one, so the net learns that damage takes the print's tint, whatever it is."""
+    direction = rng.normal(size=3)
+    direction -= direction.mean()
+    direction /= max(float(np.abs(direction).max()), 1e-6)
+    log_gains = direction * rng.uniform(0.05, strength)
+    if rng.random() < 0.5:
+        log_gains += rng.uniform(-0.15, 0.1)
+    gains = np.exp(log_gains).astype(np.float32)
+    return np.clip(rgb.astype(np.float32) * gains + 0.5, 0, 255).astype(np.uint8)
+
+
 def labels(dmg, clean_only: bool, shape) -> tuple[np.ndarray, np.ndarray]:
     """(target, weight) float32 [2,H,W] for one damaged photo (see the module docstring)."""
     if clean_only:
@@ -264,14 +282,22 @@ class Pool:
 
     def __init__(self, photos: list[Path], size: int, refresh: int, seed: int, clean_share: float = 0.1,
                  scale_min: float = 1.0, grid_share: float = 0.0, straight_share: float = 0.0,
-                 wave_share: float = 0.0, tear_share: float | None = None):
+                 wave_share: float = 0.0, tear_share: float | None = None, cast_share: float = 0.0):
         self.photos, self.size, self.refresh, self.seed, self.clean_share = photos, size, refresh, seed, clean_share
         self.scale_min, self.grid_share, self.straight_share = scale_min, grid_share, straight_share
-        self.wave_share, self.tear_share = wave_share, tear_share
+        self.wave_share, self.tear_share, self.cast_share = wave_share, tear_share, cast_share
         self._cache: dict[int, np.ndarray] = {}
         self.slots: list[tuple[int | None, tuple]] = [(None, ())] * size  # (tick, item)
 
     def _make(self, tick: int) -> tuple:
+        img, t, w = self._make_neutral(tick)
+        # the cast has its own generator: runs without it see exactly the photos they saw before
+        cast_rng = np.random.default_rng([self.seed, 11, tick + 10**6])
+        if self.cast_share > 0 and cast_rng.random() < self.cast_share:
+            img = random_cast(img, cast_rng)
+        return img, t, w
+
+    def _make_neutral(self, tick: int) -> tuple:
         rng = np.random.default_rng([self.seed, 7, tick + 10**6])
         idx = int(rng.integers(len(self.photos)))
         if idx not in self._cache:
@@ -428,6 +454,8 @@ def parse_args(argv=None):
     ap.add_argument("--tear-share", type=float, default=None,
                     help="share of the damaged training photos with a tear (default: a quarter, as "
                          "the runs before the option; the bench's damage has one in half of its photos)")
+    ap.add_argument("--cast-share", type=float, default=0.0,
+                    help="share of the training photos under a random colour cast, damage included (random_cast)")
     ap.add_argument("--contrast", action="store_true",
                     help="give the net the local-contrast image as a fourth channel (see local_contrast)")
     ap.add_argument("--pool", type=int, default=48)
@@ -471,7 +499,7 @@ def train(args) -> dict:
         print(f"resumed at step {step}", flush=True)
     pool = Pool(train_photos, args.pool, args.refresh, args.seed, scale_min=args.scale_min,
                 grid_share=args.grid_share, straight_share=args.straight_share, wave_share=args.wave_share,
-                tear_share=args.tear_share)
+                tear_share=args.tear_share, cast_share=args.cast_share)
     vset = validation_set(val_photos, args.seed) if args.eval_every and val_photos else []
     log_path = args.run / "log.csv"
     new_log = not log_path.exists()

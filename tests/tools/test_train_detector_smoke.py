@@ -209,6 +209,28 @@ def test_tear_share_sets_how_many_damaged_photos_have_a_tear(trainer):
     assert sure == 0.0 and abs(possible / 2 - 0.25) < 0.03
 
 
+def test_cast_share_tints_that_share_of_the_pool_and_leaves_the_labels(trainer, tmp_path):
+    """--cast-share: that share of the pool's photos comes under a colour cast (every channel
+    scaled by its own gain, damage included); the labels, and the photos of a run without the
+    option, are what they were."""
+    rng = np.random.default_rng(3)
+    photo = tmp_path / "p.png"
+    cv2.imwrite(str(photo), rng.integers(40, 200, (160, 200, 3), dtype=np.uint8))
+    plain = trainer.Pool([photo], 40, 1, seed=4).at(0)
+    again = trainer.Pool([photo], 40, 1, seed=4, cast_share=0.0).at(0)
+    cast = trainer.Pool([photo], 40, 1, seed=4, cast_share=0.5).at(0)
+    tinted = 0
+    for (img, t, w), (img0, t0, w0), (imgc, tc, wc) in zip(plain, again, cast, strict=True):
+        assert np.array_equal(img, img0) and np.array_equal(t, t0)
+        assert np.array_equal(tc, t) and np.array_equal(wc, w)
+        if not np.array_equal(imgc, img):
+            tinted += 1
+            ok = (img > 20) & (img < 200)  # away from clipping the gain is one per channel
+            gains = [np.median(imgc[..., c][ok[..., c]] / img[..., c][ok[..., c]]) for c in range(3)]
+            assert max(gains) / min(gains) > 1.03
+    assert 10 <= tinted <= 30
+
+
 def straightness(lines: np.ndarray) -> float | None:
     """Median over the painted lines (connected components) of the RMS distance of their
     pixels from their own best-fitting straight line, in px; None for a grid (its crossings
