@@ -99,7 +99,7 @@ def same_file(a: Path, b: Path) -> bool:
 
 def load_photo(path: str | Path, max_megapixels: float = InpaintSettings.max_megapixels) -> LoadedImage:
     try:
-        loaded = read_image(path, max_megapixels=max_megapixels)
+        loaded = read_image(path, max_megapixels=max_megapixels, partial=True)
     except ImageReadError as exc:
         raise CliError(str(exc)) from exc
     for text in loaded.meta.notes:

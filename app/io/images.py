@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from app.io.atomic import atomic_write
 
@@ -39,6 +40,9 @@ REDUCED_16_BIT = "16-bit colour reduced to 8-bit RGB (edited and exported with 8
 REDUCED_16_BIT_GRAY = "16-bit grayscale reduced to 8-bit RGB"
 ROTATED_UPRIGHT = "rotated upright from its EXIF orientation"
 GRAY_AS_RGB = "grayscale shown as RGB"
+# a photo file that ends early (a copy or a card write cut short), read with `partial=True`
+CUT_OFF = ("the file is cut off: only the part that could be decoded is shown; the rest is plain "
+           "gray or black, or has less detail")
 # notes that tell, without anything lost (the command line prints them as notes, not warnings)
 INFORMATIONAL_NOTES = (KEPT_16_BIT, KEPT_16_BIT_GRAY, ROTATED_UPRIGHT, GRAY_AS_RGB)
 # the formats that keep 16 bits per channel
@@ -104,8 +108,15 @@ class LoadedImage:
     meta: ImageMeta
 
 
-def read_image(path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> LoadedImage:
-    """Decode a photo file into RGB uint8 with orientation applied."""
+# Pillow reads a cut-off file only with its module-wide LOAD_TRUNCATED_IMAGES flag: every
+# decode holds this lock, so a strict decode never runs while a partial one has the flag set
+_DECODE_LOCK = threading.Lock()
+
+
+def read_image(path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS, partial: bool = False) -> LoadedImage:
+    """Decode a photo file into RGB uint8 with orientation applied. With `partial`, a file
+    that ends early is read as far as it goes (noted as CUT_OFF) instead of refused: a photo
+    whose copy was cut short is still worth opening; a mask or a project layer is not."""
     path = Path(path)
     try:
         with open(path, "rb") as handle:
@@ -113,10 +124,28 @@ def read_image(path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS)
     except OSError as exc:
         where = f" in {path.parent}" if str(path.parent) not in ("", ".") else ""  # two old.png differ by folder
         raise ImageReadError(f"Cannot read {path.name}{where}: {exc.strerror or exc}") from exc
-    return decode_image(data, path.name, max_megapixels)
+    return decode_image(data, path.name, max_megapixels, partial)
 
 
-def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> LoadedImage:
+def _load_pixels(img: Image.Image, partial: bool) -> bool:
+    """Decode `img`'s pixels; True when the file ended early and `partial` let it through."""
+    with _DECODE_LOCK:
+        try:
+            img.load()
+            return False
+        except OSError as exc:
+            if not (partial and "truncated" in str(exc)):
+                raise
+        ImageFile.LOAD_TRUNCATED_IMAGES = True
+        try:
+            img.load()
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = False
+        return True
+
+
+def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+                 partial: bool = False) -> LoadedImage:
     # our own limit below replaces Pillow's bomb check, which would refuse photos under it
     # with a misleading message; the declared size is checked before any pixel is decoded
     Image.MAX_IMAGE_PIXELS = None
@@ -134,7 +163,7 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
                 )
             # Pillow's TIFF decoder turns the pixels upright itself and drops the tag: read it first
             declared_orientation = img.tag_v2.get(274, 1) if img.format == "TIFF" else 1
-            img.load()
+            cut_off = _load_pixels(img, partial)
     except ImageReadError:
         raise
     except UnidentifiedImageError as exc:  # Pillow's message names only its internal buffer
@@ -142,8 +171,8 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
             raise ImageReadError(f"{label} is a project (OpenRaster .ora), not a photo; open it in the editor, or "
                                  "fill its layers with `inpaint-studio inpaint PROJECT.ora -o OUT`.") from exc
         if data[:4] in (b"II*\0", b"MM\0*"):
-            raise ImageReadError(f"{label} is a TIFF file in a layout this program cannot read (for example 16-bit "
-                                 "grayscale with transparency); save it as RGB or RGBA.") from exc
+            raise ImageReadError(f"{label} is a TIFF file this program cannot read: damaged or cut off, or in a "
+                                 "layout such as 16-bit grayscale with transparency (save that as RGB or RGBA).") from exc
         raise ImageReadError(f"{label} is not an image this program can read: not a JPEG, PNG, TIFF or WebP "
                              "file, or damaged from its first bytes.") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -158,6 +187,8 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
         img.format == "TIFF" and _tiff_bits(img) > 8)
     gray = (img.format == "PNG" and len(data) > 25 and data[25] in (0, 4)) or (
         img.format == "TIFF" and img.tag_v2.get(262) in (0, 1))
+    if cut_off:
+        meta.notes.append(CUT_OFF)
     frames = getattr(img, "n_frames", 1)
     # a multi-page TIFF, an animated WebP: the rest would be dropped without a word (a camera
     # JPEG's embedded preview or gain map, an MPO frame, is not a page of the photo)

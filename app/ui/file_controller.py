@@ -44,7 +44,7 @@ def save_suggestion(source: str | None, name: str) -> str:
 
 def new_document(path: str, max_megapixels: float) -> Document:
     """Decode a photo into a fresh document with one empty fill layer (runs off the GUI thread)."""
-    loaded = read_image(path, max_megapixels=max_megapixels)
+    loaded = read_image(path, max_megapixels=max_megapixels, partial=True)
     doc = Document(photo=loaded.rgb, meta=loaded.meta, source_path=str(path))
     doc.layers.append(doc.new_layer("Mask 1"))
     return doc

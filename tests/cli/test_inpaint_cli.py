@@ -20,7 +20,7 @@ from PIL import Image, ImageOps
 
 import app.cli.common as cli_common
 from app.cli.main import main
-from app.io.images import read_image
+from app.io.images import decode_image, read_image
 
 H, W = 120, 200
 FAST = ["--method", "telea", "--backend", "cpu"]
@@ -197,7 +197,7 @@ def test_not_an_image(capsys, files):
     assert code == 1 and "junk.jpg is not an image" in stderr
 
 
-def test_truncated_jpeg(capsys, files):
+def test_truncated_jpeg_is_filled_as_far_as_it_decodes_with_a_warning(capsys, files):
     tmp, _, mask = files
     buf = io.BytesIO()
     Image.fromarray(_photo()).save(buf, "JPEG", quality=90)
@@ -205,7 +205,20 @@ def test_truncated_jpeg(capsys, files):
     cut.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
     out = tmp / "o.png"
     code, _, stderr = run_cli(capsys, "inpaint", cut, "--mask", mask, "-o", out, *FAST)
-    assert code == 1 and "cut.jpg" in stderr and "truncated" in stderr
+    assert code == 0 and "warning: cut.jpg: the file is cut off" in stderr
+    decoded = decode_image(cut.read_bytes(), partial=True).rgb
+    outside = np.asarray(Image.open(mask)) == 0
+    assert np.array_equal(np.asarray(Image.open(out))[outside], decoded[outside])
+
+
+def test_truncated_mask_is_refused(capsys, files):
+    tmp, photo, mask = files
+    data = mask.read_bytes()
+    cut = tmp / "cut_mask.png"
+    cut.write_bytes(data[: len(data) // 2])
+    out = tmp / "o.png"
+    code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", cut, "-o", out, *FAST)
+    assert code == 1 and "cut_mask.png is damaged or truncated" in stderr
     assert not out.exists()
 
 
@@ -253,7 +266,7 @@ def test_photo_beyond_the_pixel_limit_is_refused(capsys, files):
 def test_pixel_limit_message(capsys, files, monkeypatch):
     """The limit itself, on a real photo: only the limit argument is changed."""
     tmp, photo, mask = files
-    monkeypatch.setattr(cli_common, "read_image", lambda path, max_megapixels: read_image(path, max_megapixels=0.01))
+    monkeypatch.setattr(cli_common, "read_image", lambda path, max_megapixels, partial: read_image(path, max_megapixels=0.01, partial=partial))
     code, _, stderr = run_cli(capsys, "inpaint", photo, "--mask", mask, "-o", tmp / "o.png", *FAST)
     assert code == 1 and "photo.png is 200x120" in stderr and "limit" in stderr and "memory" in stderr
 

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from app.io.images import (
+    CUT_OFF,
     KEPT_16_BIT,
     KEPT_16_BIT_GRAY,
     REDUCED_16_BIT,
@@ -345,11 +346,28 @@ def test_empty_file_says_it_is_empty(tmp_path):
         read_image(tmp_path / "zero.jpg")
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
-def test_truncated_file(fmt):
-    data = _bytes(Image.fromarray(_rgb(h=64, w=64)), fmt)
+@pytest.mark.parametrize(("fmt", "fill"), [("JPEG", 128), ("PNG", 0)])
+def test_truncated_file_is_refused_unless_partial_is_asked_for(fmt, fill, tmp_path):
+    """A cut-off file is refused by default (masks, project layers); a photo read with
+    `partial` shows what decoded, the rest plain, and says so."""
+    data = _bytes(Image.fromarray(_rgb(h=256, w=64)), fmt)
+    cut = data[: len(data) // 2]
     with pytest.raises(ImageReadError, match="damaged or truncated"):
-        decode_image(data[: len(data) * 2 // 3], "cut")
+        decode_image(cut, "cut")
+    whole, part = decode_image(data, "whole").rgb, decode_image(cut, "cut", partial=True)
+    assert part.rgb.shape == whole.shape and part.meta.notes == [CUT_OFF]
+    assert np.array_equal(part.rgb[:64], whole[:64])  # the top decoded as from the whole file
+    assert (part.rgb[-16:] == fill).all() and not (whole[-16:] == fill).all()
+    (tmp_path / "cut.png").write_bytes(cut)
+    with pytest.raises(ImageReadError, match="cut.png is damaged or truncated"):
+        read_mask(tmp_path / "cut.png")
+    assert read_image(tmp_path / "cut.png", partial=True).meta.notes == [CUT_OFF]
+
+
+def test_a_whole_file_read_with_partial_is_read_as_ever():
+    data = _bytes(Image.fromarray(_rgb(h=64, w=64)), "JPEG")
+    loaded = decode_image(data, "whole", partial=True)
+    assert np.array_equal(loaded.rgb, decode_image(data, "whole").rgb) and loaded.meta.notes == []
 
 
 def _png_header(width: int, height: int) -> bytes:
@@ -520,7 +538,7 @@ def test_an_unreadable_tiff_layout_is_named(tmp_path):
 
     la16 = np.zeros((8, 8, 2), np.uint16)
     tifffile.imwrite(tmp_path / "la16.tif", la16, photometric="minisblack", extrasamples=(2,))
-    with pytest.raises(ImageReadError, match="TIFF file in a layout"):
+    with pytest.raises(ImageReadError, match="TIFF file this program cannot read.*16-bit grayscale with transparency"):
         read_image(tmp_path / "la16.tif")
 
 
