@@ -1,7 +1,9 @@
-"""`inpaint-studio batch PHOTOS_DIR --masks MASKS_DIR -o OUT_DIR`: fill many photos.
+"""`inpaint-studio batch PHOTOS_DIR --masks MASKS_DIR|MASK -o OUT_DIR`: fill many photos.
 
-Masks are matched by file stem. A bad file is reported and skipped; the run goes on and
-lists the failures at the end, exiting non-zero if there were any."""
+Masks are matched by file stem; one mask file instead of a folder fills the same place in
+every photo (a date stamp, a watermark, a sensor spot), scaled to photos of its aspect ratio
+and another size. A bad file is reported and skipped; the run goes on and lists the failures
+at the end, exiting non-zero if there were any."""
 
 from __future__ import annotations
 
@@ -20,9 +22,12 @@ from app.io.images import READ_EXTENSIONS, SAVE_FORMATS, format_for, write_image
 
 def register(sub) -> None:
     p = sub.add_parser("batch", help="fill every photo of a folder with its mask",
-                       description="Fill each photo of PHOTOS_DIR with the mask of the same stem in MASKS_DIR.")
+                       description="Fill each photo of PHOTOS_DIR with the mask of the same stem in MASKS_DIR, "
+                                   "or with one mask file for every photo.")
     p.add_argument("photos", help="folder of photos")
-    p.add_argument("--masks", required=True, help="folder of masks, matched to photos by file stem")
+    p.add_argument("--masks", required=True, metavar="MASKS_DIR|MASK",
+                   help="folder of masks, matched to photos by file stem; or one mask file for every photo "
+                        "(the same place in each: a date stamp, a watermark)")
     p.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
     p.add_argument("--format", default="", metavar="EXT",
                    help="output extension, e.g. png or jpg (default: the photo's own)")
@@ -37,12 +42,13 @@ def _files(folder: Path) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     photos_dir, masks_dir, out_dir = Path(args.photos), Path(args.masks), Path(args.output)
-    for folder, what in ((photos_dir, "photos"), (masks_dir, "masks")):
-        if not folder.is_dir():
+    one_mask = masks_dir if masks_dir.is_file() else None  # the same mask for every photo
+    for folder, what in ((photos_dir, "photos folder"), (masks_dir, "masks folder or file")):
+        if not folder.is_dir() and folder is not one_mask:
             why = "is a file, not a folder" if folder.exists() else "does not exist"
-            print(f"error: the {what} folder {folder} {why}", file=sys.stderr)
+            print(f"error: the {what} {folder} {why}", file=sys.stderr)
             return 2
-    if same_file(photos_dir, masks_dir):  # every photo would be its own mask
+    if one_mask is None and same_file(photos_dir, masks_dir):  # every photo would be its own mask
         print(f"error: the photos and the masks are both in {photos_dir}; put the masks in a folder of their "
               "own (a mask has the photo's file stem)", file=sys.stderr)
         return 2
@@ -52,9 +58,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     masks: dict[str, list[Path]] = {}
-    for mask_file in _files(masks_dir):
+    for mask_file in _files(masks_dir) if one_mask is None else ():
         masks.setdefault(mask_file.stem, []).append(mask_file)
-    photos = _files(photos_dir)
+    # a mask file kept among the photos is not one of them
+    photos = [p for p in _files(photos_dir) if one_mask is None or not same_file(p, one_mask)]
     if not photos:
         print(f"error: no photos in {photos_dir}", file=sys.stderr)
         return 2
@@ -78,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot write in the output folder {out_dir}: permission denied", file=sys.stderr)
         return 2
     inputs = {p.resolve() for p in photos} | {m.resolve() for same_stem in masks.values() for m in same_stem}
+    if one_mask is not None:
+        inputs.add(one_mask.resolve())
     failures: list[tuple[str, str]] = []
     unchanged: list[str] = []  # photos whose mask is empty: written as they are, and said so
     written: dict[Path, str] = {}  # a.png and a.jpg would both write a.<ext>: refuse the second
@@ -93,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
         for index, photo in enumerate(photos, 1):
             _draw(index - 1, len(photos), photo.name)
             try:
-                if photo.stem not in masks:
+                if one_mask is None and photo.stem not in masks:
                     raise CliError("no mask with this name")
-                if len(masks[photo.stem]) > 1:  # which one was meant is not ours to guess
+                if one_mask is None and len(masks[photo.stem]) > 1:  # which one was meant is not ours to guess
                     raise CliError("several masks have its name (" + ", ".join(m.name for m in masks[photo.stem])
                                    + "); keep one")
                 target = out_dir / (photo.stem + (suffix or photo.suffix))
@@ -107,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
                     raise CliError(f"{written[target]} already writes {target.name}; rename one of them")
                 written[target] = photo.name
                 loaded = load_photo(photo, settings.max_megapixels)
-                mask = load_mask_for(masks[photo.stem][0], loaded.rgb, args.invert_mask)
+                mask = load_mask_for(one_mask or masks[photo.stem][0], loaded.rgb, args.invert_mask)
                 if not mask.any():
                     unchanged.append(photo.name)
                 result = inpaint(loaded.rgb, mask, settings, backend=backend,

@@ -173,3 +173,34 @@ def test_batch_empty_masks_twin_masks_and_an_unforeseen_error(capsys, tmp_path, 
     assert "zboom.png: unexpected error (RuntimeError: boom)" in stderr
     assert sorted(p.name for p in out.iterdir()) == ["empty.png", "good.png"]
     assert np.array_equal(np.asarray(Image.open(out / "empty.png")), _photo(seeds["empty"]))
+
+
+def test_batch_with_one_mask_file_fills_the_same_place_in_every_photo(capsys, tmp_path):
+    """--masks FILE: a date stamp in the same corner of every photo. Photos of another size
+    with the mask's aspect ratio get it scaled; one of another aspect ratio is a listed failure;
+    the mask file kept among the photos is not filled as one of them."""
+    photos, _, out = _folders(tmp_path)
+    Image.fromarray(_photo(1)).save(photos / "a.png")
+    Image.fromarray(_photo(2, 180, 260)).save(photos / "b.png")  # twice the size
+    Image.fromarray(_photo(3, 130, 90)).save(photos / "portrait.png")
+    stamp = photos / "stamp.png"
+    Image.fromarray(_mask()).save(stamp)
+
+    code, stdout, stderr = run_cli(capsys, "batch", photos, "--masks", stamp, "-o", out, *FAST)
+    assert code == 1 and "2 of 3 photos filled" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert "portrait.png:" in stderr[stderr.index("1 failed:"):] and "aspect ratio" in stderr
+    a, b = np.asarray(Image.open(out / "a.png")), np.asarray(Image.open(out / "b.png"))
+    assert np.array_equal(a[_mask() == 0], _photo(1)[_mask() == 0])
+    assert not np.array_equal(a[_mask() > 0], _photo(1)[_mask() > 0])
+    scaled = np.asarray(Image.fromarray(_mask()).resize((260, 180), Image.NEAREST))
+    assert np.array_equal(b[scaled == 0], _photo(2, 180, 260)[scaled == 0])
+    assert not np.array_equal(b[scaled > 0], _photo(2, 180, 260)[scaled > 0])
+    assert "scaled" in stderr
+
+
+def test_batch_masks_that_are_neither_folder_nor_file(capsys, tmp_path):
+    photos, _, out = _folders(tmp_path)
+    Image.fromarray(_photo(1)).save(photos / "a.png")
+    code, _, stderr = run_cli(capsys, "batch", photos, "--masks", tmp_path / "gone.png", "-o", out, *FAST)
+    assert code == 2 and "masks folder or file" in stderr and "gone.png does not exist" in stderr
