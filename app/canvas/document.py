@@ -95,14 +95,15 @@ class Document:
                 return index
         raise KeyError(uid)
 
-    def combined_mask(self, kind: LayerKind, raw: bool = False, region: tuple[slice, slice] | None = None
-                      ) -> np.ndarray:
+    def combined_mask(self, kind: LayerKind, raw: bool = False, region: tuple[slice, slice] | None = None,
+                      only: tuple[int, ...] | None = None) -> np.ndarray:
         """Union of the visible layers of one kind, 0/255 (what a run uses): the pixels painted
         above half strength, as in a mask file; a soft brush's faint rim is not a hole. `raw`:
-        the union of the paint itself, 0..255; `region`: only within these (row, column) slices."""
+        the union of the paint itself, 0..255; `region`: only within these (row, column) slices;
+        `only`: only the layers of these uids."""
         region = region or (slice(None), slice(None))
         out = np.zeros_like(self.photo[region][:, :, 0])
         for layer in self.layers:
-            if layer.visible and layer.kind == kind:
+            if layer.visible and layer.kind == kind and (only is None or layer.uid in only):
                 np.maximum(out, layer.mask[region], out=out)
         return out if raw else np.where(out > PAINTED_ABOVE, 255, 0).astype(np.uint8)

@@ -2,7 +2,7 @@
 
 - A proposal becomes the mask layer "Detected damage" (added, or its mask replaced) through
   the session's undoable operations, so the user trims it with the brush and can undo.
-- "Fill detected damage" runs the editor's normal run (RunController) with the settings
+- "Fill detected damage" runs the editor's normal run (RunController) on that layer alone, with the settings
   thin damage fills best with (app.restore.pipeline.FILL_SETTINGS); the result shows in the
   before/after slider and Apply is the usual undoable step.
 - Repair previews become the pending result (before/after slider); "Apply repairs" applies
@@ -163,7 +163,8 @@ class RestoreController(QObject):
 
     # ---------------------------------------------------------------- fill
     def fill(self) -> bool:
-        """Run the editor's engine run on the visible fill layers with the thin-damage settings."""
+        """Run the editor's engine run on the damage layer alone with the thin-damage settings
+        (the other fill layers are the user's own removals: Run fills them with the model)."""
         layer = self.damage_layer()
         if layer is None:  # not detected yet: what the button promises is detection and fill
             self.notice.emit("Detecting damage first, then filling it…")
@@ -176,13 +177,16 @@ class RestoreController(QObject):
             self.notice.emit(f"Nothing to fill: the “{LAYER_NAME}” layer is empty "
                              "(detect again, or paint the damage).")
             return False
+        if not layer.visible:
+            self.notice.emit(f"The “{LAYER_NAME}” layer is hidden: show it to fill it.")
+            return False
         if self.runner.running:
             self.notice.emit("A run is already going.")
             return False
         # the thin-damage settings for this run only: the document's (the Run panel's) stay
         settings = self.session.document.settings.with_(
             method=FILL_SETTINGS.method, coarse_size=FILL_SETTINGS.coarse_size, cra=FILL_SETTINGS.cra)
-        return self.runner.start(settings)
+        return self.runner.start(settings, only=(layer.uid,))
 
     # ---------------------------------------------------------------- repair
     def _on_result_changed(self) -> None:

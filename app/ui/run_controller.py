@@ -76,11 +76,12 @@ class RunController(QObject):
             self._worker.cancelled.connect(self._on_cancelled)
         return self._worker
 
-    def start(self, settings: InpaintSettings | None = None) -> bool:
-        """Submit a job for the visible fill layers (with the document's settings, or `settings`
-        for this run only). False (with a notice) if there is nothing to fill."""
+    def start(self, settings: InpaintSettings | None = None, only: tuple[int, ...] | None = None) -> bool:
+        """Submit a job for the visible fill layers, or the visible ones among the uids `only`
+        (with the document's settings, or `settings` for this run only). False (with a notice)
+        if there is nothing to fill."""
         doc = self.session.document
-        mask = doc.combined_mask(LayerKind.FILL)
+        mask = doc.combined_mask(LayerKind.FILL, only=only)
         if not mask.any():
             fills = [layer for layer in doc.layers if layer.visible and layer.kind == LayerKind.FILL]
             if not fills:
@@ -101,7 +102,8 @@ class RunController(QObject):
             return False
         self._generation = self.session.photo_generation
         self._run_mask = mask
-        self._run_layers = tuple(layer.uid for layer in doc.layers if layer.visible and layer.kind == LayerKind.FILL)
+        self._run_layers = tuple(layer.uid for layer in doc.layers if layer.visible and layer.kind == LayerKind.FILL
+                                 and (only is None or layer.uid in only))
         self._job = worker.submit(doc.photo, mask, settings, protect=protect)  # the worker snapshots its inputs
         self.running_changed.emit(True)
         self.progress.emit("Starting", 0.0)

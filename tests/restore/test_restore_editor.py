@@ -7,6 +7,7 @@ from PySide6.QtCore import QSettings
 
 from app.canvas import tools
 from app.canvas.document import Document, LayerKind
+from app.canvas.patch import Rect
 from app.restore.detect import detect_damage
 from app.restore.repair import RepairSteps, apply_repairs
 from app.restore.synthetic import add_damage
@@ -152,6 +153,34 @@ def test_fill_runs_the_engine_and_apply_is_undoable(window, qtbot):
     assert not np.array_equal(doc.photo, photo)
     win.session.undo_stack.undo()
     assert np.array_equal(doc.photo, photo)
+
+
+def test_fill_fills_the_damage_layer_alone_and_a_hidden_one_not_at_all(window, qtbot):
+    """The user's own fill layer ("Mask 1": an object to remove) is not smeared with the
+    thin-damage fill: it keeps its paint for Run; a hidden damage layer is not filled, and
+    the user is told why."""
+    win, doc = window, window.current_document()
+    photo = doc.photo.copy()
+    own = doc.layers[0]
+    win.session.edit_mask(own.uid, lambda m: tools.fill_rect(m, Rect(10, 10, 20, 20)), "Paint")
+    detect(win, qtbot)
+    damage = win.restore.damage_layer()
+    with qtbot.waitSignal(win.runner.finished, timeout=60000):
+        win.restore.panel.fill_button.click()
+    result = doc.result
+    outside = damage.mask == 0
+    assert np.array_equal(result.image[outside], photo[outside])  # Mask 1's square untouched
+    assert result.layers == (damage.uid,) and not win.session.result_is_stale()
+    win.actions.apply_result.trigger()
+    assert doc.result is None and own.mask[10:30, 10:30].all()  # its paint kept for Run
+    assert not damage.mask.any()
+    win.session.undo_stack.undo()  # the result is back, pending: discarded
+    win.session.discard_result()
+    win.session.set_layer_props(damage.uid, visible=False)
+    msgs = []
+    win.restore.notice.connect(msgs.append)
+    assert not win.restore.fill()
+    assert "hidden" in msgs[-1] and doc.result is None
 
 
 def test_repair_preview_in_compare_then_apply_and_undo(window, qtbot):
