@@ -191,14 +191,26 @@ class RestoreController(QObject):
     # ---------------------------------------------------------------- repair
     def _on_result_changed(self) -> None:
         result = self.session.document.result
-        if result is None or f"{REPAIR_TAG}:" not in result.method:
-            self._base = result  # a fill result (or none): previews build on it
-            self._previewed = None
-            self.panel.set_repair_source(None if result is None else result.image)
-        elif result in self._preview_of:  # a preview back on screen (undo of Apply repairs): its boxes too
+        if result in self._preview_of:  # a preview back on screen (undo of Apply repairs): its boxes too
             self._previewed, self._base = self._preview_of[result]
             self.panel.set_repair_source(None if self._base is None else self._base.image)
             self.panel.show_repairs(self._previewed)
+        elif result is None:  # discarded: the preview the ticked boxes promised is gone with it
+            self._adopt_base(None)
+            self._apply_waiting = None
+            self.panel.clear_repairs()
+        else:
+            self._adopt_base(result)
+            if self.panel.repair_steps().any:  # boxes ticked before the fill: their steps on top of it
+                self.panel.repairer.cancel()  # a preview of the photo before would land on this base
+                self.panel.schedule_preview()
+
+    def _adopt_base(self, result: InpaintOutcome | None) -> None:
+        """Repair previews build on `result` (a fill, or any pending result: one reopened from a
+        project may hold repairs already), or on the photo."""
+        self._base = result
+        self._previewed = None
+        self.panel.set_repair_source(None if result is None else result.image)
 
     def on_repair_preview(self, steps: RepairSteps, image: np.ndarray) -> None:
         doc = self.session.document
@@ -242,6 +254,7 @@ class RestoreController(QObject):
         self.session.apply_result()
         self._base = self._previewed = None
         self.panel.set_repair_source(None)
+        self.notice.emit(f"Applied the repairs ({describe(steps)}); Ctrl+Z takes them back.")
         return True
 
     # ---------------------------------------------------------------- document / shutdown
@@ -252,11 +265,13 @@ class RestoreController(QObject):
             self._proposal_controls.clear()
             self._shown_proposal = b""
             self._layer_digest = None
-        photo = self.session.document.photo
-        usable = photo.ndim == 3 and min(photo.shape[:2]) > 1
         # a changed photo (a result applied) waits for Detect again, like a new one: an automatic
         # re-detection would slip an extra undo step in after the Apply
-        self.panel.set_photo(photo if usable else None)
+        doc = self.session.document
+        placeholder = doc.source_path is None and doc.photo.shape[:2] == (1, 1)  # the window before any photo
+        self.panel.set_photo(None if placeholder else doc.photo)
+        if new_document:  # a project reopened with its pending result (a fill, maybe repaired): built on
+            self._adopt_base(self.session.document.result)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.window and event.type() == QEvent.Type.Close:

@@ -166,6 +166,7 @@ class RestorePanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._photo: np.ndarray | None = None
+        self._too_small = False  # the photo set is one pixel wide or high
         self._generation = 0  # counts photos and detector changes: older analyses and progress are dropped
         self._analysis: DamageAnalysis | None = None  # of the current photo, once computed
         self._repair_source: np.ndarray | None = None
@@ -287,21 +288,18 @@ class RestorePanel(QWidget):
     # ---- state
     def set_photo(self, rgb: np.ndarray | None, live: bool = False) -> None:
         """The photo to work on (a snapshot is taken; None clears). `live` keeps updating
-        the proposal (the same document's photo changed); a new document waits for Detect."""
-        self._photo = None if rgb is None else np.array(rgb, copy=True)
+        the proposal (the same document's photo changed); a new document waits for Detect. A
+        photo one pixel wide or high has nothing to detect (no neighbours to compare with)."""
+        self._too_small = rgb is not None and min(rgb.shape[:2]) < 2
+        self._photo = None if rgb is None or self._too_small else np.array(rgb, copy=True)
         self._generation += 1
         self._analysis = None
         self._repair_source = None
         self.analyser.cancel()
         self.detector.cancel()
-        self.repairer.cancel()
-        self._repair_timer.stop()
         # a ticked box promises a preview of *this* photo; the old one's is gone, and Apply must not
         # run steps the user has not seen (nor run them twice after an Apply)
-        for box in (self.denoise_box, self.fade_box, self.balance_box, self.sharpen_box):
-            box.blockSignals(True)
-            box.setChecked(False)
-            box.blockSignals(False)
+        self.clear_repairs()
         self.live = live and self._photo is not None
         if self.live:
             self.schedule_proposal()
@@ -342,6 +340,16 @@ class RestorePanel(QWidget):
         else:
             self.prepare_analysis()
         self._on_busy(False)
+
+    def clear_repairs(self) -> None:
+        """Untick every repair box and drop a preview on its way: the preview they promised is
+        gone (discarded, applied, another photo)."""
+        self.repairer.cancel()
+        self._repair_timer.stop()
+        for box in (self.denoise_box, self.fade_box, self.balance_box, self.sharpen_box):
+            box.blockSignals(True)
+            box.setChecked(False)
+            box.blockSignals(False)
 
     def set_repair_source(self, rgb: np.ndarray | None) -> None:
         """What the repair preview starts from (e.g. the pending fill result); None = the photo."""
@@ -481,7 +489,8 @@ class RestorePanel(QWidget):
         elif self.detector.busy():
             self.status_label.setText("Detecting…")
         elif self._photo is None:
-            self.status_label.setText("Open a photo to detect damage")
+            self.status_label.setText("This photo is too small to detect damage in" if self._too_small
+                                      else "Open a photo to detect damage")
         elif self._analysis is None and not self.live:  # a new photo or detector, nothing started yet
             self.status_label.setText("")
         for button in (self.detect_button, self.fill_button, self.apply_button):

@@ -349,3 +349,66 @@ def test_fill_waits_only_for_the_detection_it_started(window, qtbot):
     qtbot.wait(200)
     assert not win.runner.running and doc.result is None
     assert win.restore.damage_layer() is not None
+
+
+def test_discarding_a_repair_preview_clears_its_boxes_and_apply_repairs_then_does_nothing(window, qtbot):
+    """A ticked box promises a preview on screen: after Discard there is none, so the boxes
+    are cleared and Apply repairs does not apply steps the user no longer sees."""
+    win, doc = window, window.current_document()
+    photo = doc.photo.copy()
+    panel = win.restore.panel
+    tick_and_preview(panel, qtbot, panel.balance_box)
+    assert doc.result is not None
+    win.actions.discard_result.trigger()
+    assert doc.result is None and not panel.repair_steps().any
+    msgs = []
+    win.restore.notice.connect(msgs.append)
+    panel.apply_button.click()
+    qtbot.wait(300)
+    assert doc.result is None and np.array_equal(doc.photo, photo) and "Turn on a repair step" in msgs[-1]
+
+
+def test_repairs_ticked_before_the_fill_are_previewed_on_the_fill(window, qtbot):
+    win, doc = window, window.current_document()
+    panel = win.restore.panel
+    tick_and_preview(panel, qtbot, panel.sharpen_box)
+    detect(win, qtbot)
+    with qtbot.waitSignal(win.runner.finished, timeout=60000) as finished:
+        win.restore.panel.fill_button.click()
+    fill = finished.args[0]
+    qtbot.waitUntil(lambda: doc.result is not fill and not panel.preview_pending(), timeout=20000)
+    assert panel.sharpen_box.isChecked() and "repair: sharpen" in doc.result.method
+    assert np.array_equal(doc.result.image, apply_repairs(fill.image, RepairSteps(sharpen=True)))
+
+
+def test_repairs_on_a_project_reopened_with_a_repaired_fill_build_on_that_result(window, qtbot, tmp_path):
+    """A project saved with a fill and its repairs pending: reopened, a repair ticked builds
+    on that pending result (it built on the unfilled photo, and Apply lost the fill)."""
+    from app.io.project import load_project, save_project
+
+    win, doc = window, window.current_document()
+    panel = win.restore.panel
+    detect(win, qtbot)
+    with qtbot.waitSignal(win.runner.finished, timeout=60000):
+        win.restore.panel.fill_button.click()
+    tick_and_preview(panel, qtbot, panel.fade_box)
+    pending = doc.result.image.copy()
+    save_project(doc, tmp_path / "p.ora")
+    win.set_document(load_project(tmp_path / "p.ora"))
+    reopened = win.current_document()
+    assert np.array_equal(reopened.result.image, pending) and not panel.repair_steps().any
+    tick_and_preview(panel, qtbot, panel.sharpen_box)
+    assert np.array_equal(reopened.result.image, apply_repairs(pending, RepairSteps(sharpen=True)))
+    with qtbot.waitSignal(panel.repair_preview, timeout=20000):
+        panel.sharpen_box.setChecked(False)
+    assert np.array_equal(reopened.result.image, pending)  # back to the reopened result, fill kept
+    tick_and_preview(panel, qtbot, panel.sharpen_box)
+    panel.apply_button.click()
+    assert np.array_equal(reopened.photo, apply_repairs(pending, RepairSteps(sharpen=True)))
+
+
+def test_a_photo_one_pixel_high_is_called_too_small_not_missing(window):
+    win = window
+    win.set_document(Document(photo=np.full((1, 40, 3), 128, np.uint8), source_path="strip.png"))
+    assert "too small" in win.restore.panel.status_label.text()
+    assert not win.restore.panel.detect_button.isEnabled()
