@@ -170,14 +170,15 @@ def _run(image, hole, source, settings, stage, backend, backend_note, report, ca
         own = _own_mask(region)
         known[own] |= remaining[own]
         remaining[own] = False
-    if _is_gray(image):  # a black-and-white photo gets a black-and-white fill (the model paints in colour)
+    if is_gray(image):  # a black-and-white photo gets a black-and-white fill (the model paints in colour)
         filled = out[hole].astype(np.float32)
         out[hole] = np.rint(filled.mean(axis=1, keepdims=True)).astype(np.uint8)
     report("paste", n, n, 1.0)
     return InpaintResult(out, stage.label, backend.name, n, notes)
 
 
-def _is_gray(image: np.ndarray) -> bool:
+def is_gray(image: np.ndarray) -> bool:
+    """Whether the three channels of `image` are equal everywhere (a gray photo shown as RGB)."""
     return bool(np.array_equal(image[:, :, 0], image[:, :, 1]) and np.array_equal(image[:, :, 0], image[:, :, 2]))
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from app.engine.pipeline import is_gray
 from app.io.atomic import atomic_write
 
 # formats the product reads and writes, by extension
@@ -43,6 +44,8 @@ GRAY_AS_RGB = "grayscale shown as RGB"
 # a photo file that ends early (a copy or a card write cut short), read with `partial=True`
 CUT_OFF = ("the file is cut off: only the part that could be decoded is shown; the rest is plain "
            "gray or black, or has less detail")
+# the notes of a gray source: exported gray while the edits keep it gray
+GRAY_SOURCE = (GRAY_AS_RGB, KEPT_16_BIT_GRAY, REDUCED_16_BIT_GRAY)
 # notes that tell, without anything lost (the command line prints them as notes, not warnings)
 INFORMATIONAL_NOTES = (KEPT_16_BIT, KEPT_16_BIT_GRAY, ROTATED_UPRIGHT, GRAY_AS_RGB)
 # the formats that keep 16 bits per channel
@@ -346,7 +349,7 @@ def deep_pixels(rgb: np.ndarray, meta: ImageMeta | None, bgr: bool = False) -> n
     deep = None if meta is None else meta.deep
     if deep is None or deep.shape[:2] != rgb.shape[:2]:
         return None
-    if deep.shape[2] == 1 and np.array_equal(rgb[:, :, 0], rgb[:, :, 1]) and np.array_equal(rgb[:, :, 0], rgb[:, :, 2]):
+    if deep.shape[2] == 1 and is_gray(rgb):
         return _gray_deep_pixels(rgb[:, :, 0], deep[:, :, 0])  # a gray scan stays gray: a third of the data
     has_alpha = deep.shape[2] == 4
     out = np.empty(rgb.shape[:2] + (4 if has_alpha else 3,), np.uint16)
@@ -467,7 +470,7 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
     if deep is not None:
         return encode_png16(deep, meta.icc_profile, meta.exif, dpi=meta.dpi) if fmt == "PNG" else _tiff16(deep, meta)
     with_alpha = meta.alpha is not None and fmt in ALPHA_FORMATS and meta.alpha.shape == rgb.shape[:2]
-    if GRAY_AS_RGB in meta.notes and (not with_alpha or fmt != "WEBP") and _all_gray(rgb):
+    if any(note in meta.notes for note in GRAY_SOURCE) and (not with_alpha or fmt != "WEBP") and is_gray(rgb):
         # a grayscale photo whose edits stayed gray is written gray: a third of the size, and
         # its gray ICC profile still describes the pixels (it does not describe RGB ones)
         img = Image.fromarray(np.ascontiguousarray(rgb[:, :, 0]), "L")
@@ -512,10 +515,6 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
         buf = io.BytesIO()
         img.save(buf, fmt, **options)
     return buf.getvalue()
-
-
-def _all_gray(rgb: np.ndarray) -> bool:
-    return bool(np.array_equal(rgb[:, :, 0], rgb[:, :, 1]) and np.array_equal(rgb[:, :, 0], rgb[:, :, 2]))
 
 
 def encode_png16(bgr: np.ndarray, icc_profile: bytes | None = None, exif: bytes | None = None,

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from app.engine.pipeline import is_gray
+
 #: below this estimated sigma (grey levels) an automatic denoise does nothing
 NOISE_FLOOR = 3.0
 
@@ -201,8 +203,11 @@ class RepairSteps:
 
 
 def apply_repairs(rgb: np.ndarray, steps: RepairSteps, progress=None) -> np.ndarray:
-    """Run the enabled steps in order; `progress(name)` is called before each."""
+    """Run the enabled steps in order; `progress(name)` is called before each. A gray photo
+    comes back gray: the steps work in Lab and round each channel on its own, which leaves
+    channels a level or two apart (and a gray scan exported as colour)."""
     out = _check(rgb)
+    gray = is_gray(out)
     if steps.denoise:
         if progress:
             progress("denoise")
@@ -219,4 +224,7 @@ def apply_repairs(rgb: np.ndarray, steps: RepairSteps, progress=None) -> np.ndar
         if progress:
             progress("sharpen")
         out = sharpen(out, steps.sharpen_amount, steps.sharpen_radius)
+    if gray and out is not rgb and not is_gray(out):
+        level = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)  # the steps' own gray, channels joined again
+        out = cv2.merge([level, level, level])
     return out.copy() if out is rgb else out

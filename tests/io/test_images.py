@@ -554,6 +554,9 @@ def test_a_gray_scan_is_exported_gray_until_an_edit_adds_colour(tmp_path):
     write_image(tmp_path / "c.png", edited, loaded.meta)
     back = cv2.imread(str(tmp_path / "c.png"), cv2.IMREAD_UNCHANGED)
     assert back.shape == (12, 9, 3) and np.array_equal(back[8, 8], [gray16[8, 8]] * 3)
+    edited[5, 5] = 90
+    write_image(tmp_path / "g.jpg", edited, loaded.meta)  # an 8-bit format: gray, as from an 8-bit gray scan
+    assert Image.open(tmp_path / "g.jpg").mode == "L"
 
 
 def test_an_export_mostly_changed_by_tone_repairs_says_it_is_8_bit_there(tmp_path):

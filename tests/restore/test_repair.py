@@ -143,3 +143,25 @@ def test_auto_levels_after_denoise_does_not_tint_a_noisy_print():
     levelled = repair.auto_levels(warm.astype(np.uint8))
     after_denoise = repair.apply_repairs(noisy, repair.RepairSteps(denoise=True, fade=True, clahe=False))
     assert np.abs(colour_of(after_denoise) - colour_of(levelled)).max() < 0.03
+
+
+@pytest.mark.parametrize("steps", [
+    repair.RepairSteps(denoise=True, denoise_strength=10.0),
+    repair.RepairSteps(fade=True),
+    repair.RepairSteps(sharpen=True),
+    repair.RepairSteps(denoise=True, denoise_strength=10.0, fade=True, balance=True, sharpen=True),
+], ids=["denoise", "fade", "sharpen", "all"])
+def test_a_gray_scan_stays_gray_through_every_step(steps):
+    """Lab round trips left channels a level or two apart, and the scan was exported as colour:
+    the result is the steps' own, its channels joined (within a level of each of them)."""
+    rng = np.random.default_rng(2)
+    level = cv2.GaussianBlur(rng.integers(30, 220, (96, 128)).astype(np.uint8), (0, 0), 3)
+    level = np.clip(level + rng.normal(0, 6, level.shape), 0, 255).astype(np.uint8)
+    gray = cv2.merge([level, level, level])
+    out = repair.apply_repairs(gray, steps)
+    assert np.array_equal(out[:, :, 0], out[:, :, 1]) and np.array_equal(out[:, :, 0], out[:, :, 2])
+    assert np.abs(out.astype(int) - gray.astype(int)).mean() > 0.5  # repaired, not just copied
+    if steps == repair.RepairSteps(fade=True):
+        unjoined = repair.repair_fade(gray, balance=False)
+        assert (unjoined[:, :, 0] != unjoined[:, :, 2]).any()  # what was wrong before
+        assert np.abs(out.astype(int) - unjoined.astype(int)).max() <= 2
