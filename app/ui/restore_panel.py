@@ -167,6 +167,7 @@ class RestorePanel(QWidget):
         super().__init__(parent)
         self._photo: np.ndarray | None = None
         self._too_small = False  # the photo set is one pixel wide or high
+        self._stopped = False  # the user stopped the analysis: none starts by itself until Detect
         self._generation = 0  # counts photos and detector changes: older analyses and progress are dropped
         self._analysis: DamageAnalysis | None = None  # of the current photo, once computed
         self._repair_source: np.ndarray | None = None
@@ -233,9 +234,16 @@ class RestorePanel(QWidget):
         self.sensitivity_label = QLabel()
         row.addWidget(self.sensitivity_label)
         form.addLayout(row)
+        status_row = QHBoxLayout()
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)  # a fallback note can be long
-        form.addWidget(self.status_label)
+        status_row.addWidget(self.status_label, 1)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop analysing the photo (Detect damage starts again)")
+        self.stop_button.clicked.connect(self.stop_analysis)
+        self.stop_button.setVisible(False)
+        status_row.addWidget(self.stop_button)
+        form.addLayout(status_row)
         self.detect_button = QPushButton("Detect damage")
         self.detect_button.setToolTip("Propose a \"Detected damage\" layer; after that the controls update it live")
         self.detect_button.clicked.connect(self.detect)
@@ -292,6 +300,7 @@ class RestorePanel(QWidget):
         photo one pixel wide or high has nothing to detect (no neighbours to compare with)."""
         self._too_small = rgb is not None and min(rgb.shape[:2]) < 2
         self._photo = None if rgb is None or self._too_small else np.array(rgb, copy=True)
+        self._stopped = False
         self._generation += 1
         self._analysis = None
         self._repair_source = None
@@ -316,7 +325,7 @@ class RestorePanel(QWidget):
         part, in the background): the first proposal then comes at slider speed. Nothing is
         proposed until the user asks. A panel behind another dock tab counts as off screen."""
         on_screen = self.isVisible() and not self.visibleRegion().isEmpty()
-        idle = self._analysis is None and not self.analyser.busy()
+        idle = self._analysis is None and not self.analyser.busy() and not self._stopped
         if on_screen and idle and self._photo is not None and self.kinds():
             self._analyse(self.kinds(), None)
 
@@ -358,8 +367,24 @@ class RestorePanel(QWidget):
     def detect(self) -> None:
         """What Detect damage does: propose now (analysing first if needed), live from then on."""
         self.live = True
+        self._stopped = False
         self._new_gesture()
+        if self.analyser.busy():  # pressed while the photo is being analysed: nothing to see yet
+            self.message.emit("The proposal comes as soon as the analysis of the photo is done.")
         self.propose_now()
+
+    def stop_analysis(self) -> None:
+        """Stop the analysis (and a detection) going on: a big scan takes minutes on a slow
+        machine. The next Detect starts it again; nothing starts by itself before that."""
+        if not (self.analyser.busy() or self.detector.busy()):
+            return
+        self._stopped = True
+        self.live = False
+        self._generation += 1  # its progress reports are dropped
+        self.analyser.cancel()
+        self.detector.cancel()
+        self._on_busy(False)
+        self.status_label.setText("Analysis stopped; Detect damage starts it again.")
 
     def kinds(self) -> tuple[str, ...]:
         return tuple(k for k, box in (("scratches", self.scratches_box), ("dust", self.dust_box)) if box.isChecked())
@@ -495,6 +520,7 @@ class RestorePanel(QWidget):
             self.status_label.setText("")
         for button in (self.detect_button, self.fill_button, self.apply_button):
             button.setEnabled(self._photo is not None)
+        self.stop_button.setVisible(self.analyser.busy() or self.detector.busy())
 
     # ---- repair preview
     def schedule_preview(self) -> None:

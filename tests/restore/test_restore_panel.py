@@ -277,3 +277,41 @@ def test_the_detector_choice_starts_the_analysis_over_with_that_detector(qtbot, 
         assert panel.analysis().detector == name
         assert np.array_equal(sig.args[0], detect_damage(damaged, ("scratches", "dust"), 0.5, detector=name))
     assert len(analyses) == 3  # one per detector: an analysis is never reused across detectors
+
+
+def test_stop_ends_the_analysis_and_nothing_restarts_it_until_detect(qtbot, panel, damaged, monkeypatch):
+    """A big scan's analysis takes minutes on a slow machine: Stop (shown while it runs)
+    ends it at its next poll; it does not start again by itself (a shown panel, a slider
+    move), only on Detect, which then proposes."""
+    from app.ui import restore_panel
+
+    real, polls, gave_up = restore_panel.analyse_damage, [], threading.Event()
+
+    def slow(rgb, kinds, cancel=None, **kw):  # the real analysis after a long wait that polls
+        while not (cancel and cancel()):
+            polls.append(1)
+            if len(polls) > 400:  # 4 s: a run Stop did not end goes on to the real analysis
+                return real(rgb, kinds, cancel=cancel, **kw)
+            threading.Event().wait(0.01)
+        gave_up.set()
+        return None
+
+    monkeypatch.setattr(restore_panel, "analyse_damage", slow)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.set_photo(damaged)
+    qtbot.waitUntil(lambda: panel.stop_button.isVisible() and bool(polls), timeout=5000)
+    panel.stop_button.click()
+    assert gave_up.wait(2) and not panel.stop_button.isVisible()
+    assert "stopped" in panel.status_label.text()
+    proposals = []
+    panel.proposal_ready.connect(proposals.append)
+    panel.hide()
+    panel.show()  # brought to the front again
+    panel.sensitivity_slider.setValue(70)
+    qtbot.wait(DEBOUNCE_MS + 200)
+    assert not panel.analyser.busy() and proposals == [] and panel.analysis() is None
+    monkeypatch.setattr(restore_panel, "analyse_damage", real)
+    with qtbot.waitSignal(panel.proposal_ready, timeout=20000) as sig:
+        panel.detect_button.click()
+    assert np.array_equal(sig.args[0], detect_damage(damaged, ("scratches", "dust"), 0.7))
