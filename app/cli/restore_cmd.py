@@ -21,7 +21,7 @@ from app.io.atomic import SaveError, atomic_write
 from app.io.images import encode_image, format_for, write_image
 from app.restore.detect import DEFAULT_DETECTOR, DEFAULT_SENSITIVITY, DETECTORS, parse_kinds
 from app.restore.pipeline import FILL_SETTINGS, restore
-from app.restore.repair import RepairSteps
+from app.restore.repair import DENOISE_MAX, RepairSteps
 
 
 def _denoise_arg(text: str):
@@ -31,8 +31,9 @@ def _denoise_arg(text: str):
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
-    if not 0 <= value <= 50:
-        raise argparse.ArgumentTypeError("the strength must be between 0 and 50 grey levels")
+    if not 0 <= value <= DENOISE_MAX:
+        raise argparse.ArgumentTypeError(f"the strength must be between 0 and {DENOISE_MAX:g} grey levels "
+                                         "(the Restore panel's range)")
     return value
 
 
@@ -81,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--quality must be between 1 and 100.")
         if not 0.0 <= args.sharpen <= 3.0:  # also refuses nan and inf (inf turned pixels black)
             raise UsageError("--sharpen must be between 0 and 3 (the Restore panel's range).")
-        kinds = parse_kinds(args.detect)
+        try:
+            kinds = parse_kinds(args.detect)
+        except ValueError as exc:
+            raise UsageError(f"--detect: {exc}.") from exc
         loaded = load_photo(args.photo)
         mask = None
         if args.mask:

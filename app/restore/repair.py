@@ -23,6 +23,8 @@ from app.engine.pipeline import is_gray
 
 #: below this estimated sigma (grey levels) an automatic denoise does nothing
 NOISE_FLOOR = 3.0
+#: the strongest denoise offered (grey levels), on the command line and in the Restore panel
+DENOISE_MAX = 30.0
 
 
 def _check(rgb: np.ndarray) -> np.ndarray:

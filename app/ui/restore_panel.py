@@ -46,7 +46,7 @@ from app.restore.detect import (
     analyse_damage,
     propose_damage,
 )
-from app.restore.repair import RepairSteps, apply_repairs
+from app.restore.repair import DENOISE_MAX, RepairSteps, apply_repairs
 
 DEBOUNCE_MS = 250
 
@@ -257,7 +257,7 @@ class RestorePanel(QWidget):
         repair_box = QGroupBox("Repair")
         rf = QFormLayout(repair_box)
         self.denoise_box = QCheckBox("Denoise (non-local means)")
-        self.denoise_strength = self._spin(0.0, 30.0, 0.0, 0.5, "auto", "Strength in grey levels; auto = from the noise estimate")
+        self.denoise_strength = self._spin(0.0, DENOISE_MAX, 0.0, 0.5, "auto", "Strength in grey levels; auto = from the noise estimate")
         self.fade_box = QCheckBox("Fade repair (auto levels, CLAHE)")
         self.clahe_clip = self._spin(0.5, 6.0, 1.5, 0.25, None, "CLAHE clip limit")
         self.balance_box = QCheckBox("Gray-world balance")

@@ -71,10 +71,17 @@ def test_restore_bad_arguments_give_a_message(damaged, tmp_path, capsys, monkeyp
     _, _, path = damaged
     monkeypatch.chdir(tmp_path)  # relative names in `args` are beside the photo
     argv = ["restore", str(path), "-o", str(tmp_path / "o.png")] + args
-    # a value out of range is a usage error (2, as argparse's); a file problem 1
-    assert main(argv) == (2 if "between" in text else 1)
+    # a wrong value is a usage error (2, as argparse's); a file problem 1
+    assert main(argv) == (2 if "between" in text or "kind" in text else 1)
     assert text in capsys.readouterr().err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_restore_denoise_is_limited_to_the_panels_range(damaged, tmp_path, capsys):
+    _, _, path = damaged
+    with pytest.raises(SystemExit) as stop:
+        main(["restore", str(path), "-o", str(tmp_path / "o.png"), "--denoise", "31"])
+    assert stop.value.code == 2 and "between 0 and 30 grey levels (the Restore panel's range)" in capsys.readouterr().err
 
 
 def test_restore_missing_photo(tmp_path, capsys):
