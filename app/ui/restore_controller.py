@@ -251,6 +251,9 @@ class RestoreController(QObject):
         if result is None or f"{REPAIR_TAG}:" not in result.method:
             self.notice.emit("Turn on a repair step first; its preview shows in the before/after slider.")
             return False
+        if self.panel.last_preview_unchanged and result.mask is None:  # no fill under it either
+            self.notice.emit("Nothing applied: the repairs ticked change nothing on this photo.")
+            return False
         self.session.apply_result()
         self._base = self._previewed = None
         self.panel.set_repair_source(None)

@@ -185,7 +185,8 @@ class RestorePanel(QWidget):
         self.analyser.failed.connect(lambda m: self.message.emit(f"Damage analysis failed: {m}"))
         self.detector.finished.connect(self._on_proposal)
         self.detector.failed.connect(lambda m: self.message.emit(f"Damage detection failed: {m}"))
-        self.repairer.finished.connect(lambda pair: self.repair_preview.emit(*pair))
+        self.repairer.finished.connect(self._on_repaired)
+        self.last_preview_unchanged = False  # the latest preview is the photo as it was (nothing to apply)
         self.repairer.failed.connect(lambda m: self.message.emit(f"Repair preview failed: {m}"))
         self._detect_timer = self._timer(self.propose_now)
         self._repair_timer = self._timer(self.preview_now)
@@ -539,7 +540,20 @@ class RestorePanel(QWidget):
         if image is None:
             return
         steps = self.repair_steps()
-        self.repairer.submit(lambda cancel: (steps, apply_repairs(image, steps)))
+
+        def job(cancel):
+            out = apply_repairs(image, steps)
+            return steps, out, np.array_equal(out, image)  # compared here, off the GUI thread
+        self.repairer.submit(job)
+
+    def _on_repaired(self, result: tuple[RepairSteps, np.ndarray, bool]) -> None:
+        steps, image, unchanged = result
+        self.last_preview_unchanged = unchanged and steps.any
+        if self.last_preview_unchanged:
+            why = (": auto denoise finds too little noise here (set a strength to denoise anyway)"
+                   if steps.denoise and steps.denoise_strength is None else "")
+            self.message.emit(f"The repairs ticked change nothing on this photo{why}.")
+        self.repair_preview.emit(steps, image)
 
     def shutdown(self) -> None:
         self._detect_timer.stop()

@@ -412,3 +412,19 @@ def test_a_photo_one_pixel_high_is_called_too_small_not_missing(window):
     win.set_document(Document(photo=np.full((1, 40, 3), 128, np.uint8), source_path="strip.png"))
     assert "too small" in win.restore.panel.status_label.text()
     assert not win.restore.panel.detect_button.isEnabled()
+
+
+def test_repairs_that_change_nothing_say_so_and_apply_adds_no_step(window, qtbot):
+    """Auto denoise on a photo with little noise does nothing: said, and Apply repairs does not
+    add an undo step or mark the photo changed."""
+    win = window
+    win.set_document(Document(photo=smooth_photo(), source_path="clean.png"))
+    doc, panel = win.current_document(), win.restore.panel
+    msgs = []
+    win.restore.notice.connect(msgs.append)
+    tick_and_preview(panel, qtbot, panel.denoise_box)  # auto strength
+    assert np.array_equal(doc.result.image, doc.photo)
+    assert any("auto denoise finds too little noise" in m for m in msgs)
+    steps = win.session.undo_stack.count()
+    panel.apply_button.click()
+    assert win.session.undo_stack.count() == steps and "Nothing applied" in msgs[-1]
