@@ -157,11 +157,15 @@ def _run(image, hole, source, settings, stage, backend, backend_note, report, ca
     # hole filled before it (not protected pixels); the CRA sources stay the photo's own pixels
     known = source.copy()
     n = len(regions)
+    # the bar moves by each region's share of the work (its box's pixels plus the cost of a
+    # run), not by their count: one long scratch across a 36 MP scan is most of the time
+    work = np.array([float(r.side) * r.side + overhead for r in regions])
+    starts = np.concatenate([[0.0], np.cumsum(work)[:-1]]) / work.sum()
+    shares = work / work.sum()
     for index, region in enumerate(regions):
-        base = index / n
 
-        def sub(stage_name: str, k: int, total: int, within: float, _base=base) -> None:
-            report(stage_name, k, total, _base + within / n)
+        def sub(stage_name: str, k: int, total: int, within: float, _base=starts[index], _share=shares[index]) -> None:
+            report(stage_name, k, total, float(_base + within * _share))
 
         if cancel is not None and cancel():
             raise Cancelled("Cancelled.")
@@ -214,6 +218,7 @@ def _fill_region(image, hole, source, known, region: Region, settings, stage, ba
     # the photo is), so a protected object is never continued into the fill, at any hole size;
     # pieces of a long hole filled before this one are seen, so the pieces join
     box_unknown = _crop_padded(known.view(np.uint8), region, True) == 0
+    report("prepare", 0, 1, 0.05)
 
     # bounded memory: a huge box is worked at reduced scale, pasted back upsampled
     work = side
@@ -235,7 +240,7 @@ def _fill_region(image, hole, source, known, region: Region, settings, stage, ba
     if cancel is not None and cancel():
         raise Cancelled("Cancelled after the coarse stage.")
     coarse = np.where(small_hole[:, :, None], coarse_out.image, small)
-    report("model", 1, 1, 0.5)
+    report("model", 1, 1, 0.4)
 
     # the split between the coarse fill's structure and the photo's own detail: below
     # detail_size the coarse fill is trusted, above it detail comes from the photo
@@ -257,8 +262,9 @@ def _fill_region(image, hole, source, known, region: Region, settings, stage, ba
     np.clip(large, 0, 255, out=large)
     if work != side:
         large = cv2.resize(large, (side, side), interpolation=cv2.INTER_CUBIC)
-    report("paste", 0, 1, 0.95)
-    _paste(image, hole, known, region, large, settings.feather_px, out)
+    report("paste", 0, 1, 0.8)  # with the seam matched strip by strip: a long scratch's paste takes seconds
+    _paste(image, hole, known, region, large, settings.feather_px, out,
+           lambda done, rows: report("paste", done, rows, 0.8 + 0.2 * done / rows))
 
 
 def _aggregate_residual(large, residual, box_hole, box_source, coarse, model_attention, grid, work, size, settings,
@@ -291,7 +297,7 @@ def _aggregate_residual(large, residual, box_hole, box_source, coarse, model_att
         sources,
         backend.matmul,
         settings.chunk_columns,
-        on_chunk=lambda k, n: report("aggregate", k, n, 0.5 + 0.4 * k / n),
+        on_chunk=lambda k, n: report("aggregate", k, n, 0.4 + 0.4 * k / n),
         cancel=cancel,
     )
     # no more grain than the surroundings have (no tree texture in the sky), times `texture`
@@ -302,9 +308,10 @@ def _aggregate_residual(large, residual, box_hole, box_source, coarse, model_att
     cra.add_to_patches(large, grid, rows, done)
 
 
-def _paste(image, hole, known, region: Region, large, feather: int, out) -> None:
+def _paste(image, hole, known, region: Region, large, feather: int, out, strip_done=None) -> None:
     """Write the fill into `out` at the region's own hole pixels only; the seam is matched to
-    the `known` pixels around it (the photo and earlier pieces; not a protected object)."""
+    the `known` pixels around it (the photo and earlier pieces; not a protected object).
+    `strip_done(rows done, rows)` follows the seam matching."""
     h, w = hole.shape
     x0, y0, x1, y1 = region.box
     # the part of the box inside the photo
@@ -337,6 +344,8 @@ def _paste(image, hole, known, region: Region, large, feather: int, out) -> None
                                   feather)[s0 - e0 : s1 - e0]
             here = own[s0:s1]
             target[s0:s1][here] = np.clip(np.rint(matched[here]), 0, 255).astype(np.uint8)
+            if strip_done is not None:
+                strip_done(s1, own.shape[0])
         return
     target[own] = np.clip(np.rint(fill[own]), 0, 255).astype(np.uint8)
 

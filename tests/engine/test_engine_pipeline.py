@@ -329,6 +329,27 @@ def test_progress_over_several_regions_only_moves_forward():
     assert [c[0] for c in calls].count("model") == 2 * 3  # start and end of each region's coarse stage
 
 
+def test_progress_gives_each_region_its_share_of_the_work_not_of_the_count():
+    """One long scratch and a dozen specks: the scratch's region is most of the work, and the
+    bar (it sat at a few per cent while a 36 MP scan's long scratch was filled) moves by it."""
+    rng = np.random.default_rng(33)
+    image = _photo(rng, 1500, 1500)
+    mask = np.zeros((1500, 1500), np.uint8)
+    cv2.line(mask, (20, 30), (600, 560), 255, 5)
+    for x in range(100, 1500, 200):
+        mask[1400:1403, x : x + 3] = 255
+    calls = []
+    result = inpaint(image, mask, FAST.with_(method="telea", cra=False), progress=lambda *a: calls.append(a))
+    assert result.regions > 5
+    starts = [c[3] for c in calls if c[0] == "model" and c[1] == 0] + [1.0]
+    shares = np.diff(starts)
+    assert shares.max() > 0.5  # the scratch's region: 1/regions of the bar before
+    fractions = [c[3] for c in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    paste = [c for c in calls if c[0] == "paste" and c[1] > 0]  # the seam follows strip by strip
+    assert paste and all(0 < c[1] <= c[2] for c in paste)
+
+
 def test_cancel_is_honoured_at_every_poll():
     """Cancel at each point the engine polls (before start, per region, after the model,
     before every chunk): the job stops there and nothing is pasted."""
