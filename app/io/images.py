@@ -468,7 +468,7 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
     meta = meta or ImageMeta()
     deep = deep_pixels(rgb, meta, bgr=fmt == "PNG") if fmt in DEEP_FORMATS else None
     if deep is not None:
-        return encode_png16(deep, meta.icc_profile, meta.exif, dpi=meta.dpi) if fmt == "PNG" else _tiff16(deep, meta)
+        return encode_png16(deep, meta.icc_profile, meta.exif, dpi=meta.dpi) if fmt == "PNG" else _tifffile_tiff(deep, meta)
     with_alpha = meta.alpha is not None and fmt in ALPHA_FORMATS and meta.alpha.shape == rgb.shape[:2]
     if any(note in meta.notes for note in GRAY_SOURCE) and (not with_alpha or fmt != "WEBP") and is_gray(rgb):
         # a grayscale photo whose edits stayed gray is written gray: a third of the size, and
@@ -478,6 +478,12 @@ def encode_image(rgb: np.ndarray, fmt: str, meta: ImageMeta | None = None, quali
         img = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
     if with_alpha:
         img.putalpha(Image.fromarray(meta.alpha, "L"))  # gray + alpha: LA (WebP has no LA: RGBA)
+    if fmt == "TIFF" and not _exif_tifffile_leaves_out(meta.exif):
+        # Pillow's compressed TIFF writer (libtiff) holds the GIL for the whole encode (4 s for
+        # 36 MP: a frozen editor during a "background" export); tifffile compresses strip by
+        # strip with zlib, which lets go of it. It carries every tag such EXIF has.
+        pixels = np.asarray(img)
+        return _tifffile_tiff(pixels[:, :, None] if pixels.ndim == 2 else pixels, meta)
     options: dict = {}
     if meta.icc_profile:
         options["icc_profile"] = meta.icc_profile
@@ -545,9 +551,10 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def _tiff16(pixels: np.ndarray, meta: ImageMeta) -> bytes:
-    """A 16-bit deflate TIFF (tifffile: Pillow writes no 16-bit colour TIFF) with the ICC profile
-    and EXIF's text tags (camera, date, copyright...) as TIFF tags."""
+def _tifffile_tiff(pixels: np.ndarray, meta: ImageMeta) -> bytes:
+    """A deflate TIFF of HxWxC pixels, 8 or 16 bits (C: 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA),
+    by tifffile (Pillow writes no 16-bit colour TIFF), with the ICC profile and EXIF's text tags
+    (camera, date, copyright...) as TIFF tags."""
     import tifffile
 
     tags = []
@@ -573,10 +580,10 @@ def _tiff16(pixels: np.ndarray, meta: ImageMeta) -> bytes:
     if not options and meta.dpi:  # a resolution known only from the file's own header (a PNG's pHYs)
         options = {"resolution": meta.dpi, "resolutionunit": 2}
     buf = io.BytesIO()
-    gray = pixels.shape[2] == 1
-    tifffile.imwrite(buf, pixels[:, :, 0] if gray else pixels, photometric="minisblack" if gray else "rgb",
-                     compression="zlib", metadata=None, software=False,
-                     extrasamples=(2,) if pixels.shape[2] == 4 else None, extratags=tags, **options)
+    gray, alpha = pixels.shape[2] in (1, 2), pixels.shape[2] in (2, 4)
+    tifffile.imwrite(buf, pixels[:, :, 0] if pixels.shape[2] == 1 else pixels,
+                     photometric="minisblack" if gray else "rgb", compression="zlib", metadata=None,
+                     software=False, extrasamples=(2,) if alpha else None, extratags=tags, **options)
     return buf.getvalue()
 
 
@@ -590,7 +597,7 @@ def _parsed_exif(exif: bytes | None) -> Image.Exif:
     return parsed
 
 
-def _exif_left_out_of_tiff16(exif: bytes | None) -> list[str]:
+def _exif_tifffile_leaves_out(exif: bytes | None) -> list[str]:
     """What of `exif` a 16-bit TIFF export does not carry, in words."""
     carried = {*TIFF_TEXT_TAGS, *TIFF_RESOLUTION_TAGS, *TIFF_BLOCK_TAGS, 0x0112}
     left = [tag for tag in _parsed_exif(exif) if tag not in carried]
@@ -632,7 +639,7 @@ def lost_in(fmt: str, meta: ImageMeta | None) -> list[str]:
     if meta is not None and meta.deep is not None:
         if fmt not in DEEP_FORMATS:
             lost.append(f"{fmt} has 8 bits per channel (PNG and TIFF keep 16)")
-        elif fmt == "TIFF" and (left := _exif_left_out_of_tiff16(meta.exif)):
+        elif fmt == "TIFF" and (left := _exif_tifffile_leaves_out(meta.exif)):
             lost.append(f"16-bit TIFF: not kept from EXIF: {', '.join(left)} (a PNG keeps them)")
     return lost
 
