@@ -18,7 +18,7 @@ from app.cli.common import (
 )
 from app.engine import EngineError
 from app.io.atomic import SaveError, atomic_write
-from app.io.images import encode_image, format_for, write_image
+from app.io.images import GRAY_AS_RGB, ImageMeta, encode_image, format_for, write_image
 from app.restore.detect import DEFAULT_DETECTOR, DEFAULT_SENSITIVITY, DETECTORS, parse_kinds
 from app.restore.pipeline import FILL_SETTINGS, restore
 from app.restore.repair import DENOISE_MAX, RepairSteps
@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
             if same_file(Path(args.save_mask), Path(args.output)):
                 raise CliError("--save-mask and -o name the same file; give the damage mask its own name.")
             check_output(args.save_mask, args.photo, args.mask)
+            if format_for(args.save_mask) == "JPEG":  # its edges would blur into greys: not the mask filled
+                raise UsageError("--save-mask: a JPEG mask is lossy; name it .png, .tif or .webp.")
         if not 0.0 <= args.sensitivity <= 1.0:
             raise UsageError("--sensitivity must be between 0 and 1.")
         if args.quality is not None and not 1 <= args.quality <= 100:
@@ -112,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
         for lost in write_image(args.output, result.image, loaded.meta, args.quality):
             warn(f"{Path(args.output).name}: {lost}")
         if args.save_mask:
-            data = encode_image(result.mask[:, :, None].repeat(3, axis=2), format_for(args.save_mask))
+            # one gray channel, lossless (a WebP too): exactly the pixels that were filled
+            data = encode_image(result.mask[:, :, None].repeat(3, axis=2), format_for(args.save_mask),
+                                ImageMeta(notes=[GRAY_AS_RGB]), quality=100)
             with atomic_write(args.save_mask) as handle:
                 handle.write(data)
     except (CliError, EngineError, SaveError, ValueError, OSError) as exc:

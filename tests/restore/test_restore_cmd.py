@@ -42,6 +42,23 @@ def test_restore_fills_detected_damage_and_keeps_the_rest(damaged, tmp_path, cap
     assert said.err.index("Detecting damage") < said.err.index("Filling")
 
 
+@pytest.mark.parametrize("name", ["mask.tif", "mask.webp"])
+def test_the_saved_mask_is_one_lossless_gray_channel_in_every_format(damaged, tmp_path, name):
+    _, _, path = damaged
+    png, other = tmp_path / "mask.png", tmp_path / name
+    assert main(["restore", str(path), "-o", str(tmp_path / "a.png"), "--save-mask", str(png)]) == 0
+    assert main(["restore", str(path), "-o", str(tmp_path / "b.png"), "--save-mask", str(other)]) == 0
+    saved = Image.open(png)
+    assert saved.mode == "L" and set(np.unique(np.asarray(saved))) == {0, 255}
+    assert np.array_equal(np.asarray(Image.open(other).convert("L")), np.asarray(saved))
+
+
+def test_a_jpeg_mask_is_refused_before_the_work(damaged, tmp_path, capsys):
+    _, _, path = damaged
+    assert main(["restore", str(path), "-o", str(tmp_path / "o.png"), "--save-mask", str(tmp_path / "m.jpg")]) == 2
+    assert "a JPEG mask is lossy" in capsys.readouterr().err and not (tmp_path / "o.png").exists()
+
+
 def test_restore_with_repairs_and_detect_choice(damaged, tmp_path):
     _, dmg, path = damaged
     out = tmp_path / "out.jpg"
