@@ -55,6 +55,10 @@ class InpaintOutcome:
     # pixels): Apply then compares only inside the mask's box, not a 50 MP photo (repairs: False)
     confined: bool = False
     layers: tuple[int, ...] = ()  # uids of the fill layers the run filled (Apply clears them, shown or not)
+    # the run filled only `layers` (Fill detected damage), not every visible fill layer (Run), with
+    # `settings` (None: the document's): Run Again repeats it so
+    restricted: bool = False
+    settings: InpaintSettings | None = None
 
 
 @dataclass(eq=False)

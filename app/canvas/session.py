@@ -164,14 +164,15 @@ class EditSession(QObject):
             self.settings_changed.emit()
 
     def result_is_stale(self) -> bool:
-        """Whether the fill layers the pending engine result was made from changed since (painted,
-        hidden, undone, deleted): Apply would fill the area of the run, not what is shown. Layers
-        the run did not fill (painted since, or left out of a run of one layer) keep their paint."""
+        """Whether the fill layers changed since the pending engine result was made (painted,
+        shown, hidden, undone, deleted): Apply would fill the area of the run, not what is shown.
+        A run of chosen layers (Fill detected damage) is stale only when those changed: the
+        others are not its business."""
         outcome = self._document.result
         if outcome is None or outcome.mask is None:
             return False
-        ran_on = outcome.layers or None  # an outcome from before runs named their layers: all visible
-        return not np.array_equal(self._document.combined_mask(LayerKind.FILL, only=ran_on), outcome.mask)
+        only = outcome.layers if outcome.restricted else None
+        return not np.array_equal(self._document.combined_mask(LayerKind.FILL, only=only), outcome.mask)
 
     def apply_result(self) -> bool:
         """The pending result becomes the photo (one undo step, which brings the result back);

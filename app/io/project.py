@@ -49,7 +49,7 @@ from app import __version__
 from app.canvas.document import LAYER_COLOURS, Document, InpaintOutcome, LayerKind, MaskLayer
 from app.engine.settings import InpaintSettings
 from app.io.atomic import SaveError, atomic_write
-from app.io.images import ImageMeta, ImageReadError, decode_image, deep_pixels, encode_png16
+from app.io.images import DECODE_LOCK, ImageMeta, ImageReadError, decode_image, deep_pixels, encode_png16, load_pixels
 
 FORMAT_VERSION = 1
 MIMETYPE = b"image/openraster"
@@ -218,7 +218,7 @@ def snapshot(doc: Document) -> Document:
     if doc.result is not None:
         r = doc.result
         result = InpaintOutcome(r.image.copy(), r.method, r.backend, None if r.mask is None else r.mask.copy(),
-                                list(r.notes), r.confined, r.layers)
+                                list(r.notes), r.confined, r.layers, r.restricted, r.settings)
     layers = [
         MaskLayer(name=x.name, mask=x.mask.copy(), kind=x.kind, visible=x.visible, locked=x.locked,
                   color=tuple(x.color), opacity=x.opacity, uid=x.uid)
@@ -364,6 +364,11 @@ def _project_json(doc: Document) -> bytes:
     }
     if doc.result is not None:
         data["result_notes"] = [str(n) for n in doc.result.notes]
+        # the layers it filled, by their place in the stack (uids are handed out anew on opening)
+        data["result_layers"] = [i for i, layer in enumerate(doc.layers) if layer.uid in doc.result.layers]
+        data["result_restricted"] = doc.result.restricted
+        if doc.result.settings is not None:
+            data["result_settings"] = doc.result.settings.to_dict()
     return json.dumps(data, indent=1, sort_keys=True).encode("utf-8")
 
 
@@ -802,7 +807,8 @@ def _open_png(data: bytes, entry: LayerEntry, label: str, w: int, h: int, full: 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            with DECODE_LOCK:  # chunks read while a cut-off photo is decoded would pass cut off too
+                img = Image.open(io.BytesIO(data))
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError, struct.error) as exc:
         raise ProjectError(f"{label}: layer '{entry.name}' is not a readable image ({_short(exc)}).") from exc
     if img.format != "PNG":
@@ -826,7 +832,7 @@ def _load_png(img: Image.Image, entry: LayerEntry, label: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img.load()
+            load_pixels(img)  # strict: a cut-off layer is refused
     except (OSError, SyntaxError, ValueError, struct.error, zlib.error, EOFError, Image.DecompressionBombError) as exc:
         raise ProjectError(f"{label}: layer '{entry.name}' is damaged or truncated ({_short(exc)}).") from exc
     return img
@@ -931,6 +937,14 @@ def _read_pixels(zf, label, info: ProjectInfo, progress: Progress | None, cancel
             opacity=entry.opacity,
         )
     doc.layers = [made[i] for i in range(len(bottom_up))]
+    if doc.result is not None:
+        filled = extras_all.get("result_layers")
+        if isinstance(filled, list):
+            doc.result.layers = tuple(doc.layers[i].uid for i in filled
+                                      if isinstance(i, int) and 0 <= i < len(doc.layers))
+            doc.result.restricted = extras_all.get("result_restricted") is True and bool(doc.result.layers)
+        if isinstance(extras_all.get("result_settings"), dict):
+            doc.result.settings = _settings_from(extras_all["result_settings"], [])
     return doc
 
 

@@ -267,7 +267,7 @@ class MainWindow(QMainWindow):
 
     def _apply_result(self) -> None:
         if self.session.result_is_stale():  # the layers changed since the run: ask what is meant
-            ask_apply_stale(self, self.session.apply_result, self.actions.run.trigger)  # (disabled while running)
+            ask_apply_stale(self, self.session.apply_result, self.runner.start_again)  # (Apply: disabled while running)
         else:
             self.session.apply_result()
 

@@ -53,6 +53,7 @@ class RestoreController(QObject):
         self._base: InpaintOutcome | None = None  # the pending fill a repair preview builds on
         self._previewed: RepairSteps | None = None  # the steps of the repair preview now pending
         self._apply_waiting: RepairSteps | None = None  # Apply pressed before their preview was ready
+        self._showing_base = False  # set while a preview without steps puts the base back
         # digest of each recent proposal -> the controls it was made with (sensitivity, kinds): an
         # undo or redo that brings a proposal back sets the slider and the kind boxes back with it
         self._proposal_controls: OrderedDict[bytes, tuple[float, tuple[str, ...]]] = OrderedDict()
@@ -195,6 +196,8 @@ class RestoreController(QObject):
             self._previewed, self._base = self._preview_of[result]
             self.panel.set_repair_source(None if self._base is None else self._base.image)
             self.panel.show_repairs(self._previewed)
+        elif result is None and self._showing_base:  # the last box unticked: back to the photo
+            self._adopt_base(None)
         elif result is None:  # discarded: the preview the ticked boxes promised is gone with it
             self._adopt_base(None)
             self._apply_waiting = None
@@ -218,12 +221,17 @@ class RestoreController(QObject):
             return
         base = self._base
         if not steps.any:
-            self.session.set_result(base)  # back to the fill result, or to nothing
+            self._showing_base = True  # not a Discard: a box ticked meanwhile stays ticked
+            try:
+                self.session.set_result(base)  # back to the fill result, or to nothing
+            finally:
+                self._showing_base = False
             return
         method = f"{REPAIR_TAG}: {describe(steps)}"
         if base is not None:
             outcome = InpaintOutcome(image=image, method=f"{base.method} + {method}", backend=base.backend,
-                                     mask=base.mask, notes=list(base.notes), layers=base.layers)
+                                     mask=base.mask, notes=list(base.notes), layers=base.layers,
+                                     restricted=base.restricted, settings=base.settings)
         else:
             outcome = InpaintOutcome(image=image, method=method, backend="cpu")
         self._preview_of[outcome] = (steps, base)
@@ -251,7 +259,7 @@ class RestoreController(QObject):
         if result is None or f"{REPAIR_TAG}:" not in result.method:
             self.notice.emit("Turn on a repair step first; its preview shows in the before/after slider.")
             return False
-        if self.panel.last_preview_unchanged and result.mask is None:  # no fill under it either
+        if self.panel.last_preview_unchanged and self._base is None:  # the preview is the photo itself
             self.notice.emit("Nothing applied: the repairs ticked change nothing on this photo.")
             return False
         self.session.apply_result()
@@ -272,7 +280,7 @@ class RestoreController(QObject):
         # re-detection would slip an extra undo step in after the Apply
         doc = self.session.document
         placeholder = doc.source_path is None and doc.photo.shape[:2] == (1, 1)  # the window before any photo
-        self.panel.set_photo(None if placeholder else doc.photo)
+        self.panel.set_photo(None if placeholder else doc.photo, new_document=new_document)
         if new_document:  # a project reopened with its pending result (a fill, maybe repaired): built on
             self._adopt_base(self.session.document.result)
 

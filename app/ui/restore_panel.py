@@ -295,13 +295,14 @@ class RestorePanel(QWidget):
         return spin
 
     # ---- state
-    def set_photo(self, rgb: np.ndarray | None, live: bool = False) -> None:
+    def set_photo(self, rgb: np.ndarray | None, live: bool = False, new_document: bool = True) -> None:
         """The photo to work on (a snapshot is taken; None clears). `live` keeps updating
         the proposal (the same document's photo changed); a new document waits for Detect. A
-        photo one pixel wide or high has nothing to detect (no neighbours to compare with)."""
+        photo one pixel wide or high has nothing to detect (no neighbours to compare with). An
+        analysis the user stopped stays stopped through edits of the same document."""
         self._too_small = rgb is not None and min(rgb.shape[:2]) < 2
         self._photo = None if rgb is None or self._too_small else np.array(rgb, copy=True)
-        self._stopped = False
+        self._stopped = self._stopped and not new_document
         self._generation += 1
         self._analysis = None
         self._repair_source = None

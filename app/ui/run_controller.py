@@ -43,6 +43,7 @@ class RunController(QObject):
         self._generation = -1
         self._run_mask = None
         self._run_layers: tuple[int, ...] = ()  # the fill layers of the run going on
+        self._request: tuple[InpaintSettings | None, bool] = (None, False)  # of the run going on: settings, restricted
         self._cancelling: int | None = None
 
     # the Run panel's choices live in the document's settings, so a project keeps them
@@ -83,7 +84,8 @@ class RunController(QObject):
         doc = self.session.document
         mask = doc.combined_mask(LayerKind.FILL, only=only)
         if not mask.any():
-            fills = [layer for layer in doc.layers if layer.visible and layer.kind == LayerKind.FILL]
+            fills = [layer for layer in doc.layers if layer.visible and layer.kind == LayerKind.FILL
+                     and (only is None or layer.uid in only)]
             if not fills:
                 text = "There is no visible Fill layer: add one (+ Fill) or show one, and paint what should go."
             elif any(layer.mask.any() for layer in fills):
@@ -101,6 +103,7 @@ class RunController(QObject):
             self.failed.emit(f"The engine could not start: {exc}")
             return False
         self._generation = self.session.photo_generation
+        self._request = (None if settings is doc.settings else settings, only is not None)
         self._run_mask = mask
         self._run_layers = tuple(layer.uid for layer in doc.layers if layer.visible and layer.kind == LayerKind.FILL
                                  and (only is None or layer.uid in only))
@@ -108,6 +111,14 @@ class RunController(QObject):
         self.running_changed.emit(True)
         self.progress.emit("Starting", 0.0)
         return True
+
+    def start_again(self) -> bool:
+        """Run the pending result's run again, as it was asked for (Fill detected damage: its
+        layers with its settings; Run: the visible fill layers), on the layers as they are now."""
+        outcome = self.session.document.result
+        if outcome is not None and outcome.restricted:
+            return self.start(outcome.settings, outcome.layers)
+        return self.start()
 
     def cancel(self) -> None:
         if self._job is not None and self._worker is not None and self._cancelling != self._job:
@@ -144,7 +155,8 @@ class RunController(QObject):
             return
         outcome = InpaintOutcome(image=result.image, method=result.method, backend=result.backend,
                                  mask=self._run_mask, notes=list(getattr(result, "notes", [])), confined=True,
-                                 layers=self._run_layers)
+                                 layers=self._run_layers, restricted=self._request[1],
+                                 settings=self._request[0])
         self.session.set_result(outcome)
         self.finished.emit(outcome)
         for note in outcome.notes:  # the NPU failed and the job was rerun on the CPU: say so

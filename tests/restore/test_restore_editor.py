@@ -428,3 +428,57 @@ def test_repairs_that_change_nothing_say_so_and_apply_adds_no_step(window, qtbot
     steps = win.session.undo_stack.count()
     panel.apply_button.click()
     assert win.session.undo_stack.count() == steps and "Nothing applied" in msgs[-1]
+
+
+def test_a_stale_damage_fill_runs_again_as_a_damage_fill_and_survives_a_project(window, qtbot, tmp_path):
+    """A damage fill is stale only when the damage layer changed; Run Again repeats the damage
+    fill (not a Run of every fill layer, which smeared the user's own removals); a project keeps
+    which layers a pending result filled."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.io.project import load_project, save_project
+
+    win, doc = window, window.current_document()
+    photo = doc.photo.copy()
+    own = doc.layers[0]
+    detect(win, qtbot)
+    damage = win.restore.damage_layer()
+    with qtbot.waitSignal(win.runner.finished, timeout=60000):
+        win.restore.panel.fill_button.click()
+    win.session.edit_mask(own.uid, lambda m: tools.fill_rect(m, Rect(10, 10, 20, 20)), "Paint")
+    assert not win.session.result_is_stale()  # Mask 1 is not the fill's business
+    save_project(doc, tmp_path / "p.ora")
+    reopened = load_project(tmp_path / "p.ora")
+    win.set_document(reopened)
+    assert reopened.result.restricted and len(reopened.result.layers) == 1
+    assert not win.session.result_is_stale()
+    damage = win.restore.damage_layer()
+    own = next(layer for layer in reopened.layers if layer.name == "Mask 1")
+    ys, xs = np.nonzero(damage.mask)
+    trim = Rect(max(int(xs[0]) - 10, 0), max(int(ys[0]) - 10, 0), 20, 20)
+    win.session.edit_mask(damage.uid, lambda m: tools.fill_rect(m, trim, erase=True), "Trim")
+    assert win.session.result_is_stale()
+    win.actions.apply_result.trigger()
+    box = win.findChild(QMessageBox, "stale_box")
+    with qtbot.waitSignal(win.runner.finished, timeout=60000):
+        next(b for b in box.buttons() if b.text() == "Run Again").click()
+    result = reopened.result
+    assert "telea" in result.method and result.layers == (damage.uid,) and not win.session.result_is_stale()
+    assert np.array_equal(result.image[damage.mask == 0], photo[damage.mask == 0])  # Mask 1's square kept
+    win.actions.apply_result.trigger()
+    assert own.mask[10:30, 10:30].all()
+
+
+def test_a_run_is_stale_when_a_hidden_fill_layer_is_shown(window, qtbot):
+    win, doc = window, window.current_document()
+    own = doc.layers[0]
+    win.session.edit_mask(own.uid, lambda m: tools.fill_rect(m, Rect(10, 10, 20, 20)), "Paint")
+    second = win.session.add_layer("Mask 2", LayerKind.FILL)
+    win.session.edit_mask(second.uid, lambda m: tools.fill_rect(m, Rect(60, 60, 20, 20)), "Paint")
+    win.session.set_layer_props(second.uid, visible=False)
+    win.runner.method = "telea"
+    with qtbot.waitSignal(win.runner.finished, timeout=60000):
+        win.actions.run.trigger()
+    assert not win.session.result_is_stale()
+    win.session.set_layer_props(second.uid, visible=True)
+    assert win.session.result_is_stale()
