@@ -50,11 +50,11 @@ GRAY_SOURCE = (GRAY_AS_RGB, KEPT_16_BIT_GRAY, REDUCED_16_BIT_GRAY)
 INFORMATIONAL_NOTES = (KEPT_16_BIT, KEPT_16_BIT_GRAY, ROTATED_UPRIGHT, GRAY_AS_RGB)
 # the formats that keep 16 bits per channel
 DEEP_FORMATS = ("PNG", "TIFF")
-# EXIF tags a 16-bit TIFF export carries (as TIFF tags; tifffile writes no EXIF sub-IFD)
+# EXIF tags a TIFF written by tifffile carries (as TIFF tags; it writes no EXIF sub-IFD)
 TIFF_TEXT_TAGS = (270, 271, 272, 305, 306, 315, 33432)  # description, make, model, software, date, artist, copyright
 TIFF_RESOLUTION_TAGS = (282, 283, 296)  # X/YResolution, ResolutionUnit
 TIFF_BLOCK_TAGS = {700: 1, 33723: 7, 34377: 1}  # XMP, IPTC, Photoshop blocks: tag -> TIFF type (BYTE, UNDEFINED)
-# what a 16-bit TIFF export cannot carry, by EXIF tag: the sub-IFDs tifffile does not write
+# what a TIFF written by tifffile cannot carry, by EXIF tag: the sub-IFDs tifffile does not write
 EXIF_SUB_IFDS = {0x8769: "exposure and lens details", 0x8825: "GPS position"}
 # Pillow modes of the 16-bit files whose pixels OpenCV decodes (not CMYK, Lab, float...)
 DEEP_MODES = ("RGB", "RGBA", "I;16", "I;16B", "I;16L", "I")
@@ -112,8 +112,9 @@ class LoadedImage:
 
 
 # Pillow reads a cut-off file only with its module-wide LOAD_TRUNCATED_IMAGES flag: every
-# decode holds this lock, so a strict decode never runs while a partial one has the flag set
-_DECODE_LOCK = threading.Lock()
+# decode holds this lock (photos, masks and project layers: `load_pixels`), so a strict decode
+# never runs while a partial one has the flag set
+DECODE_LOCK = threading.Lock()
 
 
 def read_image(path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS, partial: bool = False) -> LoadedImage:
@@ -130,20 +131,21 @@ def read_image(path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     return decode_image(data, path.name, max_megapixels, partial)
 
 
-def _load_pixels(img: Image.Image, partial: bool) -> bool:
+def load_pixels(img: Image.Image, partial: bool = False) -> bool:
     """Decode `img`'s pixels; True when the file ended early and `partial` let it through."""
-    with _DECODE_LOCK:
+    with DECODE_LOCK:
         try:
             img.load()
             return False
         except OSError as exc:
             if not (partial and "truncated" in str(exc)):
                 raise
+        before = ImageFile.LOAD_TRUNCATED_IMAGES
         ImageFile.LOAD_TRUNCATED_IMAGES = True
         try:
             img.load()
         finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = False
+            ImageFile.LOAD_TRUNCATED_IMAGES = before
         return True
 
 
@@ -166,7 +168,7 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
                 )
             # Pillow's TIFF decoder turns the pixels upright itself and drops the tag: read it first
             declared_orientation = img.tag_v2.get(274, 1) if img.format == "TIFF" else 1
-            cut_off = _load_pixels(img, partial)
+            cut_off = load_pixels(img, partial)
     except ImageReadError:
         raise
     except UnidentifiedImageError as exc:  # Pillow's message names only its internal buffer
@@ -570,15 +572,15 @@ def _tifffile_tiff(pixels: np.ndarray, meta: ImageMeta) -> bytes:
     for tag, kind in TIFF_BLOCK_TAGS.items():
         if isinstance(value := exif.get(tag), bytes) and value:
             tags.append((tag, kind, len(value), value, True))
-    options = {}
-    try:  # the scan's resolution (dpi) matters for printing; a broken one is left out
+    # the scan's resolution matters for printing: the photo's own (its header's, else its EXIF's),
+    # as every other format writes it; a broken one is left out
+    options = {"resolution": meta.dpi, "resolutionunit": 2} if meta.dpi else {}
+    try:
         xres, yres, unit = float(exif[282]), float(exif[283]), int(exif.get(296, 2))
-        if min(xres, yres) > 0 and max(xres, yres) < 1e7 and unit in (1, 2, 3):
+        if not options and min(xres, yres) > 0 and max(xres, yres) < 1e7 and unit in (1, 2, 3):
             options = {"resolution": (xres, yres), "resolutionunit": unit}
     except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError):
         pass
-    if not options and meta.dpi:  # a resolution known only from the file's own header (a PNG's pHYs)
-        options = {"resolution": meta.dpi, "resolutionunit": 2}
     buf = io.BytesIO()
     gray, alpha = pixels.shape[2] in (1, 2), pixels.shape[2] in (2, 4)
     tifffile.imwrite(buf, pixels[:, :, 0] if pixels.shape[2] == 1 else pixels,
@@ -598,7 +600,8 @@ def _parsed_exif(exif: bytes | None) -> Image.Exif:
 
 
 def _exif_tifffile_leaves_out(exif: bytes | None) -> list[str]:
-    """What of `exif` a 16-bit TIFF export does not carry, in words."""
+    """What of `exif` a TIFF written by tifffile does not carry, in words (16-bit exports are
+    written so; 8-bit ones only when this is empty)."""
     carried = {*TIFF_TEXT_TAGS, *TIFF_RESOLUTION_TAGS, *TIFF_BLOCK_TAGS, 0x0112}
     left = [tag for tag in _parsed_exif(exif) if tag not in carried]
     named = [EXIF_SUB_IFDS[tag] for tag in left if tag in EXIF_SUB_IFDS]

@@ -639,3 +639,22 @@ def test_a_gray_photo_with_transparency_is_written_gray_with_its_alpha():
     for fmt in ("PNG", "TIFF"):
         written = Image.open(io.BytesIO(encode_image(loaded.rgb, fmt, loaded.meta)))
         assert written.mode == "LA" and np.array_equal(np.asarray(written), la), fmt
+
+
+def test_an_8_bit_tiff_keeps_the_photos_resolution_profile_and_text_tags(tmp_path):
+    """Written by tifffile (Pillow's libtiff held the GIL through the encode): the resolution is
+    the photo's own (its header's, as PNG and JPEG exports use), not a differing EXIF one."""
+    import tifffile
+
+    exif = Image.Exif()
+    exif[271], exif[272], exif[282], exif[283], exif[296] = "Nikon", "F3", 72.0, 72.0, 2
+    rgb = _rgb(h=20, w=30)
+    meta = ImageMeta(exif=exif.tobytes(), icc_profile=b"\0\0\0\x10fake-profile", dpi=(300.0, 300.0))
+    write_image(tmp_path / "o.tif", rgb, meta)
+    back = Image.open(tmp_path / "o.tif")
+    assert back.info["dpi"] == (300.0, 300.0) and np.array_equal(np.asarray(back), rgb)
+    assert back.info["icc_profile"] == meta.icc_profile
+    with tifffile.TiffFile(tmp_path / "o.tif") as tif:
+        tags = tif.pages[0].tags
+        assert tags["Make"].value == "Nikon" and tags["Model"].value == "F3"
+        assert tags["SamplesPerPixel"].value == 3 and tags["Compression"].value != 1
