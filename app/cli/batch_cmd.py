@@ -17,7 +17,7 @@ from app.engine import EngineError, inpaint
 from app.engine.pipeline import resolve_coarse
 from app.engine.settings import STAGE_TEXT
 from app.io.atomic import SaveError
-from app.io.images import READ_EXTENSIONS, SAVE_FORMATS, format_for, write_image
+from app.io.images import CUT_OFF, READ_EXTENSIONS, SAVE_FORMATS, ImageReadError, format_for, read_image, write_image
 
 
 def register(sub) -> None:
@@ -47,6 +47,12 @@ def run(args: argparse.Namespace) -> int:
         if not folder.is_dir() and folder is not one_mask:
             why = "is a file, not a folder" if folder.exists() else "does not exist"
             print(f"error: the {what} {folder} {why}", file=sys.stderr)
+            return 2
+    if one_mask is not None:  # read once now: a broken mask is one message, not one failure per photo
+        try:
+            read_image(one_mask)
+        except ImageReadError as exc:
+            print(f"error: the mask {exc}", file=sys.stderr)
             return 2
     if one_mask is None and same_file(photos_dir, masks_dir):  # every photo would be its own mask
         print(f"error: the photos and the masks are both in {photos_dir}; put the masks in a folder of their "
@@ -89,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         inputs.add(one_mask.resolve())
     failures: list[tuple[str, str]] = []
     unchanged: list[str] = []  # photos whose mask is empty: written as they are, and said so
+    cut_off: list[str] = []  # photos whose file ends early: filled as far as they decode, and listed
     written: dict[Path, str] = {}  # a.png and a.jpg would both write a.<ext>: refuse the second
     # one backend and one loaded model for the whole batch
     try:
@@ -116,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
                     raise CliError(f"{written[target]} already writes {target.name}; rename one of them")
                 written[target] = photo.name
                 loaded = load_photo(photo, settings.max_megapixels)
+                if CUT_OFF in loaded.meta.notes:
+                    cut_off.append(photo.name)
                 mask = load_mask_for(one_mask or masks[photo.stem][0], loaded.rgb, args.invert_mask)
                 if not mask.any():
                     unchanged.append(photo.name)
@@ -140,12 +149,15 @@ def run(args: argparse.Namespace) -> int:
     if unchanged:
         print(f"{len(unchanged)} written unchanged, their masks being empty: {', '.join(unchanged)}",
               file=sys.stderr)
+    cut_off = [name for name in cut_off if name not in {failed for failed, _ in failures}]
+    if cut_off:  # written, but their lower part is plain: a script must not take them for whole
+        print(f"{len(cut_off)} written from cut-off files (the part missing from the file stays plain): "
+              f"{', '.join(cut_off)}", file=sys.stderr)
     if failures:
         print(f"{len(failures)} failed:", file=sys.stderr)
         for name, why in failures:
             print(f"  {name}: {why}", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if failures or cut_off else 0
 
 
 def _within(done: int, total: int, name: str):

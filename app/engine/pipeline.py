@@ -264,7 +264,7 @@ def _fill_region(image, hole, source, known, region: Region, settings, stage, ba
         large = cv2.resize(large, (side, side), interpolation=cv2.INTER_CUBIC)
     report("paste", 0, 1, 0.8)  # with the seam matched strip by strip: a long scratch's paste takes seconds
     _paste(image, hole, known, region, large, settings.feather_px, out,
-           lambda done, rows: report("paste", done, rows, 0.8 + 0.2 * done / rows))
+           lambda done, rows: report("paste", 0, 1, 0.8 + 0.2 * done / rows))  # (k/n: of regions, not strips)
 
 
 def _aggregate_residual(large, residual, box_hole, box_source, coarse, model_attention, grid, work, size, settings,

@@ -204,3 +204,22 @@ def test_batch_masks_that_are_neither_folder_nor_file(capsys, tmp_path):
     Image.fromarray(_photo(1)).save(photos / "a.png")
     code, _, stderr = run_cli(capsys, "batch", photos, "--masks", tmp_path / "gone.png", "-o", out, *FAST)
     assert code == 2 and "masks folder or file" in stderr and "gone.png does not exist" in stderr
+
+
+def test_batch_lists_a_cut_off_photo_and_exits_non_zero_and_refuses_a_broken_single_mask(capsys, tmp_path):
+    import io
+
+    photos, masks, out = _folders(tmp_path)
+    Image.fromarray(_photo(1)).save(photos / "a.png")
+    buf = io.BytesIO()
+    Image.fromarray(_photo(2)).save(buf, "JPEG", quality=90)
+    (photos / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    for stem in ("a", "cut"):
+        Image.fromarray(_mask()).save(masks / f"{stem}.png")
+    code, stdout, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", out, *FAST)
+    assert code == 1 and "2 of 2 photos filled" in stdout
+    assert "1 written from cut-off files" in stderr and "cut.jpg" in stderr and (out / "cut.jpg").exists()
+    broken = tmp_path / "stamp.png"
+    broken.write_bytes(b"not a png")
+    code, _, stderr = run_cli(capsys, "batch", photos, "--masks", broken, "-o", tmp_path / "out2", *FAST)
+    assert code == 2 and "stamp.png is not an image" in stderr and not (tmp_path / "out2").exists()

@@ -346,8 +346,8 @@ def test_progress_gives_each_region_its_share_of_the_work_not_of_the_count():
     assert shares.max() > 0.5  # the scratch's region: 1/regions of the bar before
     fractions = [c[3] for c in calls]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    paste = [c for c in calls if c[0] == "paste" and c[1] > 0]  # the seam follows strip by strip
-    assert paste and all(0 < c[1] <= c[2] for c in paste)
+    paste = [c for c in calls if c[0] == "paste"]  # the seam matching reports strip by strip
+    assert len(paste) > 2 * result.regions + 1
 
 
 def test_cancel_is_honoured_at_every_poll():
