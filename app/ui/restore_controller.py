@@ -2,8 +2,9 @@
 
 - A proposal becomes the mask layer "Detected damage" (added, or its mask replaced) through
   the session's undoable operations, so the user trims it with the brush and can undo.
-- "Fill detected damage" runs the editor's normal run (RunController) on that layer alone, with the settings
-  thin damage fills best with (app.restore.pipeline.FILL_SETTINGS); the result shows in the
+- "Fill detected damage" runs the editor's normal run (RunController) on that layer alone, with
+  the Run panel's settings (the model and its Texture: a scratch across grain or grass is filled
+  with grain, as app.restore.pipeline.FILL_SETTINGS explains); the result shows in the
   before/after slider and Apply is the usual undoable step.
 - Repair previews become the pending result (before/after slider); "Apply repairs" applies
   it (one undo step). A preview starts from the pending fill result when there is one, and
@@ -20,7 +21,6 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 
 from app.canvas.document import InpaintOutcome, LayerKind
-from app.restore.pipeline import FILL_SETTINGS
 from app.restore.repair import RepairSteps
 from app.ui.restore_panel import RestorePanel, coverage
 
@@ -164,8 +164,8 @@ class RestoreController(QObject):
 
     # ---------------------------------------------------------------- fill
     def fill(self) -> bool:
-        """Run the editor's engine run on the damage layer alone with the thin-damage settings
-        (the other fill layers are the user's own removals: Run fills them with the model)."""
+        """Run the editor's engine run on the damage layer alone (the other fill layers are the
+        user's own removals, left for Run)."""
         layer = self.damage_layer()
         if layer is None:  # not detected yet: what the button promises is detection and fill
             self.notice.emit("Detecting damage first, then filling it…")
@@ -184,10 +184,7 @@ class RestoreController(QObject):
         if self.runner.running:
             self.notice.emit("A run is already going.")
             return False
-        # the thin-damage settings for this run only: the document's (the Run panel's) stay
-        settings = self.session.document.settings.with_(
-            method=FILL_SETTINGS.method, coarse_size=FILL_SETTINGS.coarse_size, cra=FILL_SETTINGS.cra)
-        return self.runner.start(settings, only=(layer.uid,))
+        return self.runner.start(only=(layer.uid,))
 
     # ---------------------------------------------------------------- repair
     def _on_result_changed(self) -> None:

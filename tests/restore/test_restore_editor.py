@@ -145,9 +145,9 @@ def test_fill_runs_the_engine_and_apply_is_undoable(window, qtbot):
     mask = win.restore.damage_layer().mask.copy()
     with qtbot.waitSignal(win.runner.finished, timeout=60000):
         win.restore.panel.fill_button.click()
-    assert doc.result is not None and "telea" in doc.result.method
-    assert win.runner.method == "auto" and doc.settings.cra  # the editor's own settings are untouched
-    assert win.run_panel.method.currentData() == "auto"  # and the Run panel still shows them
+    # the Run panel's settings: the model with its texture (Telea left smooth bands across grain)
+    assert doc.result is not None and doc.result.method.startswith("model")
+    assert doc.result.restricted and doc.result.settings is None
     assert np.array_equal(doc.result.image[mask == 0], photo[mask == 0])
     win.actions.apply_result.trigger()
     assert not np.array_equal(doc.photo, photo)
@@ -223,7 +223,7 @@ def test_fill_before_any_detection_detects_then_fills(window, qtbot):
         win.restore.panel.fill_button.click()
     layer = win.restore.damage_layer()
     assert layer is not None and np.array_equal(layer.mask, detect_damage(photo, ("scratches", "dust"), 0.5))
-    assert doc.result is not None and "telea" in doc.result.method
+    assert doc.result is not None and doc.result.method.startswith("model")
     assert np.array_equal(doc.result.image[layer.mask == 0], photo[layer.mask == 0])
 
 
@@ -463,7 +463,7 @@ def test_a_stale_damage_fill_runs_again_as_a_damage_fill_and_survives_a_project(
     with qtbot.waitSignal(win.runner.finished, timeout=60000):
         next(b for b in box.buttons() if b.text() == "Run Again").click()
     result = reopened.result
-    assert "telea" in result.method and result.layers == (damage.uid,) and not win.session.result_is_stale()
+    assert result.method.startswith("model") and result.layers == (damage.uid,) and not win.session.result_is_stale()
     assert np.array_equal(result.image[damage.mask == 0], photo[damage.mask == 0])  # Mask 1's square kept
     win.actions.apply_result.trigger()
     assert own.mask[10:30, 10:30].all()
