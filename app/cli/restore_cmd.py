@@ -75,9 +75,10 @@ def run(args: argparse.Namespace) -> int:
         if args.save_mask:
             if same_file(Path(args.save_mask), Path(args.output)):
                 raise CliError("--save-mask and -o name the same file; give the damage mask its own name.")
+            if Path(args.save_mask).suffix.lower() not in (".png", ".tif", ".tiff", ".webp"):
+                # a JPEG's edges would blur into greys: not the mask that was filled
+                raise UsageError("--save-mask: name the mask .png, .tif or .webp (a JPEG mask is lossy).")
             check_output(args.save_mask, args.photo, args.mask)
-            if format_for(args.save_mask) == "JPEG":  # its edges would blur into greys: not the mask filled
-                raise UsageError("--save-mask: a JPEG mask is lossy; name it .png, .tif or .webp.")
         if not 0.0 <= args.sensitivity <= 1.0:
             raise UsageError("--sensitivity must be between 0 and 1.")
         if args.quality is not None and not 1 <= args.quality <= 100:
@@ -88,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
             kinds = parse_kinds(args.detect)
         except ValueError as exc:
             raise UsageError(f"--detect: {exc}.") from exc
+        if not kinds and args.detect.strip().lower() != "none":  # "," or "": a slip, not "detect nothing"
+            raise UsageError("--detect: name the kinds (scratches, dust), or none.")
         loaded = load_photo(args.photo)
         mask = None
         if args.mask:

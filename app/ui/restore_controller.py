@@ -22,6 +22,7 @@ from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 
 from app.canvas.document import InpaintOutcome, LayerKind
 from app.restore.repair import RepairSteps
+from app.ui.messages import ask_apply_stale
 from app.ui.restore_panel import RestorePanel, coverage
 
 LAYER_NAME = "Detected damage"
@@ -259,6 +260,12 @@ class RestoreController(QObject):
         if self.panel.last_preview_unchanged and self._base is None:  # the preview is the photo itself
             self.notice.emit("Nothing applied: the repairs ticked change nothing on this photo.")
             return False
+        if self.session.result_is_stale():  # the damage layer changed after the fill: as the toolbar's Apply
+            ask_apply_stale(self.window, lambda: self._apply_now(steps), self.runner.start_again)
+            return False
+        return self._apply_now(steps)
+
+    def _apply_now(self, steps: RepairSteps) -> bool:
         self.session.apply_result()
         self._base = self._previewed = None
         self.panel.set_repair_source(None)

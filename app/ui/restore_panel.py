@@ -58,6 +58,7 @@ def coverage(mask: np.ndarray) -> float:
 
 #: after the background analysis, before Detect: the proposal then comes at slider speed
 READY_TEXT = "Photo analysed: Detect damage shows the proposal at once"
+STOPPED_TEXT = "Analysis stopped; Detect damage starts it again."
 #: the detector choices the panel offers (app.restore.detect.DETECTORS), as the user reads them
 DETECTOR_LABELS = {
     "auto": "Automatic",
@@ -386,7 +387,6 @@ class RestorePanel(QWidget):
         self.analyser.cancel()
         self.detector.cancel()
         self._on_busy(False)
-        self.status_label.setText("Analysis stopped; Detect damage starts it again.")
 
     def kinds(self) -> tuple[str, ...]:
         return tuple(k for k, box in (("scratches", self.scratches_box), ("dust", self.dust_box)) if box.isChecked())
@@ -518,6 +518,8 @@ class RestorePanel(QWidget):
         elif self._photo is None:
             self.status_label.setText("This photo is too small to detect damage in" if self._too_small
                                       else "Open a photo to detect damage")
+        elif self._stopped:
+            self.status_label.setText(STOPPED_TEXT)
         elif self._analysis is None and not self.live:  # a new photo or detector, nothing started yet
             self.status_label.setText("")
         for button in (self.detect_button, self.fill_button, self.apply_button):

@@ -86,7 +86,9 @@ class RunController(QObject):
         if not mask.any():
             fills = [layer for layer in doc.layers if layer.visible and layer.kind == LayerKind.FILL
                      and (only is None or layer.uid in only)]
-            if not fills:
+            if not fills and only is not None:
+                text = "The layer this fill is for is hidden or gone: show it to fill it."
+            elif not fills:
                 text = "There is no visible Fill layer: add one (+ Fill) or show one, and paint what should go."
             elif any(layer.mask.any() for layer in fills):
                 text = "Only faint paint is on the visible fill layers: a pixel is filled where it is painted at half strength or more."

@@ -482,3 +482,22 @@ def test_a_run_is_stale_when_a_hidden_fill_layer_is_shown(window, qtbot):
     assert not win.session.result_is_stale()
     win.session.set_layer_props(second.uid, visible=True)
     assert win.session.result_is_stale()
+
+
+def test_apply_repairs_on_a_fill_whose_damage_layer_changed_asks_first(window, qtbot):
+    """As the toolbar's Apply: the trimmed damage would be filled anyway."""
+    from PySide6.QtWidgets import QMessageBox
+
+    win, doc = window, window.current_document()
+    panel = win.restore.panel
+    detect(win, qtbot)
+    damage = win.restore.damage_layer()
+    with qtbot.waitSignal(win.runner.finished, timeout=60000):
+        panel.fill_button.click()
+    tick_and_preview(panel, qtbot, panel.fade_box)
+    photo = doc.photo.copy()
+    win.session.edit_mask(damage.uid, tools.clear, "Trim")
+    panel.apply_button.click()
+    box = win.findChild(QMessageBox, "stale_box")
+    assert box is not None and box.isVisible() and np.array_equal(doc.photo, photo)
+    box.reject()
