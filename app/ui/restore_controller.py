@@ -194,12 +194,11 @@ class RestoreController(QObject):
             self._previewed, self._base = self._preview_of[result]
             self.panel.set_repair_source(None if self._base is None else self._base.image)
             self.panel.show_repairs(self._previewed)
-        elif result is None and self._showing_base:  # the last box unticked: back to the photo
+        elif result is None:
             self._adopt_base(None)
-        elif result is None:  # discarded: the preview the ticked boxes promised is gone with it
-            self._adopt_base(None)
-            self._apply_waiting = None
-            self.panel.clear_repairs()
+            if not self._showing_base:  # discarded (not the last box unticked): the preview the boxes promised is gone
+                self._apply_waiting = None
+                self.panel.clear_repairs()
         else:
             self._adopt_base(result)
             if self.panel.repair_steps().any:  # boxes ticked before the fill: their steps on top of it
