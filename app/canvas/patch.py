@@ -74,15 +74,20 @@ class _Piece:
     y: int
     w: int
     h: int
-    bits: np.ndarray  # np.packbits of the changed-pixel map (h*w bits)
-    values: np.ndarray  # the values at the changed pixels: (n,) or (n, channels)
+    # np.packbits of the changed-pixel map (h*w bits); None when every pixel of the piece changed
+    # (a tone repair changes them all): `values` is then the block itself, copied and swapped
+    # by slices, several times faster than through a map
+    bits: np.ndarray | None
+    values: np.ndarray  # the values at the changed pixels: (n,) or (n, channels); the (h, w, ...) block
 
     def selector(self) -> np.ndarray:
+        if self.bits is None:
+            return np.ones((self.h, self.w), bool)
         return np.unpackbits(self.bits, count=self.w * self.h).view(bool).reshape(self.h, self.w)
 
     @property
     def nbytes(self) -> int:
-        return int(self.bits.nbytes + self.values.nbytes)
+        return int((0 if self.bits is None else self.bits.nbytes) + self.values.nbytes)
 
 
 class Patch:
@@ -129,10 +134,12 @@ class Patch:
                 r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
                 sel = sel[r0:r1, c0:c1]
                 src = old[ty + r0 : ty + r1, tx + c0 : tx + c1]
+                whole = bool(sel.all())
                 pieces.append(
                     _Piece(
                         x=int(x + tx + c0), y=int(y + ty + r0), w=int(c1 - c0), h=int(r1 - r0),
-                        bits=np.packbits(sel, axis=None), values=src[sel].copy(),
+                        bits=None if whole else np.packbits(sel, axis=None),
+                        values=src.copy() if whole else src[sel].copy(),
                     )
                 )
         return cls(pieces)
@@ -157,9 +164,13 @@ class Patch:
         """Exchange stored values with `array`'s (undo, then redo, then undo...). Returns the dirty rect."""
         for p in self.pieces:
             sub = array[p.y : p.y + p.h, p.x : p.x + p.w]
-            sel = p.selector()
-            current = sub[sel]
-            sub[sel] = p.values
+            if p.bits is None:
+                current = sub.copy()
+                sub[...] = p.values
+            else:
+                sel = p.selector()
+                current = sub[sel]
+                sub[sel] = p.values
             p.values = current
         return self.rect
 

@@ -172,3 +172,26 @@ def test_a_photo_patch_sees_a_change_of_one_level_in_one_channel():
         restored = new.copy()
         patch.swap(restored)
         assert np.array_equal(restored, old)
+
+
+def test_a_patch_of_a_photo_changed_everywhere_keeps_whole_blocks_and_swaps_back_exactly():
+    """A tone repair changes every pixel: its tiles are stored as blocks (no changed-pixel map),
+    swapped by slices; beside them a partly changed tile still keeps only its changed pixels."""
+    rng = np.random.default_rng(4)
+    old = rng.integers(0, 256, (600, 700, 3), dtype=np.uint8)
+    new = old ^ 1  # every pixel, one level
+    new[:256, :256] = old[:256, :256]  # one tile left alone...
+    new[10, 10] = 0  # ...but for one pixel
+    patch = Patch.from_diff(old, new)
+    whole = [p for p in patch.pieces if p.bits is None]
+    assert whole and sum(p.values.shape[0] * p.values.shape[1] for p in whole) > 0.8 * 600 * 700
+    covered = np.zeros(old.shape[:2], bool)
+    for piece in patch.pieces:
+        covered[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w] |= piece.selector()
+    assert np.array_equal(covered, (old != new).any(axis=2))
+    assert patch.nbytes < old.nbytes + 1000
+    photo = new.copy()
+    patch.swap(photo)
+    assert np.array_equal(photo, old)
+    patch.swap(photo)
+    assert np.array_equal(photo, new)
