@@ -45,18 +45,19 @@ def _brush_radius(radius: float) -> float:
     return min(max(float(radius), MIN_BRUSH), MAX_BRUSH)
 
 
-def _ran_area(document, run_mask: np.ndarray) -> tuple[QImage, Rect] | None:
+def _ran_area(document, run_mask: np.ndarray, only: tuple[int, ...] | None = None) -> tuple[QImage, Rect] | None:
     """The run's area with the faint rims of the strokes it came from (which the thresholded
     run mask leaves out; found as Apply clears them): an Indexed8 QImage whose alpha is 255
     there (it owns its pixels), over its box in the photo. Worked within the run's box grown by
-    a rim's reach, not over a 50 MP photo, on the GUI thread as the result arrives."""
+    a rim's reach, not over a 50 MP photo, on the GUI thread as the result arrives. `only`: the
+    layers of a run of chosen layers (the others' paint is not the run's)."""
     h, w = run_mask.shape
     ran_box = Rect.of_mask(run_mask)
     if ran_box is None:
         return None
     box = Rect.from_corners(ran_box.x - RIM_REACH, ran_box.y - RIM_REACH, ran_box.x1 + RIM_REACH,
                             ran_box.y1 + RIM_REACH).clipped(w, h)
-    painted = document.combined_mask(LayerKind.FILL, raw=True, region=box.slices)  # the paint at the run
+    painted = document.combined_mask(LayerKind.FILL, raw=True, region=box.slices, only=only)  # the paint at the run
     ran = run_mask[box.slices] > 0
     area = np.where((painted > 0) & (clear_filled(painted, ran) == 0) | ran, np.uint8(255), np.uint8(0))
     image = QImage(area.data, box.w, box.h, box.w, QImage.Format.Format_Indexed8)
@@ -201,7 +202,8 @@ class CanvasWidget(QWidget):
         self._result = PhotoImages(result.image) if result is not None else None
         # the run's mask, to leave out of the masks drawn over the result (only what was painted since)
         run_mask = result.mask if result is not None else None
-        self._ran_area = None if run_mask is None else _ran_area(self.session.document, run_mask)
+        only = result.layers if result is not None and result.restricted else None
+        self._ran_area = None if run_mask is None else _ran_area(self.session.document, run_mask, only)
         if self._result is not None and not had:
             self.compare.reset(self.session.document.size[0])
         self.update()

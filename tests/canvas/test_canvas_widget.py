@@ -252,3 +252,22 @@ def test_strokes_painted_since_the_run_show_over_the_result(qtbot):
     assert np.abs(view[42:58, 40:140] - 200).max() == 0  # the run's area: the plain result
     assert np.abs(view[38:40, 40:140] - 200).max() == 0  # with its strokes' faint rim
     assert np.abs(view[100:110, 5:15] - 200).max() == 0  # a protect layer is no fill to come
+
+
+def test_the_area_of_a_run_of_chosen_layers_leaves_the_other_layers_paint_out(qapp):
+    """After Fill detected damage, the faint rim of a Mask 1 stroke touching the damage is not
+    the run's: it still shows over the result side (it counted as the run's rim and vanished)."""
+    from app.canvas.document import Document
+    from app.canvas.widget import _ran_area
+
+    doc = Document(photo=np.zeros((60, 80, 3), np.uint8))
+    damage, own = doc.new_layer("Detected damage"), doc.new_layer("Mask 1")
+    doc.layers += [damage, own]
+    damage.mask[30, 5:75] = 255  # a scratch
+    own.mask[20:40, 60:78] = 60  # the faint rim of the user's stroke, touching it
+    image, box = _ran_area(doc, damage.mask.copy(), only=(damage.uid,))
+    area = np.frombuffer(image.constBits(), np.uint8).reshape(box.h, image.bytesPerLine())[:, : box.w]
+    assert area[22 - box.y, 70 - box.x] == 0 and area[30 - box.y, 10 - box.x] == 255
+    image, box = _ran_area(doc, damage.mask.copy())  # every visible layer: the old reading
+    area = np.frombuffer(image.constBits(), np.uint8).reshape(box.h, image.bytesPerLine())[:, : box.w]
+    assert area[22 - box.y, 70 - box.x] == 255
