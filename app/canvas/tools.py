@@ -209,6 +209,8 @@ def clear_filled(mask: np.ndarray, filled: np.ndarray, reach: int = RIM_REACH) -
     h, w = mask.shape
     box = Rect.from_corners(cols[0] - reach, rows[0] - reach, cols[-1] + 1 + reach, rows[-1] + 1 + reach).clipped(w, h)
     sub_mask, sub_filled = mask[box.slices], filled[box.slices]
+    if not cv2.countNonZero(cv2.inRange(sub_mask, 1, PAINTED_ABOVE)):
+        return out  # no faint paint near the fill (hard strokes, a detected layer): no rim to find
     count, labels = cv2.connectedComponents((sub_mask > 0).view(np.uint8), connectivity=8)
     touching = np.zeros(count, bool)
     touching[labels[sub_filled]] = True

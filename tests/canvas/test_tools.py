@@ -195,3 +195,18 @@ def test_a_patch_of_a_photo_changed_everywhere_keeps_whole_blocks_and_swaps_back
     assert np.array_equal(photo, old)
     patch.swap(photo)
     assert np.array_equal(photo, new)
+
+
+def test_clearing_a_fill_of_hard_strokes_keeps_every_stroke_outside_it():
+    """No faint paint near the fill (hard strokes, a detected layer): only the filled pixels go;
+    a hard stroke touching the fill stays whole outside it."""
+    mask = np.zeros((80, 90), np.uint8)
+    mask[10:20, 10:60] = 255  # filled
+    mask[15:40, 55:65] = 255  # painted since, touching it
+    filled = np.zeros(mask.shape, bool)
+    filled[10:20, 10:60] = True
+    out = tools.clear_filled(mask, filled)
+    assert not out[filled].any() and (out[20:40, 55:65] == 255).all()
+    mask[21, 56] = 40  # one faint pixel of that stroke: a rim, cleared with the fill it touches
+    out = tools.clear_filled(mask, filled)
+    assert out[21, 56] == 0 and (out[22:40, 55:65] == 255).all()
