@@ -48,9 +48,10 @@ def run(args: argparse.Namespace) -> int:
             why = "is a file, not a folder" if folder.exists() else "does not exist"
             print(f"error: the {what} {folder} {why}", file=sys.stderr)
             return 2
-    if one_mask is not None:  # read once now: a broken mask is one message, not one failure per photo
+    one_mask_read = None
+    if one_mask is not None:  # read once, now: a broken mask is one message, not one failure per photo
         try:
-            read_image(one_mask)
+            one_mask_read = read_image(one_mask)
         except ImageReadError as exc:
             print(f"error: the mask {exc}", file=sys.stderr)
             return 2
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                 loaded = load_photo(photo, settings.max_megapixels)
                 if CUT_OFF in loaded.meta.notes:
                     cut_off.append(photo.name)
-                mask = load_mask_for(one_mask or masks[photo.stem][0], loaded.rgb, args.invert_mask)
+                mask = load_mask_for(one_mask or masks[photo.stem][0], loaded.rgb, args.invert_mask, one_mask_read)
                 if not mask.any():
                     unchanged.append(photo.name)
                 result = inpaint(loaded.rgb, mask, settings, backend=backend,

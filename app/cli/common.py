@@ -107,12 +107,12 @@ def load_photo(path: str | Path, max_megapixels: float = InpaintSettings.max_meg
     return loaded
 
 
-def load_mask_for(path: str | Path, photo: np.ndarray, invert: bool) -> np.ndarray:
+def load_mask_for(path: str | Path, photo: np.ndarray, invert: bool, loaded: LoadedImage | None = None) -> np.ndarray:
     """Read a mask; a mask of another size with the same aspect is scaled (and we say so),
     any other size is refused."""
     h, w = photo.shape[:2]
     try:
-        read = read_mask_for(path, (w, h), invert=invert)
+        read = read_mask_for(path, (w, h), invert=invert, loaded=loaded)
     except MaskSizeError as exc:
         raise CliError(str(exc)) from exc
     except ImageReadError as exc:

@@ -686,12 +686,14 @@ class MaskFile:
     doubt: str | None  # why the file may be a photo rather than a mask, for the user
 
 
-def read_mask_for(path: str | Path, size: tuple[int, int], invert: bool = False) -> MaskFile:
+def read_mask_for(path: str | Path, size: tuple[int, int], invert: bool = False,
+                  loaded: LoadedImage | None = None) -> MaskFile:
     """Read a mask for a photo of `size` (width, height). A mask of another size with the
     photo's aspect ratio is scaled to it (nearest neighbour: callers say so); another aspect
     ratio would put the painted areas in the wrong places, so it is refused. A file that looks
-    like a photo (colours, many grey levels) is read all the same, with a `doubt` to show."""
-    loaded = read_image(path)
+    like a photo (colours, many grey levels) is read all the same, with a `doubt` to show.
+    `loaded`: the file already decoded (one mask for many photos), read again otherwise."""
+    loaded = loaded or read_image(path)
     mask = _mask_of(loaded, invert)
     doubt = _photo_like(loaded.rgb, Path(path).name)
     (w, h), (mh, mw) = size, mask.shape

@@ -43,7 +43,9 @@ class RunController(QObject):
         self._generation = -1
         self._run_mask = None
         self._run_layers: tuple[int, ...] = ()  # the fill layers of the run going on
-        self._request: tuple[InpaintSettings | None, bool] = (None, False)  # of the run going on: settings, restricted
+        # of the run going on: its own settings (None: the document's), and whether it was of chosen layers
+        self._run_settings: InpaintSettings | None = None
+        self._run_restricted = False
         self._cancelling: int | None = None
 
     # the Run panel's choices live in the document's settings, so a project keeps them
@@ -105,7 +107,7 @@ class RunController(QObject):
             self.failed.emit(f"The engine could not start: {exc}")
             return False
         self._generation = self.session.photo_generation
-        self._request = (None if settings is doc.settings else settings, only is not None)
+        self._run_settings, self._run_restricted = (None if settings is doc.settings else settings), only is not None
         self._run_mask = mask
         self._run_layers = tuple(layer.uid for layer in doc.layers if layer.visible and layer.kind == LayerKind.FILL
                                  and (only is None or layer.uid in only))
@@ -157,8 +159,8 @@ class RunController(QObject):
             return
         outcome = InpaintOutcome(image=result.image, method=result.method, backend=result.backend,
                                  mask=self._run_mask, notes=list(getattr(result, "notes", [])), confined=True,
-                                 layers=self._run_layers, restricted=self._request[1],
-                                 settings=self._request[0])
+                                 layers=self._run_layers, restricted=self._run_restricted,
+                                 settings=self._run_settings)
         self.session.set_result(outcome)
         self.finished.emit(outcome)
         for note in outcome.notes:  # the NPU failed and the job was rerun on the CPU: say so
