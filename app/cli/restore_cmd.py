@@ -1,4 +1,4 @@
-"""`inpaint-studio restore PHOTO -o OUT`: propose old-photo damage, fill it, repair tone."""
+"""`inpaint-studio restore PHOTO|FOLDER -o OUT`: propose old-photo damage, fill it, repair tone."""
 
 from __future__ import annotations
 
@@ -12,16 +12,31 @@ from app.cli.common import (
     ProgressBar,
     UsageError,
     check_output,
+    load_mask_for,
     load_photo,
+    note,
     same_file,
     warn,
 )
+from app.cli.folder import (
+    CUT_OFF_FILE,
+    MaskSource,
+    make_output_folder,
+    output_suffix,
+    photo_files,
+    prepare_output_folder,
+    run_over_photos,
+)
 from app.engine import EngineError
+from app.engine.pipeline import resolve_coarse
 from app.io.atomic import SaveError, atomic_write
-from app.io.images import GRAY_AS_RGB, ImageMeta, encode_image, format_for, write_image
-from app.restore.detect import DEFAULT_DETECTOR, DEFAULT_SENSITIVITY, DETECTORS, parse_kinds
+from app.io.images import CUT_OFF, GRAY_AS_RGB, SAVE_FORMATS, ImageMeta, encode_image, format_for, write_image
+from app.restore.detect import DEFAULT_DETECTOR, DEFAULT_SENSITIVITY, DETECTORS, choose_detector, parse_kinds
 from app.restore.pipeline import FILL_SETTINGS, restore
 from app.restore.repair import DENOISE_MAX, RepairSteps
+
+#: lossless formats a damage mask is written in
+MASK_EXTENSIONS = (".png", ".tif", ".tiff", ".webp")
 
 
 def _denoise_arg(text: str):
@@ -39,13 +54,18 @@ def _denoise_arg(text: str):
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "restore", help="repair an old photo: dust, scratches, fading, noise",
+        "restore", help="repair an old photo (or a folder of scans): dust, scratches, fading, noise",
         description="Propose the damage of an old photo (dust, scratches, creases), fill it, "
         "and optionally repair noise and fading. Pixels outside the damage stay as they were "
-        "unless a tone or noise step is asked for.",
+        "unless a tone or noise step is asked for. Given a folder (an album of scans), every "
+        "photo in it is restored into the output folder; a bad file is listed, not the end of the run.",
     )
-    p.add_argument("photo", help="the photo (JPEG, PNG, TIFF, WebP)")
-    p.add_argument("-o", "--output", required=True, help="output file; the format follows the extension")
+    p.add_argument("photo", help="the photo (JPEG, PNG, TIFF, WebP), or a folder of photos")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file, the format following the extension; for a folder of photos, an "
+                   "output folder (created if missing)")
+    p.add_argument("--format", default="", metavar="EXT",
+                   help="for a folder of photos: output extension, e.g. png or jpg (default: each photo's own)")
     p.add_argument("--detect", default="scratches,dust", metavar="KINDS",
                    help="damage to find: scratches, dust, both comma-separated, or none (default: scratches,dust)")
     p.add_argument("--sensitivity", type=float, default=DEFAULT_SENSITIVITY, metavar="S",
@@ -54,7 +74,10 @@ def register(sub) -> None:
                    help="damage detector: learned (the net in models/damage_detector.onnx for both kinds), "
                    "hand (the hand-made filters), hybrid (hand-made scratch filter + the net's dust map), "
                    f"or auto = learned when the net's model loads, else hand (default: {DEFAULT_DETECTOR})")
-    p.add_argument("--mask", metavar="MASK.png", help="fill this mask instead of detecting (white = damage)")
+    p.add_argument("--mask", metavar="MASK.png",
+                   help="fill this mask instead of detecting (white = damage); for a folder of photos, a "
+                   "folder of masks matched by file stem (e.g. written by --save-mask and trimmed), or one "
+                   "mask for every scan (dust on the scanner glass)")
     p.add_argument("--denoise", type=_denoise_arg, nargs="?", const=None, default=False, metavar="S",
                    help="non-local means on luminance; S = strength in grey levels, or 'auto' "
                    "(default when given without S: only if the photo measures as noisy)")
@@ -64,21 +87,15 @@ def register(sub) -> None:
                    help="gray-world colour balance, judged on the edges (removes a cast; leave it off to keep a sepia tone)")
     p.add_argument("--sharpen", type=float, nargs="?", const=0.6, default=0.0, metavar="AMOUNT",
                    help="finish with an unsharp mask (default amount 0.6)")
-    p.add_argument("--save-mask", metavar="MASK.png", help="also write the damage mask (white = filled)")
+    p.add_argument("--save-mask", metavar="MASK.png",
+                   help="also write the damage mask (white = filled); for a folder of photos, a folder "
+                   "(created if missing) that gets one <photo name>.png per photo")
     p.add_argument("--quality", type=int, default=None, metavar="Q", help=QUALITY_HELP)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        check_output(args.output, args.photo, args.mask)
-        if args.save_mask:
-            if same_file(Path(args.save_mask), Path(args.output)):
-                raise CliError("--save-mask and -o name the same file; give the damage mask its own name.")
-            if Path(args.save_mask).suffix.lower() not in (".png", ".tif", ".tiff", ".webp"):
-                # a JPEG's edges would blur into greys: not the mask that was filled
-                raise UsageError("--save-mask: name the mask .png, .tif or .webp (a JPEG mask is lossy).")
-            check_output(args.save_mask, args.photo, args.mask)
         if not 0.0 <= args.sensitivity <= 1.0:
             raise UsageError("--sensitivity must be between 0 and 1.")
         if args.quality is not None and not 1 <= args.quality <= 100:
@@ -91,40 +108,122 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--detect: {exc}.") from exc
         if not kinds and args.detect.strip().lower() != "none":  # "," or "": a slip, not "detect nothing"
             raise UsageError("--detect: name the kinds (scratches, dust), or none.")
-        loaded = load_photo(args.photo)
-        mask = None
-        if args.mask:
-            from app.cli.common import load_mask_for
-
-            mask = load_mask_for(args.mask, loaded.rgb, False)
-        steps = RepairSteps(
-            denoise=args.denoise is not False,
-            denoise_strength=None if args.denoise is False else args.denoise,
-            fade=args.auto_levels,
-            balance=args.gray_world,
-            sharpen=args.sharpen > 0,
-            sharpen_amount=args.sharpen or 0.6,
-        )
-        bar = ProgressBar(Path(args.photo).name)
-        try:
-            result = restore(loaded.rgb, kinds, args.sensitivity, steps, FILL_SETTINGS, mask=mask,
-                             detector=args.detector, progress=bar)
-        finally:
-            bar.done()
-        for note in result.notes:
-            if "unchanged" in note or "fell back" in note or "hand-made damage filters used" in note:
-                warn(note)
-        for lost in write_image(args.output, result.image, loaded.meta, args.quality):
-            warn(f"{Path(args.output).name}: {lost}")
-        if args.save_mask:
-            # one gray channel, lossless (a WebP too): exactly the pixels that were filled
-            data = encode_image(result.mask[:, :, None].repeat(3, axis=2), format_for(args.save_mask),
-                                ImageMeta(notes=[GRAY_AS_RGB]), quality=100)
-            with atomic_write(args.save_mask) as handle:
-                handle.write(data)
+        if Path(args.photo).is_dir():
+            return _run_folder(args, kinds, _steps(args))
+        if args.format:
+            raise UsageError("--format is for a folder of photos; for one photo the extension of -o chooses.")
+        return _run_one(args, kinds, _steps(args))
     except (CliError, EngineError, SaveError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return getattr(exc, "code", 1)
+
+
+def _steps(args: argparse.Namespace) -> RepairSteps:
+    return RepairSteps(
+        denoise=args.denoise is not False,
+        denoise_strength=None if args.denoise is False else args.denoise,
+        fade=args.auto_levels,
+        balance=args.gray_world,
+        sharpen=args.sharpen > 0,
+        sharpen_amount=args.sharpen or 0.6,
+    )
+
+
+def _check_mask_name(save_mask: str) -> None:
+    if Path(save_mask).suffix.lower() not in MASK_EXTENSIONS:
+        # a JPEG's edges would blur into greys: not the mask that was filled
+        raise UsageError("--save-mask: name the mask .png, .tif or .webp (a JPEG mask is lossy).")
+
+
+def _write_mask(path: str | Path, mask) -> None:
+    """One gray channel, lossless (a WebP too): exactly the pixels that were filled."""
+    data = encode_image(mask[:, :, None].repeat(3, axis=2), format_for(path), ImageMeta(notes=[GRAY_AS_RGB]),
+                        quality=100)
+    with atomic_write(path) as handle:
+        handle.write(data)
+
+
+def _warn_notes(result, name: str = "") -> None:
+    for text in result.notes:
+        if "unchanged" in text or "fell back" in text or "hand-made damage filters used" in text:
+            warn(f"{name}: {text}" if name else text)
+
+
+def _run_one(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
+    check_output(args.output, args.photo, args.mask)
+    if args.save_mask:
+        if same_file(Path(args.save_mask), Path(args.output)):
+            raise CliError("--save-mask and -o name the same file; give the damage mask its own name.")
+        _check_mask_name(args.save_mask)
+        check_output(args.save_mask, args.photo, args.mask)
+    if args.mask and Path(args.mask).is_dir():
+        raise CliError(f"--mask {args.mask} is a folder; for one photo give one mask file.")
+    loaded = load_photo(args.photo)
+    mask = load_mask_for(args.mask, loaded.rgb, False) if args.mask else None
+    bar = ProgressBar(Path(args.photo).name)
+    try:
+        result = restore(loaded.rgb, kinds, args.sensitivity, steps, FILL_SETTINGS, mask=mask,
+                         detector=args.detector, progress=bar)
+    finally:
+        bar.done()
+    _warn_notes(result)
+    for lost in write_image(args.output, result.image, loaded.meta, args.quality):
+        warn(f"{Path(args.output).name}: {lost}")
+    if args.save_mask:
+        _write_mask(args.save_mask, result.mask)
     share = 100.0 * (result.mask > 0).mean()
     print(f"{args.output}: {share:.2f} % of pixels filled as damage ({result.method})")
     return 0
+
+
+def _run_folder(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
+    """Restore every photo of a folder: the detector and the fill's model are loaded once; a
+    photo that fails is listed at the end and the others are done."""
+    photos_dir, out_dir = Path(args.photo), Path(args.output)
+    if out_dir.is_file() or (not out_dir.exists() and out_dir.suffix.lower() in SAVE_FORMATS):
+        raise UsageError(f"-o {out_dir}: for a folder of photos, name an output folder (created if missing).")
+    masks = MaskSource.open(Path(args.mask), photos_dir) if args.mask else None
+    mask_dir = Path(args.save_mask) if args.save_mask else None
+    if mask_dir is not None and (mask_dir.is_file() or mask_dir.suffix.lower() in MASK_EXTENSIONS):
+        raise UsageError(f"--save-mask {mask_dir}: for a folder of photos name a folder for the masks "
+                         "(each is written as <photo name>.png).")
+    if mask_dir is not None and same_file(mask_dir, out_dir):
+        raise UsageError("--save-mask and -o name the same folder; a mask a.png would replace the result a.png.")
+    photos = [p for p in photo_files(photos_dir) if masks is None or masks.one is None or not same_file(p, masks.path)]
+    if not photos:
+        raise UsageError(f"no photos in {photos_dir}")
+    suffix = output_suffix(args.format)
+    prepare_output_folder(out_dir, photos, suffix)
+    if mask_dir is not None:
+        make_output_folder(mask_dir)
+    inputs = {p.resolve() for p in photos} | ({m.resolve() for m in masks.files()} if masks else set())
+    # once for the album: the detector's note (when "auto" falls back) is said once, not per photo
+    detector, model, detector_note = choose_detector(args.detector, None) if masks is None and kinds else (
+        args.detector, None, "")
+    if detector_note:
+        warn(detector_note)
+    _stage, backend, backend_note, _owned = resolve_coarse(FILL_SETTINGS, None)
+    if backend_note:
+        note(backend_note)
+
+    def restore_one(photo: Path, target: Path, progress) -> set[str]:
+        if mask_dir is not None and (mask_dir / (photo.stem + ".png")).resolve() in inputs:
+            raise CliError(f"its mask {photo.stem}.png in {mask_dir} would replace one of the inputs")
+        loaded = load_photo(photo, FILL_SETTINGS.max_megapixels)
+        mask = None if masks is None else load_mask_for(masks.for_photo(photo), loaded.rgb, False, masks.one)
+        result = restore(loaded.rgb, kinds, args.sensitivity, steps, FILL_SETTINGS, mask=mask, detector=detector,
+                         model=model, backend=backend, progress=progress)
+        _warn_notes(result, photo.name)
+        for lost in write_image(target, result.image, loaded.meta, args.quality):
+            warn(f"{target.name}: {lost}")
+        if mask_dir is not None:
+            _write_mask(mask_dir / (photo.stem + ".png"), result.mask)
+        print(f"{target}: {100.0 * (result.mask > 0).mean():.2f} % of pixels filled as damage", flush=True)
+        return {CUT_OFF_FILE} if CUT_OFF in loaded.meta.notes else set()
+
+    try:
+        done = run_over_photos(photos, out_dir, suffix, inputs, restore_one)
+    finally:
+        backend.close()
+    print(f"{done.done} of {done.total} photos restored; written to {out_dir}")
+    return done.print_lists()

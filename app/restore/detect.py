@@ -623,7 +623,7 @@ class DamageAnalysis:
         return own
 
 
-def _choose_detector(detector: str, model):
+def choose_detector(detector: str, model):
     """(name, loaded model or None, note) for the `detector` asked for: "auto" is "learned"
     when the net's model loads and otherwise falls back to the hand-made filters (the note
     says why); "hybrid" and "learned" raise the model's ModelError instead."""
@@ -665,7 +665,7 @@ def analyse_damage(
     the model loads, else "hand" with a note saying why); `model`: a loaded app.restore.learned.DetectorModel instead of the shipped one."""
     _check_rgb(rgb)
     kinds = parse_kinds(kinds)
-    name, loaded, note = _choose_detector(detector, model)
+    name, loaded, note = choose_detector(detector, model)
     if reuse is not None and (reuse.detector != name or reuse.shape != rgb.shape[:2] or reuse.dust_params != dust
                               or reuse.scratch_params != scratches
                               or (loaded is not None and reuse.model_path != str(loaded.path))):

@@ -32,11 +32,12 @@ class RestoreResult:
 
 
 def fill_damage(rgb: np.ndarray, mask: np.ndarray, settings: InpaintSettings = FILL_SETTINGS,
-                progress=None, cancel=None):
-    """Fill `mask` through the engine; an empty mask returns a copy and no engine run."""
+                progress=None, cancel=None, backend=None):
+    """Fill `mask` through the engine (on `backend`, or one chosen and closed for this fill);
+    an empty mask returns a copy and no engine run."""
     if not mask.any():
         return rgb.copy(), "nothing to fill", []
-    result = inpaint(rgb, mask, settings, progress=progress, cancel=cancel)
+    result = inpaint(rgb, mask, settings, backend=backend, progress=progress, cancel=cancel)
     return result.image, result.method, list(result.notes)
 
 
@@ -49,11 +50,14 @@ def restore(
     *,
     mask: np.ndarray | None = None,
     detector: str = DEFAULT_DETECTOR,
+    model=None,
+    backend=None,
     progress=None,
     cancel=None,
 ) -> RestoreResult:
-    """The whole restore. `mask` (given) replaces detection; `detector`: see analyse_damage
-    (when "auto" falls back to the hand-made filters, the notes say why)."""
+    """The whole restore. `mask` (given) replaces detection; `detector` and `model`: see
+    analyse_damage (when "auto" falls back to the hand-made filters, the notes say why);
+    `backend`: the fill's (many photos share one loaded model)."""
     detection_notes = []
     fill_progress = progress
     if mask is None:
@@ -63,7 +67,7 @@ def restore(
             # the analysis is most of a restore's time (half a minute on 12 MP): its own stage, the
             # first half of the bar
             detecting = None if progress is None else (lambda f: progress("Detecting damage", 0, 1, 0.5 * f))
-            analysis = analyse_damage(rgb, kinds, cancel=cancel, detector=detector, progress=detecting)
+            analysis = analyse_damage(rgb, kinds, cancel=cancel, detector=detector, model=model, progress=detecting)
             mask = None if analysis is None else propose_damage(analysis, kinds, sensitivity, cancel=cancel)
             if analysis is not None and analysis.note:
                 detection_notes.append(analysis.note)
@@ -74,7 +78,7 @@ def restore(
 
         if mask is None:
             raise Cancelled("Restore cancelled.")
-    filled, method, notes = fill_damage(rgb, mask, settings, fill_progress, cancel)
+    filled, method, notes = fill_damage(rgb, mask, settings, fill_progress, cancel, backend)
     notes = detection_notes + notes
     out = apply_repairs(filled, steps) if steps is not None and steps.any else filled
     return RestoreResult(image=out, mask=mask, method=method, notes=notes)

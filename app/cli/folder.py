@@ -1,0 +1,177 @@
+"""What the folder commands (`batch`, `restore` of a folder) share: the photos of a folder,
+masks matched by file stem or one mask for all, an output folder checked before any work,
+and a run over the photos that goes on past a bad file and lists every failure at the end."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.cli.common import CliError, UsageError, same_file
+from app.engine import EngineError
+from app.engine.settings import STAGE_TEXT
+from app.io.atomic import SaveError
+from app.io.images import READ_EXTENSIONS, SAVE_FORMATS, ImageReadError, LoadedImage, format_for, read_image
+
+#: what a photo's processing may report besides success; listed by name after the run
+CUT_OFF_FILE = "cut off"  # written from a file that ends early: its lower part is plain
+EMPTY_MASK = "empty mask"  # written unchanged: nothing to fill
+
+
+def photo_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in READ_EXTENSIONS)
+
+
+def output_suffix(fmt: str) -> str:
+    """'.png' for --format png (checked: a format this program writes); '' = each photo's own."""
+    suffix = ("." + fmt.lstrip(".").lower()) if fmt else ""
+    if suffix and suffix not in SAVE_FORMATS:  # one message now, not one per photo at the end
+        writable = ", ".join(sorted({ext.lstrip(".") for ext in SAVE_FORMATS}))
+        raise UsageError(f"--format {fmt}: not a format this program writes; choose one of {writable}")
+    return suffix
+
+
+def prepare_output_folder(out_dir: Path, photos: list[Path], suffix: str) -> None:
+    """Refuse, before any photo is worked, an output folder whose every result would replace its
+    own photo, or that cannot be made or written; make it if missing."""
+    if out_dir.exists() and all(same_file(out_dir / (p.stem + (suffix or p.suffix)), p) for p in photos):
+        raise UsageError(f"every result would replace its photo in {out_dir}; choose another output folder "
+                         "or another --format")
+    make_output_folder(out_dir)
+
+
+def make_output_folder(out_dir: Path) -> None:
+    """Make the folder if missing; refuse one that cannot be made or written."""
+    if out_dir.is_file():
+        raise UsageError(f"{out_dir} is a file; name a folder for the results.")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the output folder {out_dir}: {exc.strerror or exc}") from exc
+    if not os.access(out_dir, os.W_OK):  # now, not after working every photo
+        raise UsageError(f"cannot write in the output folder {out_dir}: permission denied")
+
+
+@dataclass
+class MaskSource:
+    """Masks for the photos of a folder: a folder of masks matched by file stem, or one mask
+    file for every photo (decoded once)."""
+
+    path: Path
+    one: LoadedImage | None = None
+    by_stem: dict[str, list[Path]] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, path: Path, photos_dir: Path) -> MaskSource:
+        if path.is_file():
+            try:  # read once, now: a broken mask is one message, not one failure per photo
+                return cls(path, one=read_image(path))
+            except ImageReadError as exc:
+                raise UsageError(f"the mask {exc}") from exc
+        if not path.is_dir():
+            why = "is a file, not a folder" if path.exists() else "does not exist"
+            raise UsageError(f"the masks folder or file {path} {why}")
+        if same_file(photos_dir, path):  # every photo would be its own mask
+            raise UsageError(f"the photos and the masks are both in {photos_dir}; put the masks in a folder of "
+                             "their own (a mask has the photo's file stem)")
+        source = cls(path)
+        for mask_file in photo_files(path):
+            source.by_stem.setdefault(mask_file.stem, []).append(mask_file)
+        return source
+
+    def files(self) -> list[Path]:
+        return [self.path] if self.one is not None else [m for same in self.by_stem.values() for m in same]
+
+    def for_photo(self, photo: Path) -> Path:
+        if self.one is not None:
+            return self.path
+        if photo.stem not in self.by_stem:
+            raise CliError("no mask with this name")
+        if len(self.by_stem[photo.stem]) > 1:  # which one was meant is not ours to guess
+            raise CliError("several masks have its name (" + ", ".join(m.name for m in self.by_stem[photo.stem])
+                           + "); keep one")
+        return self.by_stem[photo.stem][0]
+
+
+#: process(photo, target, progress) -> the flags of this photo (CUT_OFF_FILE, EMPTY_MASK), raising
+#: CliError/EngineError/SaveError/ValueError for a failure of this photo alone
+Process = Callable[[Path, Path, Callable | None], set[str]]
+
+
+@dataclass
+class FolderRun:
+    total: int
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    flagged: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        return self.total - len(self.failures) - len(self.flagged.get(EMPTY_MASK, ()))
+
+    def print_lists(self) -> int:
+        """The photos to look at, on stderr; the exit code (1 when any failed or was cut off)."""
+        unchanged = self.flagged.get(EMPTY_MASK, [])
+        if unchanged:
+            print(f"{len(unchanged)} written unchanged, their masks being empty: {', '.join(unchanged)}",
+                  file=sys.stderr)
+        cut_off = self.flagged.get(CUT_OFF_FILE, [])
+        if cut_off:  # written, but their lower part is plain: a script must not take them for whole
+            print(f"{len(cut_off)} written from cut-off files (the part missing from the file stays plain): "
+                  f"{', '.join(cut_off)}", file=sys.stderr)
+        if self.failures:
+            print(f"{len(self.failures)} failed:", file=sys.stderr)
+            for name, why in self.failures:
+                print(f"  {name}: {why}", file=sys.stderr)
+        return 1 if self.failures or cut_off else 0
+
+
+def run_over_photos(photos: list[Path], out_dir: Path, suffix: str, inputs: set[Path], process: Process) -> FolderRun:
+    """Work each photo into out_dir/<stem><suffix or its own>; a photo's failure is recorded
+    and the run goes on. No input file is ever overwritten, and no two photos write one file."""
+    run = FolderRun(len(photos))
+    written: dict[Path, str] = {}  # a.png and a.jpg would both write a.<ext>: refuse the second
+    for index, photo in enumerate(photos, 1):
+        draw_progress(index - 1, len(photos), photo.name)
+        try:
+            target = out_dir / (photo.stem + (suffix or photo.suffix))
+            format_for(target)
+            if target.resolve() in inputs:
+                raise CliError(f"{target.name} in the output folder is one of the inputs; it is not "
+                               "overwritten (choose another output folder)")
+            if target in written:
+                raise CliError(f"{written[target]} already writes {target.name}; rename one of them")
+            written[target] = photo.name
+            for flag in process(photo, target, _within(index - 1, len(photos), photo.name)):
+                run.flagged.setdefault(flag, []).append(photo.name)
+        except (CliError, EngineError, SaveError, ValueError) as exc:
+            run.failures.append((photo.name, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - one photo's unforeseen failure must not end the run
+            run.failures.append((photo.name, f"unexpected error ({type(exc).__name__}: {exc})"))
+    draw_progress(len(photos), len(photos), "")
+    print(file=sys.stderr)
+    return run
+
+
+def _within(done: int, total: int, name: str):
+    """The engine's progress inside one photo, drawn on a terminal (a big photo takes many
+    seconds); a log gets one line per photo only."""
+    if not sys.stderr.isatty():
+        return None
+
+    def report(stage: str, _step: int, _steps: int, fraction: float) -> None:
+        draw_progress(done, total, f"{name}: {STAGE_TEXT.get(stage, stage)} {fraction:.0%}", done + fraction)
+    return report
+
+
+def draw_progress(done: int, total: int, name: str, position: float | None = None) -> None:
+    width = 30
+    filled = int(width * (done if position is None else position) / max(total, 1))
+    line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name}"
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + line[:100].ljust(100))
+    else:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()

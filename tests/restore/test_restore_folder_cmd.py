@@ -1,0 +1,104 @@
+"""`inpaint-studio restore FOLDER -o OUT_DIR`: an album of scans restored in one run."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.cli.main import main
+from app.io.images import read_image
+from app.restore.synthetic import add_damage
+
+SAMPLE = Path(__file__).resolve().parents[2] / "resources" / "sample.png"
+
+
+def rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+@pytest.fixture
+def album(tmp_path):
+    """Two damaged scans (crops of the sample photo) and one file that is not an image."""
+    photo = read_image(SAMPLE).rgb
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    clean = {"a": photo[96:288, 128:384].copy(), "b": photo[200:392, 250:506].copy()}
+    damaged, visible = {}, {}
+    for seed, (stem, image) in enumerate(clean.items(), 11):
+        damage = add_damage(image, np.random.default_rng(seed))
+        damaged[stem], visible[stem] = damage.image, damage.visible > 0
+        Image.fromarray(damaged[stem]).save(scans / f"{stem}.png")
+    (scans / "c.jpg").write_bytes(b"not a jpeg")
+    return scans, clean, damaged, visible
+
+
+def test_a_folder_is_restored_photo_by_photo_and_a_bad_file_is_listed(album, tmp_path, capsys):
+    scans, clean, damaged, visible = album
+    out, masks = tmp_path / "out", tmp_path / "masks"
+    code = main(["restore", str(scans), "-o", str(out), "--save-mask", str(masks), "--format", "png"])
+    said = capsys.readouterr()
+    assert code == 1  # c.jpg failed: a script must see it
+    assert "2 of 3 photos restored" in said.out and "c.jpg" in said.err and "1 failed" in said.err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert sorted(p.name for p in masks.iterdir()) == ["a.png", "b.png"]
+    for stem in ("a", "b"):
+        result, mask = rgb(out / f"{stem}.png"), np.asarray(Image.open(masks / f"{stem}.png"))
+        assert mask.ndim == 2 and mask.any()
+        assert np.array_equal(result[mask == 0], damaged[stem][mask == 0])  # untouched outside the damage
+        seen = visible[stem]  # the damage: the grain over the whole scan is left as it is
+        err_before = np.abs(damaged[stem].astype(float) - clean[stem])[seen].mean()
+        assert np.abs(result.astype(float) - clean[stem])[seen].mean() < 0.7 * err_before  # b: a scratch on dark missed
+        assert f"{stem}.png: " in said.out and "% of pixels filled as damage" in said.out
+    assert {p.name for p in scans.iterdir()} == {"a.png", "b.png", "c.jpg"}  # the album as it was
+
+
+def test_trimmed_masks_from_a_folder_are_filled_instead_of_detecting(album, tmp_path, capsys):
+    scans, _, damaged, _ = album
+    (scans / "c.jpg").unlink()
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    keep_a = np.zeros(damaged["a"].shape[:2], np.uint8)
+    keep_a[40:60, 50:90] = 255  # the user kept one patch of the proposal
+    Image.fromarray(keep_a).save(masks / "a.png")
+    Image.fromarray(np.zeros_like(keep_a)).save(masks / "b.png")  # and trimmed all of b's away
+    out = tmp_path / "out"
+    assert main(["restore", str(scans), "-o", str(out), "--mask", str(masks)]) == 0
+    a, b = rgb(out / "a.png"), rgb(out / "b.png")
+    assert np.array_equal(a[keep_a == 0], damaged["a"][keep_a == 0]) and not np.array_equal(a, damaged["a"])
+    assert np.array_equal(b, damaged["b"])
+    # one mask for every scan: dust on the scanner glass is in the same place on each
+    out2 = tmp_path / "out2"
+    assert main(["restore", str(scans), "-o", str(out2), "--mask", str(masks / "a.png")]) == 0
+    for stem in ("a", "b"):
+        result = rgb(out2 / f"{stem}.png")
+        assert np.array_equal(result[keep_a == 0], damaged[stem][keep_a == 0])
+        assert not np.array_equal(result[keep_a > 0], damaged[stem][keep_a > 0])
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        (["-o", "out.png"], "for a folder of photos, name an output folder"),
+        (["-o", "out", "--save-mask", "m.png"], "name a folder for the masks"),
+        (["-o", "out", "--save-mask", "out"], "--save-mask and -o name the same folder"),
+        (["-o", "out", "--format", "gif"], "--format gif: not a format this program writes"),
+        (["-o", "out", "--mask", "nowhere"], "the masks folder or file nowhere does not exist"),
+        (["-o", "out", "--mask", "scans"], "the photos and the masks are both in"),
+    ],
+)
+def test_folder_usage_errors_are_said_before_any_work(album, tmp_path, capsys, monkeypatch, args, text):
+    monkeypatch.chdir(tmp_path)
+    assert main(["restore", "scans"] + args) == 2
+    assert text in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_format_is_refused_for_one_photo_and_a_folder_mask(album, tmp_path, capsys):
+    scans, _, _, _ = album
+    assert main(["restore", str(scans / "a.png"), "-o", str(tmp_path / "o.png"), "--format", "jpg"]) == 2
+    assert "--format is for a folder of photos" in capsys.readouterr().err
+    assert main(["restore", str(scans / "a.png"), "-o", str(tmp_path / "o.png"), "--mask", str(tmp_path)]) == 1
+    assert "is a folder; for one photo give one mask file" in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()
