@@ -69,10 +69,18 @@ def _cost(g, fraction: float, minimum: int, overhead: int) -> int:
     return side * side + overhead
 
 
+#: a group of holes covering less than this share of its bounding box is sparse (scratches and
+#: dust across a scan), and is tiled rather than worked at reduced scale in one huge box
+SPARSE_SHARE = 0.1
+
+
 def find_regions(
-    mask: np.ndarray, fraction: float, minimum: int, grid: int, max_aspect: float = 3.0, overhead: int = REGION_OVERHEAD
+    mask: np.ndarray, fraction: float, minimum: int, grid: int, max_aspect: float = 3.0, overhead: int = REGION_OVERHEAD,
+    max_side: int | None = None,
 ) -> list[Region]:
-    """Group the hole pixels of `mask` (bool or 0/255) into work regions."""
+    """Group the hole pixels of `mask` (bool or 0/255) into work regions. A sparse group whose
+    box would be wider than `max_side` (worked at reduced scale: a thin scratch filled blurred)
+    is cut into tiles whose boxes fit."""
     height, width = mask.shape
     hole = (mask > 0).view(np.uint8) if mask.dtype == bool else (mask > 0).astype(np.uint8)
     points = cv2.findNonZero(hole)
@@ -128,8 +136,32 @@ def find_regions(
         groups = merged
     regions: list[Region] = []
     for g in groups:
-        regions.extend(_split_long(g, width, height, fraction, minimum, grid, max_aspect))
+        for part in _tiles(g, hole, fraction, grid, max_side, width, height):
+            regions.extend(_split_long(part, width, height, fraction, minimum, grid, max_aspect))
     return regions
+
+
+def _tiles(g, hole: np.ndarray, fraction: float, grid: int, max_side: int | None, width: int, height: int):
+    """The hole bounding boxes of `g` cut into tiles whose square boxes (with margin) are at
+    most `max_side`, when g's own box would be larger and the hole is sparse in it; else [g].
+    A dense large hole stays whole: its fill needs the context around all of it."""
+    bx0, by0, bx1, by1 = g
+    extent = max(bx1 - bx0, by1 - by0)
+    if max_side is None or min(extent + 2 * round(fraction * extent), max(width, height)) <= max_side:
+        return [g]
+    part = hole[by0:by1, bx0:bx1]
+    if np.count_nonzero(part) >= SPARSE_SHARE * part.size:
+        return [g]
+    tile = max(grid, int((max_side - grid) / (1 + 2 * fraction)))
+    out = []
+    for ty in range(by0, by1, tile):
+        for tx in range(bx0, bx1, tile):
+            points = cv2.findNonZero(hole[ty : min(ty + tile, by1), tx : min(tx + tile, bx1)])
+            if points is None:
+                continue
+            x, y, w, h = cv2.boundingRect(points)
+            out.append([tx + x, ty + y, tx + x + w, ty + y + h])
+    return out
 
 
 def _split_long(g, width, height, fraction, minimum, grid, max_aspect) -> list[Region]:

@@ -49,6 +49,10 @@ class InpaintSettings:
     # a box side above this is worked at reduced scale (bounded memory on huge holes)
     max_work_side: int = 4096
     feather_px: int = 3  # seam width inside the hole edge
+    # within this many coarse pixels of the hole edge the fill's base comes from the photo at full
+    # resolution (OpenCV Telea between the photo and the coarse fill further in): the coarse
+    # stage sees a box at 1/s scale, and a scratch a few px wide is a blurred band in it (0 = off)
+    edge_band: float = 2.0
     max_megapixels: float = 100.0  # refuse photos above this (decode alone would exhaust memory)
 
     def with_(self, **changes) -> InpaintSettings:

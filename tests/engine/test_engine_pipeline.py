@@ -207,7 +207,7 @@ def test_feathered_seam_is_closer_to_the_outside(seed):
             count += 3 * int(outside.sum())
         return total / count
 
-    settings = FAST.with_(coarse_size=128)
+    settings = FAST.with_(coarse_size=128, edge_band=0)  # the feather alone (the edge band also joins the seam)
     hard = inpaint(image, mask, settings.with_(feather_px=0)).image
     soft = inpaint(image, mask, settings.with_(feather_px=3)).image
     assert np.array_equal(soft[~hole], image[~hole])
