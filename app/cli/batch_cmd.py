@@ -19,6 +19,7 @@ from app.cli.folder import (
     output_suffix,
     photo_files,
     prepare_output_folder,
+    refuse_same_folder,
     run_over_photos,
 )
 from app.engine import EngineError, inpaint
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_photos_folder(photos_dir)
         masks = MaskSource.open(Path(args.masks), photos_dir)
+        refuse_same_folder(("-o", out_dir), ("--masks", masks.path if masks.one is None else None))
         settings = settings_from(args)
         # a mask file kept among the photos is not one of them
         photos = [p for p in photo_files(photos_dir) if masks.one is None or not same_file(p, masks.path)]

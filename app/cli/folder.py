@@ -21,8 +21,38 @@ CUT_OFF_FILE = "cut off"  # written from a file that ends early: its lower part 
 EMPTY_MASK = "empty mask"  # written unchanged: nothing to fill
 
 
-def photo_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in READ_EXTENSIONS)
+def photo_files(folder: Path, what: str = "photos folder") -> list[Path]:
+    """The images of `folder` (not its subfolders; not hidden files such as the ._ copies macOS leaves)."""
+    try:
+        return sorted(p for p in folder.iterdir()
+                      if p.is_file() and p.suffix.lower() in READ_EXTENSIONS and not p.name.startswith("."))
+    except OSError as exc:
+        raise UsageError(f"cannot read the {what} {folder}: {(exc.strerror or str(exc)).lower()}") from exc
+
+
+def result_name(photo: Path, suffix: str) -> str:
+    """The result's file name: the photo's stem with --format's suffix, else its own, or .png
+    for a format read but not written (BMP): lossless, as the photo was."""
+    own = photo.suffix if photo.suffix.lower() in SAVE_FORMATS else ".png"
+    return photo.stem + (suffix or own)
+
+
+def refuse_same_folder(*named: tuple[str, Path | None]) -> None:
+    """Refuse two roles given one folder (results written among the masks they were filled
+    with, masks among the photos): the next run would read them as each other."""
+    given = [(name, path) for name, path in named if path is not None]
+    for i, (name_a, a) in enumerate(given):
+        for name_b, b in given[i + 1 :]:
+            if same_file(a, b):
+                raise UsageError(f"{name_a} and {name_b} name the same folder {a}; give each its own folder")
+
+
+def say(text: str) -> None:
+    """A line on stdout, the progress bar's line on a terminal cleared first."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+    print(text, flush=True)
 
 
 def output_suffix(fmt: str) -> str:
@@ -37,7 +67,7 @@ def output_suffix(fmt: str) -> str:
 def prepare_output_folder(out_dir: Path, photos: list[Path], suffix: str) -> None:
     """Refuse, before any photo is worked, an output folder whose every result would replace its
     own photo, or that cannot be made or written; make it if missing."""
-    if out_dir.exists() and all(same_file(out_dir / (p.stem + (suffix or p.suffix)), p) for p in photos):
+    if out_dir.exists() and all(same_file(out_dir / result_name(p, suffix), p) for p in photos):
         raise UsageError(f"every result would replace its photo in {out_dir}; choose another output folder "
                          "or another --format")
     make_output_folder(out_dir)
@@ -78,7 +108,7 @@ class MaskSource:
             raise UsageError(f"the photos and the masks are both in {photos_dir}; put the masks in a folder of "
                              "their own (a mask has the photo's file stem)")
         source = cls(path)
-        for mask_file in photo_files(path):
+        for mask_file in photo_files(path, "masks folder"):
             source.by_stem.setdefault(mask_file.stem, []).append(mask_file)
         return source
 
@@ -89,7 +119,7 @@ class MaskSource:
         if self.one is not None:
             return self.path
         if photo.stem not in self.by_stem:
-            raise CliError("no mask with this name")
+            raise CliError(f"no mask {photo.stem}.* in {self.path}")
         if len(self.by_stem[photo.stem]) > 1:  # which one was meant is not ours to guess
             raise CliError("several masks have its name (" + ", ".join(m.name for m in self.by_stem[photo.stem])
                            + "); keep one")
@@ -99,6 +129,23 @@ class MaskSource:
 #: process(photo, target, progress) -> the flags of this photo (CUT_OFF_FILE, EMPTY_MASK), raising
 #: CliError/EngineError/SaveError/ValueError for a failure of this photo alone
 Process = Callable[[Path, Path, Callable | None], set[str]]
+
+
+class Names:
+    """Files a run writes, by the photo that wrote them: a second photo of the same stem (a.jpg
+    beside a.png) must not replace the first one's file. A photo that failed wrote nothing and
+    holds no name."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.by: dict[Path, str] = {}
+
+    def check(self, target: Path, photo: Path) -> None:
+        if target in self.by:
+            raise CliError(f"{self.by[target]} already wrote {self.what}{target.name}; rename one of them")
+
+    def keep(self, target: Path, photo: Path) -> None:
+        self.by[target] = photo.name
 
 
 @dataclass
@@ -111,12 +158,11 @@ class FolderRun:
     def done(self) -> int:
         return self.total - len(self.failures) - len(self.flagged.get(EMPTY_MASK, ()))
 
-    def print_lists(self) -> int:
+    def print_lists(self, unchanged_why: str = "their masks being empty") -> int:
         """The photos to look at, on stderr; the exit code (1 when any failed or was cut off)."""
         unchanged = self.flagged.get(EMPTY_MASK, [])
         if unchanged:
-            print(f"{len(unchanged)} written unchanged, their masks being empty: {', '.join(unchanged)}",
-                  file=sys.stderr)
+            print(f"{len(unchanged)} written unchanged, {unchanged_why}: {', '.join(unchanged)}", file=sys.stderr)
         cut_off = self.flagged.get(CUT_OFF_FILE, [])
         if cut_off:  # written, but their lower part is plain: a script must not take them for whole
             print(f"{len(cut_off)} written from cut-off files (the part missing from the file stays plain): "
@@ -132,26 +178,27 @@ def run_over_photos(photos: list[Path], out_dir: Path, suffix: str, inputs: set[
     """Work each photo into out_dir/<stem><suffix or its own>; a photo's failure is recorded
     and the run goes on. No input file is ever overwritten, and no two photos write one file."""
     run = FolderRun(len(photos))
-    written: dict[Path, str] = {}  # a.png and a.jpg would both write a.<ext>: refuse the second
+    written = Names("")  # a.png and a.jpg would both write a.<ext>: refuse the second
     for index, photo in enumerate(photos, 1):
         draw_progress(index - 1, len(photos), photo.name)
         try:
-            target = out_dir / (photo.stem + (suffix or photo.suffix))
+            target = out_dir / result_name(photo, suffix)
             format_for(target)
             if target.resolve() in inputs:
                 raise CliError(f"{target.name} in the output folder is one of the inputs; it is not "
                                "overwritten (choose another output folder)")
-            if target in written:
-                raise CliError(f"{written[target]} already writes {target.name}; rename one of them")
-            written[target] = photo.name
-            for flag in process(photo, target, _within(index - 1, len(photos), photo.name)):
+            written.check(target, photo)
+            flags = process(photo, target, _within(index - 1, len(photos), photo.name))
+            written.keep(target, photo)
+            for flag in flags:
                 run.flagged.setdefault(flag, []).append(photo.name)
         except (CliError, EngineError, SaveError, ValueError) as exc:
             run.failures.append((photo.name, str(exc)))
         except Exception as exc:  # noqa: BLE001 - one photo's unforeseen failure must not end the run
             run.failures.append((photo.name, f"unexpected error ({type(exc).__name__}: {exc})"))
     draw_progress(len(photos), len(photos), "")
-    print(file=sys.stderr)
+    if sys.stderr.isatty():  # end the bar's line
+        print(file=sys.stderr)
     return run
 
 

@@ -20,17 +20,30 @@ from app.cli.common import (
 )
 from app.cli.folder import (
     CUT_OFF_FILE,
+    EMPTY_MASK,
     MaskSource,
+    Names,
     make_output_folder,
     output_suffix,
     photo_files,
     prepare_output_folder,
+    refuse_same_folder,
     run_over_photos,
+    say,
 )
 from app.engine import EngineError
 from app.engine.pipeline import resolve_coarse
 from app.io.atomic import SaveError, atomic_write
-from app.io.images import CUT_OFF, GRAY_AS_RGB, SAVE_FORMATS, ImageMeta, encode_image, format_for, write_image
+from app.io.images import (
+    CUT_OFF,
+    GRAY_AS_RGB,
+    READ_EXTENSIONS,
+    SAVE_FORMATS,
+    ImageMeta,
+    encode_image,
+    format_for,
+    write_image,
+)
 from app.restore.detect import DEFAULT_DETECTOR, DEFAULT_SENSITIVITY, DETECTORS, choose_detector, parse_kinds
 from app.restore.pipeline import FILL_SETTINGS, restore
 from app.restore.repair import DENOISE_MAX, RepairSteps
@@ -110,9 +123,13 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--detect: name the kinds (scratches, dust), or none.")
         if Path(args.photo).is_dir():
             return _run_folder(args, kinds, _steps(args))
+        if not Path(args.photo).exists():  # before the output's checks: the photo is what is wrong
+            raise CliError(f"Cannot read {args.photo}: there is no file or folder of that name.")
         if args.format:
             raise UsageError("--format is for a folder of photos; for one photo the extension of -o chooses.")
         return _run_one(args, kinds, _steps(args))
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): main ends quietly
     except (CliError, EngineError, SaveError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return getattr(exc, "code", 1)
@@ -184,11 +201,11 @@ def _run_folder(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
         raise UsageError(f"-o {out_dir}: for a folder of photos, name an output folder (created if missing).")
     masks = MaskSource.open(Path(args.mask), photos_dir) if args.mask else None
     mask_dir = Path(args.save_mask) if args.save_mask else None
-    if mask_dir is not None and (mask_dir.is_file() or mask_dir.suffix.lower() in MASK_EXTENSIONS):
+    if mask_dir is not None and (mask_dir.is_file() or mask_dir.suffix.lower() in READ_EXTENSIONS):
         raise UsageError(f"--save-mask {mask_dir}: for a folder of photos name a folder for the masks "
                          "(each is written as <photo name>.png).")
-    if mask_dir is not None and same_file(mask_dir, out_dir):
-        raise UsageError("--save-mask and -o name the same folder; a mask a.png would replace the result a.png.")
+    refuse_same_folder(("the photos", photos_dir), ("-o", out_dir), ("--save-mask", mask_dir),
+                       ("--mask", masks.path if masks is not None and masks.one is None else None))
     photos = [p for p in photo_files(photos_dir) if masks is None or masks.one is None or not same_file(p, masks.path)]
     if not photos:
         raise UsageError(f"no photos in {photos_dir}")
@@ -206,9 +223,14 @@ def _run_folder(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
     if backend_note:
         note(backend_note)
 
+    mask_names = Names("its mask ")  # a.jpg and a.png would both write the mask a.png
+
     def restore_one(photo: Path, target: Path, progress) -> set[str]:
-        if mask_dir is not None and (mask_dir / (photo.stem + ".png")).resolve() in inputs:
-            raise CliError(f"its mask {photo.stem}.png in {mask_dir} would replace one of the inputs")
+        mask_file = None if mask_dir is None else mask_dir / (photo.stem + ".png")
+        if mask_file is not None:
+            if mask_file.resolve() in inputs:
+                raise CliError(f"its mask {mask_file.name} in {mask_dir} would replace one of the inputs")
+            mask_names.check(mask_file, photo)
         loaded = load_photo(photo, FILL_SETTINGS.max_megapixels)
         mask = None if masks is None else load_mask_for(masks.for_photo(photo), loaded.rgb, False, masks.one)
         result = restore(loaded.rgb, kinds, args.sensitivity, steps, FILL_SETTINGS, mask=mask, detector=detector,
@@ -216,14 +238,18 @@ def _run_folder(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
         _warn_notes(result, photo.name)
         for lost in write_image(target, result.image, loaded.meta, args.quality):
             warn(f"{target.name}: {lost}")
-        if mask_dir is not None:
-            _write_mask(mask_dir / (photo.stem + ".png"), result.mask)
-        print(f"{target}: {100.0 * (result.mask > 0).mean():.2f} % of pixels filled as damage", flush=True)
-        return {CUT_OFF_FILE} if CUT_OFF in loaded.meta.notes else set()
+        if mask_file is not None:
+            _write_mask(mask_file, result.mask)
+            mask_names.keep(mask_file, photo)
+        say(f"{target}: {100.0 * (result.mask > 0).mean():.2f} % of pixels filled as damage ({result.method})")
+        flags = {CUT_OFF_FILE} if CUT_OFF in loaded.meta.notes else set()
+        if not result.mask.any() and not steps.any:
+            flags.add(EMPTY_MASK)
+        return flags
 
     try:
         done = run_over_photos(photos, out_dir, suffix, inputs, restore_one)
     finally:
         backend.close()
     print(f"{done.done} of {done.total} photos restored; written to {out_dir}")
-    return done.print_lists()
+    return done.print_lists("no damage found or left in their masks, and no repair asked for")

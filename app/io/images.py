@@ -178,7 +178,7 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
         if data[:4] in (b"II*\0", b"MM\0*"):
             raise ImageReadError(f"{label} is a TIFF file this program cannot read: damaged or cut off, or in a "
                                  "layout such as 16-bit grayscale with transparency (save that as RGB or RGBA).") from exc
-        raise ImageReadError(f"{label} is not an image this program can read: not a JPEG, PNG, TIFF or WebP "
+        raise ImageReadError(f"{label} is not an image this program can read: not a JPEG, PNG, TIFF, WebP or BMP "
                              "file, or damaged from its first bytes.") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageReadError(f"{label} is not an image this program can read ({exc}).") from exc

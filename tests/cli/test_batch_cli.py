@@ -50,7 +50,7 @@ def test_batch_goes_on_past_bad_files_and_lists_them(capsys, tmp_path):
     assert np.array_equal(written[_mask() == 0], _photo(1)[_mask() == 0])
     assert "1 of 3 photos filled with opencv telea" in stdout
     failures = stderr[stderr.index("2 failed:") :]
-    assert "broken.jpg" in failures and "lonely.png: no mask with this name" in failures
+    assert "broken.jpg" in failures and "lonely.png: no mask lonely.* in " in failures
     assert "good.png" not in failures
     assert "3/3" in stderr  # the progress bar reached the end
 
@@ -223,3 +223,22 @@ def test_batch_lists_a_cut_off_photo_and_exits_non_zero_and_refuses_a_broken_sin
     broken.write_bytes(b"not a png")
     code, _, stderr = run_cli(capsys, "batch", photos, "--masks", broken, "-o", tmp_path / "out2", *FAST)
     assert code == 2 and "stamp.png is not an image" in stderr and not (tmp_path / "out2").exists()
+
+
+def test_batch_results_among_the_masks_are_refused_and_an_unreadable_folder_is_one_line(capsys, tmp_path, monkeypatch):
+    photos, masks, out = _folders(tmp_path)
+    Image.fromarray(_photo(1)).save(photos / "a.jpg", quality=95)
+    Image.fromarray(_mask()).save(masks / "a.png")
+    code, _, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", masks, *FAST)
+    assert code == 2 and "-o and --masks name the same folder" in stderr and not (masks / "a.jpg").exists()
+    # a folder this user may not list (tests run as root, who may: the refusal is the OS's)
+    real_iterdir = type(photos).iterdir
+
+    def iterdir(path):
+        if path == photos:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_iterdir(path)
+
+    monkeypatch.setattr(type(photos), "iterdir", iterdir)
+    code, _, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", out, *FAST)
+    assert code == 2 and f"cannot read the photos folder {photos}: permission denied" in stderr

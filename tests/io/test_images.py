@@ -337,7 +337,7 @@ def test_not_an_image():
     with pytest.raises(ImageReadError, match="x.jpg is not an image") as caught:
         decode_image(b"hello" * 100, "x.jpg")
     # says which files it reads, not Pillow's "<_io.BytesIO object at 0x...>"
-    assert "JPEG, PNG, TIFF or WebP" in str(caught.value) and "object at" not in str(caught.value)
+    assert "JPEG, PNG, TIFF, WebP or BMP" in str(caught.value) and "object at" not in str(caught.value)
 
 
 def test_empty_file_says_it_is_empty(tmp_path):

@@ -82,7 +82,9 @@ def test_trimmed_masks_from_a_folder_are_filled_instead_of_detecting(album, tmp_
     [
         (["-o", "out.png"], "for a folder of photos, name an output folder"),
         (["-o", "out", "--save-mask", "m.png"], "name a folder for the masks"),
-        (["-o", "out", "--save-mask", "out"], "--save-mask and -o name the same folder"),
+        (["-o", "out", "--save-mask", "out"], "-o and --save-mask name the same folder"),
+        (["-o", "out", "--save-mask", "scans"], "the photos and --save-mask name the same folder"),
+        (["-o", "out", "--save-mask", "m.jpg"], "name a folder for the masks"),
         (["-o", "out", "--format", "gif"], "--format gif: not a format this program writes"),
         (["-o", "out", "--mask", "nowhere"], "the masks folder or file nowhere does not exist"),
         (["-o", "out", "--mask", "scans"], "the photos and the masks are both in"),
@@ -93,6 +95,53 @@ def test_folder_usage_errors_are_said_before_any_work(album, tmp_path, capsys, m
     assert main(["restore", "scans"] + args) == 2
     assert text in capsys.readouterr().err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_results_among_their_masks_and_masks_among_the_photos_are_refused(album, tmp_path, capsys):
+    scans = album[0]
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for args, text in (
+        (["-o", str(masks), "--mask", str(masks)], "-o and --mask name the same folder"),
+        (["-o", str(tmp_path / "out"), "--mask", str(masks), "--save-mask", str(masks)],
+         "--save-mask and --mask name the same folder"),
+    ):
+        assert main(["restore", str(scans)] + args) == 2
+        assert text in capsys.readouterr().err
+    assert not any(masks.iterdir())
+
+
+def test_twin_names_keep_their_own_files_and_a_failed_twin_does_not_block_the_other(album, tmp_path, capsys):
+    scans, _, damaged, _ = album
+    Image.fromarray(damaged["b"]).save(scans / "a.jpg", quality=95)  # a.jpg beside a.png: the same stem
+    out, masks = tmp_path / "out", tmp_path / "masks"
+    assert main(["restore", str(scans), "-o", str(out), "--save-mask", str(masks), "--format", "png"]) == 1
+    err = capsys.readouterr().err
+    # a.jpg went first and wrote a.png and its mask; a.png may replace neither
+    assert "a.png: a.jpg already wrote a.png; rename one of them" in err
+    assert sorted(p.name for p in masks.iterdir()) == ["a.png", "b.png"]
+    # a twin that fails holds no name: the other is still restored
+    (scans / "a.jpg").write_bytes(b"broken")
+    out2 = tmp_path / "out2"
+    assert main(["restore", str(scans), "-o", str(out2), "--format", "png"]) == 1
+    err = capsys.readouterr().err
+    assert "a.jpg: " in err and "already wrote" not in err and (out2 / "a.png").exists()
+
+
+def test_a_scan_with_nothing_to_do_is_listed_as_unchanged(album, tmp_path, capsys):
+    scans, _, damaged, _ = album
+    (scans / "c.jpg").unlink()
+    Image.fromarray(damaged["a"]).save(scans / "d.bmp")  # read, but not a format we write
+    (scans / "._a.png").write_bytes(b"macOS keeps its metadata here")  # hidden: not a photo
+    assert main(["restore", str(scans), "-o", str(tmp_path / "out"), "--detect", "none"]) == 0
+    said = capsys.readouterr()
+    assert "0 of 3 photos restored" in said.out and "3 written unchanged" in said.err
+    assert np.array_equal(rgb(tmp_path / "out" / "d.png"), damaged["a"])  # a BMP comes back lossless, as PNG
+
+
+def test_a_missing_folder_is_named_as_what_is_wrong(tmp_path, capsys):
+    assert main(["restore", str(tmp_path / "album"), "-o", str(tmp_path / "restored")]) == 1
+    assert "there is no file or folder of that name" in capsys.readouterr().err
 
 
 def test_format_is_refused_for_one_photo_and_a_folder_mask(album, tmp_path, capsys):
