@@ -21,10 +21,11 @@ from app.cli.folder import (
     prepare_output_folder,
     refuse_same_folder,
     run_over_photos,
+    write_result,
 )
 from app.engine import EngineError, inpaint
 from app.engine.pipeline import resolve_coarse
-from app.io.images import CUT_OFF, write_image
+from app.io.images import CUT_OFF
 
 
 def register(sub) -> None:
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         for note in result.notes:
             if "fell back" in note:
                 print(f"\nwarning: {photo.name}: {note}", file=sys.stderr)
-        for lost in write_image(target, result.image, loaded.meta, args.quality):
+        for lost in write_result(target, photo, loaded, result.image, args.quality, not mask.any()):
             print(f"\nwarning: {target.name}: {lost}", file=sys.stderr)
         return {flag for flag, on in ((CUT_OFF_FILE, CUT_OFF in loaded.meta.notes), (EMPTY_MASK, not mask.any())) if on}
 

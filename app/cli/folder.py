@@ -13,8 +13,17 @@ from pathlib import Path
 from app.cli.common import CliError, UsageError, same_file
 from app.engine import EngineError
 from app.engine.settings import STAGE_TEXT
-from app.io.atomic import SaveError
-from app.io.images import READ_EXTENSIONS, SAVE_FORMATS, ImageReadError, LoadedImage, format_for, read_image
+from app.io.atomic import SaveError, atomic_write
+from app.io.images import (
+    CUT_OFF,
+    READ_EXTENSIONS,
+    SAVE_FORMATS,
+    ImageReadError,
+    LoadedImage,
+    format_for,
+    read_image,
+    write_image,
+)
 
 #: what a photo's processing may report besides success; listed by name after the run
 CUT_OFF_FILE = "cut off"  # written from a file that ends early: its lower part is plain
@@ -53,6 +62,19 @@ def say(text: str) -> None:
         sys.stderr.write("\r\033[K")
         sys.stderr.flush()
     print(text, flush=True)
+
+
+def write_result(target: Path, photo: Path, loaded: LoadedImage, image, quality: int | None, unchanged: bool) -> list[str]:
+    """Write a photo's result; one the run left unchanged is the photo's own file, copied (a
+    JPEG is not encoded again) when it goes to the same format at the default quality. Returns
+    what the file could not keep (write_image)."""
+    same_format = photo.suffix.lower() in SAVE_FORMATS and format_for(photo) == format_for(target)
+    if unchanged and same_format and quality is None and CUT_OFF not in loaded.meta.notes:
+        data = photo.read_bytes()
+        with atomic_write(target) as handle:
+            handle.write(data)
+        return []
+    return write_image(target, image, loaded.meta, quality)
 
 
 def output_suffix(fmt: str) -> str:

@@ -30,6 +30,7 @@ from app.cli.folder import (
     refuse_same_folder,
     run_over_photos,
     say,
+    write_result,
 )
 from app.engine import EngineError
 from app.engine.pipeline import resolve_coarse
@@ -236,14 +237,15 @@ def _run_folder(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
         result = restore(loaded.rgb, kinds, args.sensitivity, steps, FILL_SETTINGS, mask=mask, detector=detector,
                          model=model, backend=backend, progress=progress)
         _warn_notes(result, photo.name)
-        for lost in write_image(target, result.image, loaded.meta, args.quality):
+        unchanged = not result.mask.any() and not steps.any
+        for lost in write_result(target, photo, loaded, result.image, args.quality, unchanged):
             warn(f"{target.name}: {lost}")
         if mask_file is not None:
             _write_mask(mask_file, result.mask)
             mask_names.keep(mask_file, photo)
         say(f"{target}: {100.0 * (result.mask > 0).mean():.2f} % of pixels filled as damage ({result.method})")
         flags = {CUT_OFF_FILE} if CUT_OFF in loaded.meta.notes else set()
-        if not result.mask.any() and not steps.any:
+        if unchanged:
             flags.add(EMPTY_MASK)
         return flags
 

@@ -137,6 +137,8 @@ def test_a_scan_with_nothing_to_do_is_listed_as_unchanged(album, tmp_path, capsy
     said = capsys.readouterr()
     assert "0 of 3 photos restored" in said.out and "3 written unchanged" in said.err
     assert np.array_equal(rgb(tmp_path / "out" / "d.png"), damaged["a"])  # a BMP comes back lossless, as PNG
+    # a photo left as it was is its own file, not encoded again
+    assert (tmp_path / "out" / "a.png").read_bytes() == (scans / "a.png").read_bytes()
 
 
 def test_a_missing_folder_is_named_as_what_is_wrong(tmp_path, capsys):
