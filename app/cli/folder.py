@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.cli.common import CliError, UsageError, same_file
+from app.cli.common import CliError, ProgressBar, UsageError, same_file
 from app.engine import EngineError
 from app.engine.settings import STAGE_TEXT
 from app.io.atomic import SaveError, atomic_write
@@ -226,9 +226,9 @@ def run_over_photos(photos: list[Path], out_dir: Path, suffix: str, inputs: set[
 
 def _within(done: int, total: int, name: str):
     """The engine's progress inside one photo, drawn on a terminal (a big photo takes many
-    seconds); a log gets one line per photo only."""
+    seconds); a log gets a line as each stage starts (a 36 MP scan's restore takes minutes)."""
     if not sys.stderr.isatty():
-        return None
+        return ProgressBar(name)
 
     def report(stage: str, _step: int, _steps: int, fraction: float) -> None:
         draw_progress(done, total, f"{name}: {STAGE_TEXT.get(stage, stage)} {fraction:.0%}", done + fraction)
