@@ -149,7 +149,8 @@ def _run(image, hole, source, settings, stage, backend, backend_note, report, ca
     overhead = 20 * stage.size * stage.size if stage.fixed_size else REGION_OVERHEAD
     regions = find_regions(
         hole, settings.context_fraction, settings.context_min_px, settings.attention_grid, overhead=overhead,
-        max_side=settings.max_work_side,
+        # a hole this thin is all edge band in a tile's box: filled from its edges wherever it is cut
+        max_side=settings.max_work_side, thin_px=settings.edge_band * settings.max_work_side / stage.size,
     )
     notes = [backend_note] if backend_note else []
     out = image.copy()
@@ -227,7 +228,10 @@ def _fill_region(image, hole, source, known, region: Region, settings, stage, ba
         work = max(grid, (settings.max_work_side // grid) * grid)
         box_img = cv2.resize(box_img, (work, work), interpolation=cv2.INTER_AREA)
         box_hole = cv2.resize(box_hole.view(np.uint8), (work, work), interpolation=cv2.INTER_AREA) > 0
-        box_source = cv2.resize(box_source.view(np.uint8), (work, work), interpolation=cv2.INTER_NEAREST) > 0
+        # a source only where every pixel it stands for is one: an averaged-in protected pixel
+        # must not be carried into the fill
+        box_source = cv2.resize(box_source.view(np.uint8) * np.uint8(255), (work, work),
+                                interpolation=cv2.INTER_AREA) == 255
         box_source &= ~box_hole
         box_unknown = cv2.resize(box_unknown.view(np.uint8), (work, work), interpolation=cv2.INTER_AREA) > 0
 
@@ -294,14 +298,16 @@ def _fill_edge_band(large, box_img, box_hole, box_unknown, band_px: float, scale
     y0, y1, x0, x1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, h), max(xs.min() - pad, 0), min(xs.max() + pad + 1, w)
     sl = (slice(y0, y1), slice(x0, x1))
     # the pixels Telea may draw from: the photo where known, the coarse fill deeper in the hole
-    given = np.where(box_unknown[sl][:, :, None], large[sl], box_img[sl])
-    given = np.clip(np.rint(given), 0, 255).astype(np.uint8)
+    # (built in 8 bits: float copies of a 4096 px box would be 200 MB each)
+    known = ~box_unknown[sl][:, :, None]
+    photo = cv2.convertScaleAbs(box_img[sl])
+    given = cv2.convertScaleAbs(large[sl])
+    np.copyto(given, photo, where=known)
     filled = cv2.inpaint(given, band[sl].view(np.uint8), 5, cv2.INPAINT_TELEA)
     region = large[sl]
-    region[band[sl]] = filled[band[sl]]
+    np.copyto(region, filled, where=band[sl][:, :, None])
     # and the photo itself around it: the seam match then sees no offset to spread into the band
-    known = ~box_unknown[sl]
-    region[known] = box_img[sl][known]
+    np.copyto(region, photo, where=known)
 
 
 def _aggregate_residual(large, residual, box_hole, box_source, coarse, model_attention, grid, work, size, settings,

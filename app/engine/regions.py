@@ -38,17 +38,22 @@ def _margin(extent: int, fraction: float, minimum: int) -> int:
 def _square_box(bx0, by0, bx1, by1, width, height, fraction, minimum, grid) -> tuple[int, int, int]:
     """A square around a hole bbox with margin, side a multiple of grid, shifted to stay in
     the photo where it fits. Returns (x0, y0, side)."""
-    extent = max(bx1 - bx0, by1 - by0)
-    side = extent + 2 * _margin(extent, fraction, minimum)
-    # context past the photo is only mirrored padding: no larger than the photo's long side,
-    # so a hole across the whole photo still reaches the coarse stage at the best scale
-    side = min(side, max(width, height))
-    side = -(-side // grid) * grid
+    side = _side(max(bx1 - bx0, by1 - by0), fraction, minimum, grid, width, height)
     cx, cy = (bx0 + bx1) / 2, (by0 + by1) / 2
     x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
     x0 = _fit(x0, side, width)
     y0 = _fit(y0, side, height)
     return x0, y0, side
+
+
+def _side(extent: int, fraction: float, minimum: int, grid: int, width: int, height: int) -> int:
+    """The side of the square box around a hole `extent` px across: the hole plus its margins,
+    rounded up to the grid."""
+    side = extent + 2 * _margin(extent, fraction, minimum)
+    # context past the photo is only mirrored padding: no larger than the photo's long side,
+    # so a hole across the whole photo still reaches the coarse stage at the best scale
+    side = min(side, max(width, height))
+    return -(-side // grid) * grid
 
 
 def _fit(start: int, side: int, limit: int) -> int:
@@ -76,11 +81,11 @@ SPARSE_SHARE = 0.1
 
 def find_regions(
     mask: np.ndarray, fraction: float, minimum: int, grid: int, max_aspect: float = 3.0, overhead: int = REGION_OVERHEAD,
-    max_side: int | None = None,
+    max_side: int | None = None, thin_px: float = 0.0,
 ) -> list[Region]:
-    """Group the hole pixels of `mask` (bool or 0/255) into work regions. A sparse group whose
-    box would be wider than `max_side` (worked at reduced scale: a thin scratch filled blurred)
-    is cut into tiles whose boxes fit."""
+    """Group the hole pixels of `mask` (bool or 0/255) into work regions. A group whose box would
+    be wider than `max_side` (worked at reduced scale: a thin scratch filled blurred) is cut into
+    tiles whose boxes fit, its holes no thicker than 2 * thin_px cut where they cross tiles."""
     height, width = mask.shape
     hole = (mask > 0).view(np.uint8) if mask.dtype == bool else (mask > 0).astype(np.uint8)
     points = cv2.findNonZero(hole)
@@ -136,32 +141,67 @@ def find_regions(
         groups = merged
     regions: list[Region] = []
     for g in groups:
-        for part in _tiles(g, hole, fraction, grid, max_side, width, height):
+        for part in _tiles(g, hole, fraction, minimum, grid, max_side, thin_px, width, height):
             regions.extend(_split_long(part, width, height, fraction, minimum, grid, max_aspect))
     return regions
 
 
-def _tiles(g, hole: np.ndarray, fraction: float, grid: int, max_side: int | None, width: int, height: int):
-    """The hole bounding boxes of `g` cut into tiles whose square boxes (with margin) are at
-    most `max_side`, when g's own box would be larger and the hole is sparse in it; else [g].
-    A dense large hole stays whole: its fill needs the context around all of it."""
+def _tiles(g, hole: np.ndarray, fraction: float, minimum: int, grid: int, max_side: int | None, thin_px: float,
+           width: int, height: int) -> list[list[int]]:
+    """The hole of group `g` as parts whose boxes (with margin) are at most `max_side` px, when
+    g's own box would be larger; else [g]. Holes that fit a tile go whole to the tile of their
+    centre; a sparse hole larger than a tile and nowhere thicker than 2 * thin_px (a scratch
+    across the photo) is cut along the tile grid; any other stays whole (worked at reduced
+    scale: its fill needs the context around all of it, and a cut through it would show)."""
     bx0, by0, bx1, by1 = g
-    extent = max(bx1 - bx0, by1 - by0)
-    if max_side is None or min(extent + 2 * round(fraction * extent), max(width, height)) <= max_side:
+    if max_side is None or _side(max(bx1 - bx0, by1 - by0), fraction, minimum, grid, width, height) <= max_side:
         return [g]
+    tile = _tile_extent(fraction, minimum, grid, max_side, width, height)
     part = hole[by0:by1, bx0:bx1]
-    if np.count_nonzero(part) >= SPARSE_SHARE * part.size:
-        return [g]
-    tile = max(grid, int((max_side - grid) / (1 + 2 * fraction)))
-    out = []
-    for ty in range(by0, by1, tile):
-        for tx in range(bx0, bx1, tile):
-            points = cv2.findNonZero(hole[ty : min(ty + tile, by1), tx : min(tx + tile, bx1)])
-            if points is None:
-                continue
-            x, y, w, h = cv2.boundingRect(points)
-            out.append([tx + x, ty + y, tx + x + w, ty + y + h])
-    return out
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(part, connectivity=8)
+    parts: dict[tuple[int, int], list[int]] = {}  # tile (column, row) -> bounding box of what it fills
+    whole: list[list[int]] = []
+    cut = np.zeros(count, bool)
+    for i in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if max(w, h) <= tile:
+            _grow(parts, ((x + w // 2) // tile, (y + h // 2) // tile), [bx0 + x, by0 + y, bx0 + x + w, by0 + y + h])
+        elif area < SPARSE_SHARE * w * h and not _has_core(labels[y : y + h, x : x + w] == i, thin_px):
+            cut[i] = True
+        else:
+            whole.append([bx0 + x, by0 + y, bx0 + x + w, by0 + y + h])
+    if cut.any():
+        pieces = cut[labels].view(np.uint8)
+        del labels
+        for ty in range(0, part.shape[0], tile):
+            for tx in range(0, part.shape[1], tile):
+                points = cv2.findNonZero(pieces[ty : ty + tile, tx : tx + tile])
+                if points is not None:
+                    x, y, w, h = cv2.boundingRect(points)
+                    x0, y0 = bx0 + tx + x, by0 + ty + y
+                    _grow(parts, (tx // tile, ty // tile), [x0, y0, x0 + w, y0 + h])
+    return whole + list(parts.values())
+
+
+def _has_core(component: np.ndarray, thin_px: float) -> bool:
+    """Whether a hole has parts thicker than 2 * thin_px (a stain on a scratch): cut there, the
+    two boxes' fills would meet in a visible seam. Thinner holes are filled from their edges
+    (the pipeline's edge band), the same whichever box they fall in."""
+    return bool(cv2.distanceTransform(component.view(np.uint8), cv2.DIST_L2, 3).max() > thin_px)
+
+
+def _grow(parts: dict, key, box: list[int]) -> None:
+    """Widen parts[key] to cover `box`."""
+    cur = parts.setdefault(key, list(box))
+    cur[:] = [min(cur[0], box[0]), min(cur[1], box[1]), max(cur[2], box[2]), max(cur[3], box[3])]
+
+
+def _tile_extent(fraction: float, minimum: int, grid: int, max_side: int, width: int, height: int) -> int:
+    """The largest hole extent whose box is at most `max_side` px."""
+    extent = max(grid, int(min((max_side - grid) / (1 + 2 * fraction), max_side - grid - 2 * minimum)))
+    while extent > grid and _side(extent, fraction, minimum, grid, width, height) > max_side:
+        extent -= grid
+    return extent
 
 
 def _split_long(g, width, height, fraction, minimum, grid, max_aspect) -> list[Region]:

@@ -35,16 +35,52 @@ def test_a_sparse_scratch_across_the_photo_is_tiled_into_boxes_worked_at_full_sc
     hole = _scratch_and_dust(1200, 1600) > 0
     whole = find_regions(hole, 0.5, 48, 32, overhead=MODEL_OVERHEAD)
     assert max(r.side for r in whole) > 512  # grouped into a box that would be worked at reduced scale
-    tiled = find_regions(hole, 0.5, 48, 32, overhead=MODEL_OVERHEAD, max_side=512)
+    tiled = find_regions(hole, 0.5, 48, 32, overhead=MODEL_OVERHEAD, max_side=512, thin_px=5)
     assert all(r.side <= 512 for r in tiled)
     assert _owned(tiled, hole)[hole].all()  # every hole pixel belongs to a region
 
 
-def test_a_dense_large_hole_keeps_one_box_for_its_context():
-    hole = np.zeros((1200, 1200), bool)
-    cv2.circle(hole.view(np.uint8), (600, 600), 420, 1, -1)
-    (region,) = find_regions(hole, 0.5, 48, 32, overhead=MODEL_OVERHEAD, max_side=512)
-    assert region.side > 512  # worked at reduced scale, but as one hole with all of its context
+def _one_region_owns(regions, part: np.ndarray) -> bool:
+    for region in regions:
+        ox0, oy0, ox1, oy1 = region.own
+        if part[max(oy0, 0) : oy1, max(ox0, 0) : ox1].sum() == part.sum():
+            return True
+    return False
+
+
+def test_thick_holes_are_never_cut_where_tiles_meet():
+    """A stain, alone or on the scratch: the fills of two boxes would meet in a seam across it."""
+    hole = _scratch_and_dust(1200, 1600) > 0
+    apart = np.zeros_like(hole)
+    cv2.circle(apart.view(np.uint8), (1290, 250), 120, 1, -1)  # across a tile line, away from the scratch
+    on_scratch = np.zeros_like(hole)
+    cv2.circle(on_scratch.view(np.uint8), (800, 600), 90, 1, -1)
+    regions = find_regions(hole | apart | on_scratch, 0.5, 48, 32, overhead=MODEL_OVERHEAD, max_side=512, thin_px=5)
+    assert _one_region_owns(regions, apart)
+    assert _one_region_owns(regions, on_scratch)  # the scratch it sits on is not cut either
+    # a dense hole larger than a tile keeps its one box, worked at reduced scale with all its context
+    disk = np.zeros((1200, 1200), bool)
+    cv2.circle(disk.view(np.uint8), (600, 600), 420, 1, -1)
+    (region,) = find_regions(disk, 0.5, 48, 32, overhead=MODEL_OVERHEAD, max_side=512, thin_px=5)
+    assert region.side > 512
+
+
+def test_a_tiled_fill_keeps_the_photo_and_never_copies_a_protected_object():
+    rng = np.random.default_rng(8)
+    image = cv2.GaussianBlur(rng.integers(60, 200, (1000, 1300, 3), dtype=np.uint8), (0, 0), 2)
+    mask = _scratch_and_dust(1000, 1300, width=4, specks=40)
+    protect = np.zeros_like(mask)
+    cv2.circle(protect, (650, 520), 30, 255, -1)  # a red badge beside the scratch
+    protect[mask > 0] = 0
+    image[protect > 0] = (255, 0, 0)
+    settings = InpaintSettings(method="model", backend="cpu", max_work_side=384)
+    out = inpaint(image, mask, settings, protect=protect)
+    hole = mask > 0
+    assert out.regions > 1
+    assert np.array_equal(out.image[~hole], image[~hole])
+    filled = out.image[hole].astype(int)
+    assert (filled[:, 0] - filled[:, 1]).max() < 90  # no red carried in (the badge is 255 apart)
+    assert np.abs(filled - image[hole].astype(int)).mean() < 20  # filled from the photo around it
 
 
 def _textured(h: int, w: int) -> np.ndarray:
