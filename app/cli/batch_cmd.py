@@ -11,11 +11,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.cli.common import CliError, add_engine_options, load_mask_for, load_photo, same_file, settings_from
+from app.cli.common import (
+    CliError,
+    add_engine_options,
+    load_mask_for,
+    load_photo,
+    note,
+    same_file,
+    settings_from,
+    warn,
+)
 from app.cli.folder import (
     CUT_OFF_FILE,
     EMPTY_MASK,
     MaskSource,
+    check_folder,
     output_suffix,
     photo_files,
     prepare_output_folder,
@@ -44,16 +54,10 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def check_photos_folder(folder: Path) -> None:
-    if not folder.is_dir():
-        why = "is a file, not a folder" if folder.exists() else "does not exist"
-        raise CliError(f"the photos folder {folder} {why}")
-
-
 def run(args: argparse.Namespace) -> int:
     photos_dir, out_dir = Path(args.photos), Path(args.output)
     try:
-        check_photos_folder(photos_dir)
+        check_folder(photos_dir, "photos folder")
         masks = MaskSource.open(Path(args.masks), photos_dir)
         refuse_same_folder(("-o", out_dir), ("--masks", masks.path if masks.one is None else None))
         settings = settings_from(args)
@@ -62,25 +66,30 @@ def run(args: argparse.Namespace) -> int:
         if not photos:
             raise CliError(f"no photos in {photos_dir}")
         suffix = output_suffix(args.format)
-        prepare_output_folder(out_dir, photos, suffix)
-        # one backend and one loaded model for the whole batch
-        stage, backend, note, _owned = resolve_coarse(settings, None)
+        # one backend and one loaded model for the whole batch (a bad model: said before the folder is made)
+        stage, backend, backend_note, _owned = resolve_coarse(settings, None)
+        try:
+            prepare_output_folder(out_dir, photos, suffix)
+        except CliError:
+            backend.close()
+            raise
     except (CliError, EngineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if note:
-        print(note, file=sys.stderr)
+    if backend_note:
+        note(backend_note)
     inputs = {p.resolve() for p in photos} | {m.resolve() for m in masks.files()}
 
     def fill(photo: Path, target: Path, progress) -> set[str]:
+        mask_file = masks.for_photo(photo)  # before the photo's decode: a missing mask costs nothing
         loaded = load_photo(photo, settings.max_megapixels)
-        mask = load_mask_for(masks.for_photo(photo), loaded.rgb, args.invert_mask, masks.one)
+        mask = load_mask_for(mask_file, loaded.rgb, args.invert_mask, masks.one)
         result = inpaint(loaded.rgb, mask, settings, backend=backend, progress=progress)
-        for note in result.notes:
-            if "fell back" in note:
-                print(f"\nwarning: {photo.name}: {note}", file=sys.stderr)
+        for text in result.notes:
+            if "fell back" in text:
+                warn(f"{photo.name}: {text}")
         for lost in write_result(target, photo, loaded, result.image, args.quality, not mask.any()):
-            print(f"\nwarning: {target.name}: {lost}", file=sys.stderr)
+            warn(f"{target.name}: {lost}")
         return {flag for flag, on in ((CUT_OFF_FILE, CUT_OFF in loaded.meta.notes), (EMPTY_MASK, not mask.any())) if on}
 
     try:

@@ -17,6 +17,7 @@ from app.io.atomic import SaveError, atomic_write
 from app.io.images import (
     CUT_OFF,
     READ_EXTENSIONS,
+    ROTATED_UPRIGHT,
     SAVE_FORMATS,
     ImageReadError,
     LoadedImage,
@@ -28,6 +29,12 @@ from app.io.images import (
 #: what a photo's processing may report besides success; listed by name after the run
 CUT_OFF_FILE = "cut off"  # written from a file that ends early: its lower part is plain
 EMPTY_MASK = "empty mask"  # written unchanged: nothing to fill
+
+
+def check_folder(folder: Path, what: str) -> None:
+    if not folder.is_dir():
+        why = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise UsageError(f"the {what} {folder} {why}")
 
 
 def photo_files(folder: Path, what: str = "photos folder") -> list[Path]:
@@ -69,7 +76,9 @@ def write_result(target: Path, photo: Path, loaded: LoadedImage, image, quality:
     JPEG is not encoded again) when it goes to the same format at the default quality. Returns
     what the file could not keep (write_image)."""
     same_format = photo.suffix.lower() in SAVE_FORMATS and format_for(photo) == format_for(target)
-    if unchanged and same_format and quality is None and CUT_OFF not in loaded.meta.notes:
+    # a photo turned upright from its EXIF tag is written upright, as every other result
+    as_read = CUT_OFF not in loaded.meta.notes and ROTATED_UPRIGHT not in loaded.meta.notes
+    if unchanged and same_format and quality is None and as_read:
         data = photo.read_bytes()
         with atomic_write(target) as handle:
             handle.write(data)
@@ -123,9 +132,7 @@ class MaskSource:
                 return cls(path, one=read_image(path))
             except ImageReadError as exc:
                 raise UsageError(f"the mask {exc}") from exc
-        if not path.is_dir():
-            why = "is a file, not a folder" if path.exists() else "does not exist"
-            raise UsageError(f"the masks folder or file {path} {why}")
+        check_folder(path, "masks folder or file")
         if same_file(photos_dir, path):  # every photo would be its own mask
             raise UsageError(f"the photos and the masks are both in {photos_dir}; put the masks in a folder of "
                              "their own (a mask has the photo's file stem)")
@@ -159,15 +166,20 @@ class Names:
     holds no name."""
 
     def __init__(self, what: str) -> None:
-        self.what = what
-        self.by: dict[Path, str] = {}
+        self.what = what  # "a.png" or "its mask a.png", for the message
+        self.by: dict[str, str] = {}
 
-    def check(self, target: Path, photo: Path) -> None:
-        if target in self.by:
-            raise CliError(f"{self.by[target]} already wrote {self.what}{target.name}; rename one of them")
+    @staticmethod
+    def _key(target: Path) -> str:
+        return str(target).casefold()  # A.png and a.png are one file on macOS and Windows
+
+    def check(self, target: Path) -> None:
+        if self._key(target) in self.by:
+            what = self.what.format(name=target.name)
+            raise CliError(f"{self.by[self._key(target)]} already wrote {what}; rename one of them")
 
     def keep(self, target: Path, photo: Path) -> None:
-        self.by[target] = photo.name
+        self.by[self._key(target)] = photo.name
 
 
 @dataclass
@@ -200,7 +212,7 @@ def run_over_photos(photos: list[Path], out_dir: Path, suffix: str, inputs: set[
     """Work each photo into out_dir/<stem><suffix or its own>; a photo's failure is recorded
     and the run goes on. No input file is ever overwritten, and no two photos write one file."""
     run = FolderRun(len(photos))
-    written = Names("")  # a.png and a.jpg would both write a.<ext>: refuse the second
+    written = Names("{name}")  # a.png and a.jpg would both write a.<ext>: refuse the second
     for index, photo in enumerate(photos, 1):
         draw_progress(index - 1, len(photos), photo.name)
         try:
@@ -209,11 +221,13 @@ def run_over_photos(photos: list[Path], out_dir: Path, suffix: str, inputs: set[
             if target.resolve() in inputs:
                 raise CliError(f"{target.name} in the output folder is one of the inputs; it is not "
                                "overwritten (choose another output folder)")
-            written.check(target, photo)
+            written.check(target)
             flags = process(photo, target, _within(index - 1, len(photos), photo.name))
             written.keep(target, photo)
             for flag in flags:
                 run.flagged.setdefault(flag, []).append(photo.name)
+        except BrokenPipeError:
+            raise  # the reader of the output went away (`| head`): the run ends, not this photo
         except (CliError, EngineError, SaveError, ValueError) as exc:
             run.failures.append((photo.name, str(exc)))
         except Exception as exc:  # noqa: BLE001 - one photo's unforeseen failure must not end the run

@@ -39,7 +39,6 @@ from app.io.images import (
     CUT_OFF,
     GRAY_AS_RGB,
     READ_EXTENSIONS,
-    SAVE_FORMATS,
     ImageMeta,
     encode_image,
     format_for,
@@ -103,7 +102,7 @@ def register(sub) -> None:
                    help="finish with an unsharp mask (default amount 0.6)")
     p.add_argument("--save-mask", metavar="MASK.png",
                    help="also write the damage mask (white = filled); for a folder of photos, a folder "
-                   "(created if missing) that gets one <photo name>.png per photo")
+                   "(created if missing) that gets one mask per photo, named as the photo with .png")
     p.add_argument("--quality", type=int, default=None, metavar="Q", help=QUALITY_HELP)
     p.set_defaults(run=run)
 
@@ -175,7 +174,7 @@ def _run_one(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
         _check_mask_name(args.save_mask)
         check_output(args.save_mask, args.photo, args.mask)
     if args.mask and Path(args.mask).is_dir():
-        raise CliError(f"--mask {args.mask} is a folder; for one photo give one mask file.")
+        raise UsageError(f"--mask {args.mask} is a folder; for one photo give one mask file.")
     loaded = load_photo(args.photo)
     mask = load_mask_for(args.mask, loaded.rgb, False) if args.mask else None
     bar = ProgressBar(Path(args.photo).name)
@@ -198,51 +197,66 @@ def _run_folder(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
     """Restore every photo of a folder: the detector and the fill's model are loaded once; a
     photo that fails is listed at the end and the others are done."""
     photos_dir, out_dir = Path(args.photo), Path(args.output)
-    if out_dir.is_file() or (not out_dir.exists() and out_dir.suffix.lower() in SAVE_FORMATS):
+    if out_dir.is_file() or (not out_dir.exists() and out_dir.suffix.lower() in READ_EXTENSIONS):
         raise UsageError(f"-o {out_dir}: for a folder of photos, name an output folder (created if missing).")
     masks = MaskSource.open(Path(args.mask), photos_dir) if args.mask else None
     mask_dir = Path(args.save_mask) if args.save_mask else None
     if mask_dir is not None and (mask_dir.is_file() or mask_dir.suffix.lower() in READ_EXTENSIONS):
         raise UsageError(f"--save-mask {mask_dir}: for a folder of photos name a folder for the masks "
-                         "(each is written as <photo name>.png).")
+                         "(each is written as <file name without extension>.png).")
     refuse_same_folder(("the photos", photos_dir), ("-o", out_dir), ("--save-mask", mask_dir),
                        ("--mask", masks.path if masks is not None and masks.one is None else None))
     photos = [p for p in photo_files(photos_dir) if masks is None or masks.one is None or not same_file(p, masks.path)]
     if not photos:
         raise UsageError(f"no photos in {photos_dir}")
     suffix = output_suffix(args.format)
-    prepare_output_folder(out_dir, photos, suffix)
-    if mask_dir is not None:
-        make_output_folder(mask_dir)
     inputs = {p.resolve() for p in photos} | ({m.resolve() for m in masks.files()} if masks else set())
-    # once for the album: the detector's note (when "auto" falls back) is said once, not per photo
-    detector, model, detector_note = choose_detector(args.detector, None) if masks is None and kinds else (
-        args.detector, None, "")
+    # once for the album, before any folder is made: the detector's note (when "auto" falls back)
+    # is said once, and a model that does not load is one message
+    try:
+        detector, model, detector_note = choose_detector(args.detector, None) if masks is None and kinds else (
+            args.detector, None, "")
+    except EngineError as exc:
+        raise UsageError(str(exc)) from exc
     if detector_note:
         warn(detector_note)
-    _stage, backend, backend_note, _owned = resolve_coarse(FILL_SETTINGS, None)
-    if backend_note:
-        note(backend_note)
+    backend = None
+    if masks is not None or kinds:  # else there is nothing to fill: no model to load
+        try:
+            _stage, backend, backend_note, _owned = resolve_coarse(FILL_SETTINGS, None)
+        except EngineError as exc:
+            raise UsageError(str(exc)) from exc
+        if backend_note:
+            note(backend_note)
+    try:
+        prepare_output_folder(out_dir, photos, suffix)
+        if mask_dir is not None:
+            make_output_folder(mask_dir)
+    except CliError:
+        if backend is not None:
+            backend.close()
+        raise
 
-    mask_names = Names("its mask ")  # a.jpg and a.png would both write the mask a.png
+    mask_names = Names("its mask {name}")  # a.jpg and a.png would both write the mask a.png
 
     def restore_one(photo: Path, target: Path, progress) -> set[str]:
         mask_file = None if mask_dir is None else mask_dir / (photo.stem + ".png")
         if mask_file is not None:
             if mask_file.resolve() in inputs:
                 raise CliError(f"its mask {mask_file.name} in {mask_dir} would replace one of the inputs")
-            mask_names.check(mask_file, photo)
+            mask_names.check(mask_file)
+        given = None if masks is None else masks.for_photo(photo)  # before the decode: a missing mask costs nothing
         loaded = load_photo(photo, FILL_SETTINGS.max_megapixels)
-        mask = None if masks is None else load_mask_for(masks.for_photo(photo), loaded.rgb, False, masks.one)
+        mask = None if given is None else load_mask_for(given, loaded.rgb, False, masks.one)
         result = restore(loaded.rgb, kinds, args.sensitivity, steps, FILL_SETTINGS, mask=mask, detector=detector,
                          model=model, backend=backend, progress=progress)
         _warn_notes(result, photo.name)
+        if mask_file is not None:  # first: a result without its mask would be taken for done
+            _write_mask(mask_file, result.mask)
+            mask_names.keep(mask_file, photo)
         unchanged = not result.mask.any() and not steps.any
         for lost in write_result(target, photo, loaded, result.image, args.quality, unchanged):
             warn(f"{target.name}: {lost}")
-        if mask_file is not None:
-            _write_mask(mask_file, result.mask)
-            mask_names.keep(mask_file, photo)
         say(f"{target}: {100.0 * (result.mask > 0).mean():.2f} % of pixels filled as damage ({result.method})")
         flags = {CUT_OFF_FILE} if CUT_OFF in loaded.meta.notes else set()
         if unchanged:
@@ -252,6 +266,7 @@ def _run_folder(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
     try:
         done = run_over_photos(photos, out_dir, suffix, inputs, restore_one)
     finally:
-        backend.close()
+        if backend is not None:
+            backend.close()
     print(f"{done.done} of {done.total} photos restored; written to {out_dir}")
     return done.print_lists("no damage found or left in their masks, and no repair asked for")

@@ -39,7 +39,7 @@ def test_a_folder_is_restored_photo_by_photo_and_a_bad_file_is_listed(album, tmp
     code = main(["restore", str(scans), "-o", str(out), "--save-mask", str(masks), "--format", "png"])
     said = capsys.readouterr()
     assert code == 1  # c.jpg failed: a script must see it
-    assert "2 of 3 photos restored" in said.out and "c.jpg" in said.err and "1 failed" in said.err
+    assert "2 of 3 photos restored" in said.out and "1 failed:\n  c.jpg: " in said.err
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
     assert sorted(p.name for p in masks.iterdir()) == ["a.png", "b.png"]
     for stem in ("a", "b"):
@@ -94,7 +94,7 @@ def test_folder_usage_errors_are_said_before_any_work(album, tmp_path, capsys, m
     monkeypatch.chdir(tmp_path)
     assert main(["restore", "scans"] + args) == 2
     assert text in capsys.readouterr().err
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert not (tmp_path / "out").exists()
 
 
 def test_results_among_their_masks_and_masks_among_the_photos_are_refused(album, tmp_path, capsys):
@@ -128,6 +128,32 @@ def test_twin_names_keep_their_own_files_and_a_failed_twin_does_not_block_the_ot
     assert "a.jpg: " in err and "already wrote" not in err and (out2 / "a.png").exists()
 
 
+def test_twins_without_format_keep_their_results_and_refuse_the_second_mask(album, tmp_path, capsys):
+    scans, _, damaged, _ = album
+    (scans / "c.jpg").unlink()
+    Image.fromarray(damaged["b"]).save(scans / "a.jpg", quality=95)
+    out, masks = tmp_path / "out", tmp_path / "masks"
+    assert main(["restore", str(scans), "-o", str(out), "--save-mask", str(masks)]) == 1
+    err = capsys.readouterr().err
+    assert "a.png: a.jpg already wrote its mask a.png; rename one of them" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.png"]  # a.png failed before writing anything
+
+
+def test_a_reader_that_goes_away_ends_the_run(album, tmp_path, monkeypatch):
+    """`restore ALBUM -o OUT | head -1`: the run stops at the broken pipe (main's exit 141), it
+    does not go on restoring every scan and count each as failed."""
+    from app.cli import restore_cmd
+
+    def closed_pipe(text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(restore_cmd, "say", closed_pipe)
+    scans = album[0]
+    out = tmp_path / "out"
+    assert main(["restore", str(scans), "-o", str(out), "--detect", "none"]) == 141
+    assert sorted(p.name for p in out.iterdir()) == ["a.png"]
+
+
 def test_a_scan_with_nothing_to_do_is_listed_as_unchanged(album, tmp_path, capsys):
     scans, _, damaged, _ = album
     (scans / "c.jpg").unlink()
@@ -150,6 +176,6 @@ def test_format_is_refused_for_one_photo_and_a_folder_mask(album, tmp_path, caps
     scans, _, _, _ = album
     assert main(["restore", str(scans / "a.png"), "-o", str(tmp_path / "o.png"), "--format", "jpg"]) == 2
     assert "--format is for a folder of photos" in capsys.readouterr().err
-    assert main(["restore", str(scans / "a.png"), "-o", str(tmp_path / "o.png"), "--mask", str(tmp_path)]) == 1
+    assert main(["restore", str(scans / "a.png"), "-o", str(tmp_path / "o.png"), "--mask", str(tmp_path)]) == 2
     assert "is a folder; for one photo give one mask file" in capsys.readouterr().err
     assert not (tmp_path / "o.png").exists()
