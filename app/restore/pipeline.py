@@ -15,8 +15,8 @@ from app.restore.detect import DEFAULT_DETECTOR, DEFAULT_SENSITIVITY, KINDS, ana
 from app.restore.repair import RepairSteps, apply_repairs
 
 #: damage is filled by the editor's own pipeline (the model, then the photo's grain carried in by
-#: CRA, as much as the Texture setting says): OpenCV Telea alone, used before, scored 0.1 dB
-#: higher restore PSNR on the dev set (33.00 against 32.90) but left every scratch a smooth band
+#: CRA, as much as the Texture setting says): OpenCV Telea alone, used before, scored 0.06 dB
+#: higher restore PSNR on the dev set (33.00 against 32.94) but left every scratch a smooth band
 #: across grain, grass or brick (fill of the true damage: high-frequency energy 0.34 of the
 #: photo's, the model's 0.98) and smeared tears; in the editor the Run panel's Method and
 #: Texture choose (Texture 0: a smooth fill)
