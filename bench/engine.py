@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.engine import InpaintSettings, inpaint  # noqa: E402
 from app.engine import cra  # noqa: E402
-from app.engine.backends.onnx import NumpyBackend  # noqa: E402
+from app.engine.backends.onnx import OnnxBackend  # noqa: E402
 from app.engine.pipeline import resolve_coarse  # noqa: E402
 
 
@@ -62,10 +62,11 @@ def make_photo(megapixels: float, seed: int = 7) -> tuple[np.ndarray, np.ndarray
     return photo, mask
 
 
-class CountingBackend(NumpyBackend):
-    """numpy matmul that counts multiply-adds."""
+class CountingBackend(OnnxBackend):
+    """The CPU backend (it runs the model for --method model), its matmul counting multiply-adds."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.macs = 0
 
     def matmul(self, a, b):
@@ -84,7 +85,8 @@ def run_seed_reference(photo, mask, settings):
     """Seed 000's pre/post-processing, with the coarse stage shared with ours."""
     counter = CountingBackend()
     stage, _, _, _ = resolve_coarse(settings, counter)
-    size, multiple, grid = 512, 6, 32
+    # the seed's 512 px generator in a 3072 square; a fixed-size model keeps the same 6x
+    size, multiple, grid = (stage.size if stage.fixed_size else 512), 6, 32
     big = size * multiple
     h, w = photo.shape[:2]
     raw_mask = (mask > 0).astype(np.float32)
