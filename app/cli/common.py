@@ -126,15 +126,15 @@ def load_mask_for(path: str | Path, photo: np.ndarray, invert: bool, loaded: Loa
 
 
 def warn(text: str) -> None:
-    print(f"{_line_start()}warning: {text}", file=sys.stderr)
+    print(f"{line_start()}warning: {text}", file=sys.stderr)
 
 
 def note(text: str) -> None:
     """Something the user should know that lost nothing (a 16-bit photo kept, a photo turned upright)."""
-    print(f"{_line_start()}note: {text}", file=sys.stderr)
+    print(f"{line_start()}note: {text}", file=sys.stderr)
 
 
-def _line_start() -> str:
+def line_start() -> str:
     """On a terminal, clear the progress bar's line first (the bar is redrawn by its next step)."""
     return "\r\033[K" if sys.stderr.isatty() else ""
 

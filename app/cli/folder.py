@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.cli.common import CliError, ProgressBar, UsageError, same_file
+from app.cli.common import CliError, ProgressBar, UsageError, line_start, same_file
 from app.engine import EngineError
 from app.engine.settings import STAGE_TEXT
 from app.io.atomic import SaveError, atomic_write
@@ -213,25 +213,33 @@ def run_over_photos(photos: list[Path], out_dir: Path, suffix: str, inputs: set[
     and the run goes on. No input file is ever overwritten, and no two photos write one file."""
     run = FolderRun(len(photos))
     written = Names("{name}")  # a.png and a.jpg would both write a.<ext>: refuse the second
-    for index, photo in enumerate(photos, 1):
-        draw_progress(index - 1, len(photos), photo.name)
-        try:
-            target = out_dir / result_name(photo, suffix)
-            format_for(target)
-            if target.resolve() in inputs:
-                raise CliError(f"{target.name} in the output folder is one of the inputs; it is not "
-                               "overwritten (choose another output folder)")
-            written.check(target)
-            flags = process(photo, target, _within(index - 1, len(photos), photo.name))
-            written.keep(target, photo)
-            for flag in flags:
-                run.flagged.setdefault(flag, []).append(photo.name)
-        except BrokenPipeError:
-            raise  # the reader of the output went away (`| head`): the run ends, not this photo
-        except (CliError, EngineError, SaveError, ValueError) as exc:
-            run.failures.append((photo.name, str(exc)))
-        except Exception as exc:  # noqa: BLE001 - one photo's unforeseen failure must not end the run
-            run.failures.append((photo.name, f"unexpected error ({type(exc).__name__}: {exc})"))
+    try:
+        for index, photo in enumerate(photos, 1):
+            draw_progress(index - 1, len(photos), photo.name)
+            try:
+                target = out_dir / result_name(photo, suffix)
+                format_for(target)
+                if target.resolve() in inputs:
+                    raise CliError(f"{target.name} in the output folder is one of the inputs; it is not "
+                                   "overwritten (choose another output folder)")
+                written.check(target)
+                flags = process(photo, target, _within(index - 1, len(photos), photo.name))
+                written.keep(target, photo)
+                for flag in flags:
+                    run.flagged.setdefault(flag, []).append(photo.name)
+            except BrokenPipeError:
+                raise  # the reader of the output went away (`| head`): the run ends, not this photo
+            except (CliError, EngineError, SaveError, ValueError) as exc:
+                run.failures.append((photo.name, str(exc)))
+            except Exception as exc:  # noqa: BLE001 - one photo's unforeseen failure must not end the run
+                run.failures.append((photo.name, f"unexpected error ({type(exc).__name__}: {exc})"))
+    except BrokenPipeError:
+        raise
+    except BaseException:  # stopped (Ctrl+C, kill): what is written stays; say what, for a rerun
+        if written.by:
+            print(f"{line_start()}stopped at {photo.name}; written before it: {', '.join(written.by.values())}",
+                  file=sys.stderr)
+        raise
     draw_progress(len(photos), len(photos), "")
     if sys.stderr.isatty():  # end the bar's line
         print(file=sys.stderr)

@@ -179,3 +179,22 @@ def test_format_is_refused_for_one_photo_and_a_folder_mask(album, tmp_path, caps
     assert main(["restore", str(scans / "a.png"), "-o", str(tmp_path / "o.png"), "--mask", str(tmp_path)]) == 2
     assert "is a folder; for one photo give one mask file" in capsys.readouterr().err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_a_stopped_run_says_what_was_written_before_the_stop(album, tmp_path, capsys, monkeypatch):
+    from app.cli import restore_cmd
+
+    real, calls = restore_cmd.restore, []
+
+    def stopped_on_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl+C while the second scan is worked
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(restore_cmd, "restore", stopped_on_the_second)
+    scans = album[0]
+    out = tmp_path / "out"
+    assert main(["restore", str(scans), "-o", str(out), "--detect", "none"]) == 130
+    assert "stopped at b.png; written before it: a.png" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png"]
