@@ -74,9 +74,11 @@ def _cost(g, fraction: float, minimum: int, overhead: int) -> int:
     return side * side + overhead
 
 
-#: a group of holes covering less than this share of its bounding box is sparse (scratches and
-#: dust across a scan), and is tiled rather than worked at reduced scale in one huge box
+#: a hole covering less than this share of its bounding box is sparse (a scratch across a scan):
+#: cut into tiles rather than worked at reduced scale in one huge box
 SPARSE_SHARE = 0.1
+#: the context margin of a thin piece of such a hole, as a share of its extent
+THIN_MARGIN = 0.1
 
 
 def find_regions(
@@ -141,35 +143,43 @@ def find_regions(
         groups = merged
     regions: list[Region] = []
     for g in groups:
-        for part in _tiles(g, hole, fraction, minimum, grid, max_side, thin_px, width, height):
-            regions.extend(_split_long(part, width, height, fraction, minimum, grid, max_aspect))
+        for part, thin in _tiles(g, hole, fraction, minimum, grid, max_side, thin_px, width, height):
+            # a thin piece is all edge band, filled from its edges: it needs neither a box in
+            # proportion (each piece costs a run of the model) nor a wide margin, only grain
+            # around it to carry in
+            if thin:
+                regions.extend(_split_long(part, width, height, THIN_MARGIN, minimum, grid, np.inf))
+            else:
+                regions.extend(_split_long(part, width, height, fraction, minimum, grid, max_aspect))
     return regions
 
 
 def _tiles(g, hole: np.ndarray, fraction: float, minimum: int, grid: int, max_side: int | None, thin_px: float,
-           width: int, height: int) -> list[list[int]]:
-    """The hole of group `g` as parts whose boxes (with margin) are at most `max_side` px, when
-    g's own box would be larger; else [g]. Holes that fit a tile go whole to the tile of their
-    centre; a sparse hole larger than a tile and nowhere thicker than 2 * thin_px (a scratch
-    across the photo) is cut along the tile grid; any other stays whole (worked at reduced
-    scale: its fill needs the context around all of it, and a cut through it would show)."""
+           width: int, height: int) -> list[tuple[list[int], bool]]:
+    """The hole of group `g` as (part, thin) pairs: when g's box would be wider than `max_side`
+    px, a sparse hole larger than a tile and nowhere thicker than 2 * thin_px (a scratch across
+    the photo) is cut along a grid of tiles whose boxes fit (thin pieces); the holes that fit a
+    tile (dust) stay one part, as grouped, and so does any other hole (worked at reduced scale:
+    its fill needs the context around all of it, and a cut through it would show). Else [g]."""
     bx0, by0, bx1, by1 = g
     if max_side is None or _side(max(bx1 - bx0, by1 - by0), fraction, minimum, grid, width, height) <= max_side:
-        return [g]
+        return [(g, False)]
     tile = _tile_extent(fraction, minimum, grid, max_side, width, height)
     part = hole[by0:by1, bx0:bx1]
     count, labels, stats, _ = cv2.connectedComponentsWithStats(part, connectivity=8)
     parts: dict[tuple[int, int], list[int]] = {}  # tile (column, row) -> bounding box of what it fills
     whole: list[list[int]] = []
+    small: dict = {}  # the holes that fit a tile (dust), together as before: one box for all costs least
     cut = np.zeros(count, bool)
     for i in range(1, count):
         x, y, w, h, area = (int(v) for v in stats[i])
         if max(w, h) <= tile:
-            _grow(parts, ((x + w // 2) // tile, (y + h // 2) // tile), [bx0 + x, by0 + y, bx0 + x + w, by0 + y + h])
+            _grow(small, 0, [bx0 + x, by0 + y, bx0 + x + w, by0 + y + h])
         elif area < SPARSE_SHARE * w * h and not _has_core(labels[y : y + h, x : x + w] == i, thin_px):
             cut[i] = True
         else:
             whole.append([bx0 + x, by0 + y, bx0 + x + w, by0 + y + h])
+    whole.extend(small.values())
     if cut.any():
         pieces = cut[labels].view(np.uint8)
         del labels
@@ -180,7 +190,7 @@ def _tiles(g, hole: np.ndarray, fraction: float, minimum: int, grid: int, max_si
                     x, y, w, h = cv2.boundingRect(points)
                     x0, y0 = bx0 + tx + x, by0 + ty + y
                     _grow(parts, (tx // tile, ty // tile), [x0, y0, x0 + w, y0 + h])
-    return whole + list(parts.values())
+    return [(box, False) for box in whole] + [(box, True) for box in parts.values()]
 
 
 def _has_core(component: np.ndarray, thin_px: float) -> bool:

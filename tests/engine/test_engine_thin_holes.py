@@ -32,12 +32,17 @@ def _owned(regions, hole: np.ndarray) -> np.ndarray:
 
 
 def test_a_sparse_scratch_across_the_photo_is_tiled_into_boxes_worked_at_full_scale():
-    hole = _scratch_and_dust(1200, 1600) > 0
-    whole = find_regions(hole, 0.5, 48, 32, overhead=MODEL_OVERHEAD)
-    assert max(r.side for r in whole) > 512  # grouped into a box that would be worked at reduced scale
-    tiled = find_regions(hole, 0.5, 48, 32, overhead=MODEL_OVERHEAD, max_side=512, thin_px=5)
+    scratch = _scratch_and_dust(1200, 1600, specks=0) > 0
+    whole = find_regions(scratch, 0.5, 48, 32, overhead=MODEL_OVERHEAD)
+    assert max(r.side for r in whole) > 512  # one box that would be worked at reduced scale
+    tiled = find_regions(scratch, 0.5, 48, 32, overhead=MODEL_OVERHEAD, max_side=512, thin_px=5)
     assert all(r.side <= 512 for r in tiled)
-    assert _owned(tiled, hole)[hole].all()  # every hole pixel belongs to a region
+    assert _owned(tiled, scratch)[scratch].all()  # every hole pixel belongs to a region
+    # dust across the photo stays grouped as before (a run of the model per tile would cost more
+    # than it gives a speck): one box, worked at reduced scale
+    hole = _scratch_and_dust(1200, 1600) > 0
+    with_dust = find_regions(hole, 0.5, 48, 32, overhead=MODEL_OVERHEAD, max_side=512, thin_px=5)
+    assert sum(r.side > 512 for r in with_dust) == 1 and _owned(with_dust, hole)[hole].all()
 
 
 def _one_region_owns(regions, part: np.ndarray) -> bool:
