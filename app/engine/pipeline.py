@@ -149,8 +149,10 @@ def _run(image, hole, source, settings, stage, backend, backend_note, report, ca
     overhead = 20 * stage.size * stage.size if stage.fixed_size else REGION_OVERHEAD
     regions = find_regions(
         hole, settings.context_fraction, settings.context_min_px, settings.attention_grid, overhead=overhead,
-        # a hole this thin is all edge band in a tile's box: filled from its edges wherever it is cut
-        max_side=settings.max_work_side, thin_px=settings.edge_band * settings.max_work_side / stage.size,
+        # a hole this thin is all edge band in a tile's box, filled from its edges wherever it is cut:
+        # a tile's box is about 0.6 of max_work_side and a piece's may be smaller, so a quarter
+        # (QA: scratches 17-32 px wide, cut with the whole side, showed blocks at the tile borders)
+        max_side=settings.max_work_side, thin_px=settings.edge_band * settings.max_work_side / 4 / stage.size,
     )
     notes = [backend_note] if backend_note else []
     out = image.copy()
