@@ -17,7 +17,6 @@ from app.cli.common import (
     load_mask_for,
     load_photo,
     note,
-    same_file,
     settings_from,
     warn,
 )
@@ -26,8 +25,9 @@ from app.cli.folder import (
     EMPTY_MASK,
     MaskSource,
     check_folder,
+    folder_photos,
+    input_paths,
     output_suffix,
-    photo_files,
     prepare_output_folder,
     refuse_same_folder,
     run_over_photos,
@@ -59,12 +59,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_folder(photos_dir, "photos folder")
         masks = MaskSource.open(Path(args.masks), photos_dir)
-        refuse_same_folder(("-o", out_dir), ("--masks", masks.path if masks.one is None else None))
+        refuse_same_folder(("-o", out_dir), ("--masks", masks.folder))
         settings = settings_from(args)
-        # a mask file kept among the photos is not one of them
-        photos = [p for p in photo_files(photos_dir) if masks.one is None or not same_file(p, masks.path)]
-        if not photos:
-            raise CliError(f"no photos in {photos_dir}")
+        photos = folder_photos(photos_dir, masks)
         suffix = output_suffix(args.format)
         # one backend and one loaded model for the whole batch (a bad model: said before the folder is made)
         stage, backend, backend_note, _owned = resolve_coarse(settings, None)
@@ -78,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if backend_note:
         note(backend_note)
-    inputs = {p.resolve() for p in photos} | {m.resolve() for m in masks.files()}
+    inputs = input_paths(photos, masks)
 
     def fill(photo: Path, target: Path, progress) -> set[str]:
         mask_file = masks.for_photo(photo)  # before the photo's decode: a missing mask costs nothing

@@ -141,6 +141,11 @@ class MaskSource:
             source.by_stem.setdefault(mask_file.stem, []).append(mask_file)
         return source
 
+    @property
+    def folder(self) -> Path | None:
+        """The masks folder; None for one mask file."""
+        return self.path if self.one is None else None
+
     def files(self) -> list[Path]:
         return [self.path] if self.one is not None else [m for same in self.by_stem.values() for m in same]
 
@@ -153,6 +158,19 @@ class MaskSource:
             raise CliError("several masks have its name (" + ", ".join(m.name for m in self.by_stem[photo.stem])
                            + "); keep one")
         return self.by_stem[photo.stem][0]
+
+
+def folder_photos(photos_dir: Path, masks: MaskSource | None) -> list[Path]:
+    """The photos to work: the folder's images, without a mask file kept among them."""
+    photos = [p for p in photo_files(photos_dir) if masks is None or masks.one is None or not same_file(p, masks.path)]
+    if not photos:
+        raise UsageError(f"no photos in {photos_dir}")
+    return photos
+
+
+def input_paths(photos: list[Path], masks: MaskSource | None) -> set[Path]:
+    """Every file the run reads: none of them is ever written."""
+    return {p.resolve() for p in photos} | ({m.resolve() for m in masks.files()} if masks is not None else set())
 
 
 #: process(photo, target, progress) -> the flags of this photo (CUT_OFF_FILE, EMPTY_MASK), raising

@@ -23,9 +23,10 @@ from app.cli.folder import (
     EMPTY_MASK,
     MaskSource,
     Names,
+    folder_photos,
+    input_paths,
     make_output_folder,
     output_suffix,
-    photo_files,
     prepare_output_folder,
     refuse_same_folder,
     run_over_photos,
@@ -205,12 +206,10 @@ def _run_folder(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
         raise UsageError(f"--save-mask {mask_dir}: for a folder of photos name a folder for the masks "
                          "(each is written as <file name without extension>.png).")
     refuse_same_folder(("the photos", photos_dir), ("-o", out_dir), ("--save-mask", mask_dir),
-                       ("--mask", masks.path if masks is not None and masks.one is None else None))
-    photos = [p for p in photo_files(photos_dir) if masks is None or masks.one is None or not same_file(p, masks.path)]
-    if not photos:
-        raise UsageError(f"no photos in {photos_dir}")
+                       ("--mask", masks.folder if masks is not None else None))
+    photos = folder_photos(photos_dir, masks)
     suffix = output_suffix(args.format)
-    inputs = {p.resolve() for p in photos} | ({m.resolve() for m in masks.files()} if masks else set())
+    inputs = input_paths(photos, masks)
     # once for the album, before any folder is made: the detector's note (when "auto" falls back)
     # is said once, and a model that does not load is one message
     try:
