@@ -15,6 +15,7 @@ import numpy as np
 
 from app.engine.settings import InpaintSettings
 from app.io.images import PAINTED_ABOVE, ImageMeta
+from app.restore.choices import RestoreChoices
 
 _layer_ids = itertools.count(1)
 
@@ -69,6 +70,7 @@ class Document:
     meta: ImageMeta = field(default_factory=ImageMeta)
     settings: InpaintSettings = field(default_factory=InpaintSettings)
     source_path: str | None = None
+    restore: RestoreChoices = field(default_factory=RestoreChoices)  # the Restore panel's choices
 
     @property
     def size(self) -> tuple[int, int]:

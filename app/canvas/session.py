@@ -18,6 +18,7 @@ from app.canvas import commands, tools
 from app.canvas.document import FILL_COLOURS, PROTECT_COLOUR, Document, InpaintOutcome, LayerKind, MaskLayer
 from app.canvas.patch import Patch, Rect
 from app.engine.settings import InpaintSettings
+from app.restore.choices import RestoreChoices
 
 _LAYER_PROPS = ("name", "visible", "locked", "kind", "color", "opacity")
 MaskTool = Callable[[np.ndarray], "tuple[Rect | None, Patch | None]"]
@@ -29,7 +30,7 @@ class EditSession(QObject):
     layer_pixels_changed = Signal(int, object)  # uid, Rect of changed pixels (None = all)
     photo_changed = Signal(object)  # Rect of changed photo pixels (None = all)
     result_changed = Signal()  # a result arrived, was applied or discarded
-    settings_changed = Signal()  # the document's engine settings (method, texture) changed
+    settings_changed = Signal()  # the document's settings changed: the engine's (method, texture) or the Restore panel's
     command_failed = Signal(str)  # an undo command's redo/undo raised (what failed, for the user)
     active_layer_changed = Signal(int)  # uid, 0 = none
     mask_edited = Signal(int)  # uid: the user's own edit (a stroke, a tool) was committed; not undo/redo or Apply
@@ -161,6 +162,13 @@ class EditSession(QObject):
         the Run panel's choices in other editors), but the project counts it as a change."""
         if settings != self._document.settings:
             self._document.settings = settings
+            self.settings_changed.emit()
+
+    def set_restore_choices(self, choices: RestoreChoices) -> None:
+        """The Restore panel's choices (detector, sensitivity, repair strengths); a project keeps
+        them. Not an undo step, as the engine settings."""
+        if choices != self._document.restore:
+            self._document.restore = choices
             self.settings_changed.emit()
 
     def result_is_stale(self) -> bool:

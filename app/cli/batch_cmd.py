@@ -31,10 +31,10 @@ from app.cli.folder import (
     prepare_output_folder,
     refuse_same_folder,
     run_over_photos,
-    write_result,
 )
 from app.engine import EngineError, inpaint
 from app.engine.pipeline import resolve_coarse
+from app.io.folders import write_result
 from app.io.images import CUT_OFF
 
 

@@ -13,17 +13,15 @@ from pathlib import Path
 from app.cli.common import CliError, ProgressBar, UsageError, line_start, same_file
 from app.engine import EngineError
 from app.engine.settings import STAGE_TEXT
-from app.io.atomic import SaveError, atomic_write
+from app.io import folders
+from app.io.atomic import SaveError
+from app.io.folders import FolderError, Names, result_name
 from app.io.images import (
-    CUT_OFF,
-    READ_EXTENSIONS,
-    ROTATED_UPRIGHT,
     SAVE_FORMATS,
     ImageReadError,
     LoadedImage,
     format_for,
     read_image,
-    write_image,
 )
 
 #: what a photo's processing may report besides success; listed by name after the run
@@ -31,26 +29,18 @@ CUT_OFF_FILE = "cut off"  # written from a file that ends early: its lower part 
 EMPTY_MASK = "empty mask"  # written unchanged: nothing to fill
 
 
+def photo_files(folder: Path, what: str = "photos folder") -> list[Path]:
+    """The images of `folder` (folders.photo_files); one that cannot be read is a usage error."""
+    try:
+        return folders.photo_files(folder, what)
+    except FolderError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def check_folder(folder: Path, what: str) -> None:
     if not folder.is_dir():
         why = "is a file, not a folder" if folder.exists() else "does not exist"
         raise UsageError(f"the {what} {folder} {why}")
-
-
-def photo_files(folder: Path, what: str = "photos folder") -> list[Path]:
-    """The images of `folder` (not its subfolders; not hidden files such as the ._ copies macOS leaves)."""
-    try:
-        return sorted(p for p in folder.iterdir()
-                      if p.is_file() and p.suffix.lower() in READ_EXTENSIONS and not p.name.startswith("."))
-    except OSError as exc:
-        raise UsageError(f"cannot read the {what} {folder}: {(exc.strerror or str(exc)).lower()}") from exc
-
-
-def result_name(photo: Path, suffix: str) -> str:
-    """The result's file name: the photo's stem with --format's suffix, else its own, or .png
-    for a format read but not written (BMP): lossless, as the photo was."""
-    own = photo.suffix if photo.suffix.lower() in SAVE_FORMATS else ".png"
-    return photo.stem + (suffix or own)
 
 
 def refuse_same_folder(*named: tuple[str, Path | None]) -> None:
@@ -69,21 +59,6 @@ def say(text: str) -> None:
         sys.stderr.write("\r\033[K")
         sys.stderr.flush()
     print(text, flush=True)
-
-
-def write_result(target: Path, photo: Path, loaded: LoadedImage, image, quality: int | None, unchanged: bool) -> list[str]:
-    """Write a photo's result; one the run left unchanged is the photo's own file, copied (a
-    JPEG is not encoded again) when it goes to the same format at the default quality. Returns
-    what the file could not keep (write_image)."""
-    same_format = photo.suffix.lower() in SAVE_FORMATS and format_for(photo) == format_for(target)
-    # a photo turned upright from its EXIF tag is written upright, as every other result
-    as_read = CUT_OFF not in loaded.meta.notes and ROTATED_UPRIGHT not in loaded.meta.notes
-    if unchanged and same_format and quality is None and as_read:
-        data = photo.read_bytes()
-        with atomic_write(target) as handle:
-            handle.write(data)
-        return []
-    return write_image(target, image, loaded.meta, quality)
 
 
 def output_suffix(fmt: str) -> str:
@@ -176,28 +151,6 @@ def input_paths(photos: list[Path], masks: MaskSource | None) -> set[Path]:
 #: process(photo, target, progress) -> the flags of this photo (CUT_OFF_FILE, EMPTY_MASK), raising
 #: CliError/EngineError/SaveError/ValueError for a failure of this photo alone
 Process = Callable[[Path, Path, Callable | None], set[str]]
-
-
-class Names:
-    """Files a run writes, by the photo that wrote them: a second photo of the same stem (a.jpg
-    beside a.png) must not replace the first one's file. A photo that failed wrote nothing and
-    holds no name."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what  # "a.png" or "its mask a.png", for the message
-        self.by: dict[str, str] = {}
-
-    @staticmethod
-    def _key(target: Path) -> str:
-        return str(target).casefold()  # A.png and a.png are one file on macOS and Windows
-
-    def check(self, target: Path) -> None:
-        if self._key(target) in self.by:
-            what = self.what.format(name=target.name)
-            raise CliError(f"{self.by[self._key(target)]} already wrote {what}; rename one of them")
-
-    def keep(self, target: Path, photo: Path) -> None:
-        self.by[self._key(target)] = photo.name
 
 
 @dataclass

@@ -22,7 +22,6 @@ from app.cli.folder import (
     CUT_OFF_FILE,
     EMPTY_MASK,
     MaskSource,
-    Names,
     folder_photos,
     input_paths,
     make_output_folder,
@@ -31,18 +30,14 @@ from app.cli.folder import (
     refuse_same_folder,
     run_over_photos,
     say,
-    write_result,
 )
 from app.engine import EngineError
 from app.engine.pipeline import resolve_coarse
-from app.io.atomic import SaveError, atomic_write
+from app.io.atomic import SaveError
+from app.io.folders import Names, write_mask, write_result
 from app.io.images import (
     CUT_OFF,
-    GRAY_AS_RGB,
     READ_EXTENSIONS,
-    ImageMeta,
-    encode_image,
-    format_for,
     write_image,
 )
 from app.restore.detect import DEFAULT_DETECTOR, DEFAULT_SENSITIVITY, DETECTORS, choose_detector, parse_kinds
@@ -153,14 +148,6 @@ def _check_mask_name(save_mask: str) -> None:
         raise UsageError("--save-mask: name the mask .png, .tif or .webp (a JPEG mask is lossy).")
 
 
-def _write_mask(path: str | Path, mask) -> None:
-    """One gray channel, lossless (a WebP too): exactly the pixels that were filled."""
-    data = encode_image(mask[:, :, None].repeat(3, axis=2), format_for(path), ImageMeta(notes=[GRAY_AS_RGB]),
-                        quality=100)
-    with atomic_write(path) as handle:
-        handle.write(data)
-
-
 def _warn_notes(result, name: str = "") -> None:
     for text in result.notes:
         if "unchanged" in text or "fell back" in text or "hand-made damage filters used" in text:
@@ -188,7 +175,7 @@ def _run_one(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
     for lost in write_image(args.output, result.image, loaded.meta, args.quality):
         warn(f"{Path(args.output).name}: {lost}")
     if args.save_mask:
-        _write_mask(args.save_mask, result.mask)
+        write_mask(args.save_mask, result.mask)
     share = 100.0 * (result.mask > 0).mean()
     print(f"{args.output}: {share:.2f} % of pixels filled as damage ({result.method})")
     return 0
@@ -251,7 +238,7 @@ def _run_folder(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
                          model=model, backend=backend, progress=progress)
         _warn_notes(result, photo.name)
         if mask_file is not None:  # first: a result without its mask would be taken for done
-            _write_mask(mask_file, result.mask)
+            write_mask(mask_file, result.mask)
             mask_names.keep(mask_file, photo)
         unchanged = not result.mask.any() and not steps.any
         for lost in write_result(target, photo, loaded, result.image, args.quality, unchanged):

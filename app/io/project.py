@@ -10,7 +10,7 @@ Layout of the zip (OpenRaster 0.0.x; GIMP, Krita and MyPaint open it):
     data/mask-<n>.png             one RGBA layer per mask: the layer colour, alpha = the mask
     mergedimage.png               the visible layers composited, full size
     Thumbnails/thumbnail.png      the same, at most 256x256
-    inpaint-studio/project.json   our extras: format version, engine settings, photo metadata
+    inpaint-studio/project.json   our extras: format version, engine settings, the Restore panel's choices, photo metadata
     inpaint-studio/exif.bin       the photo's EXIF block, byte for byte (when it has one)
     inpaint-studio/icc.icc        the photo's ICC profile, byte for byte (when it has one)
     inpaint-studio/result-mask.png the mask the pending result was made with (Apply clears it)
@@ -50,6 +50,7 @@ from app.canvas.document import LAYER_COLOURS, Document, InpaintOutcome, LayerKi
 from app.engine.settings import InpaintSettings
 from app.io.atomic import SaveError, atomic_write
 from app.io.images import DECODE_LOCK, ImageMeta, ImageReadError, decode_image, deep_pixels, encode_png16, load_pixels
+from app.restore.choices import RestoreChoices
 
 FORMAT_VERSION = 1
 MIMETYPE = b"image/openraster"
@@ -225,7 +226,7 @@ def snapshot(doc: Document) -> Document:
         for x in doc.layers
     ]
     return Document(photo=doc.photo.copy(), layers=layers, result=result, meta=meta, settings=doc.settings,
-                    source_path=doc.source_path)
+                    source_path=doc.source_path, restore=doc.restore)
 
 
 def _run_steps(steps: list[_Step], progress: Progress | None, cancel: Cancel | None, verb: str) -> None:
@@ -358,6 +359,7 @@ def _project_json(doc: Document) -> bytes:
         "app": "inpaint-studio",
         "app_version": __version__,
         "settings": doc.settings.to_dict(),
+        "restore": doc.restore.to_dict(),
         "photo": {"source_format": doc.meta.source_format, "notes": list(doc.meta.notes),
                   "lossless_webp": doc.meta.lossless_webp},
         "source_name": Path(doc.source_path).name if doc.source_path else None,
@@ -425,6 +427,7 @@ class ProjectInfo:
     settings: InpaintSettings
     notes: list[str] = field(default_factory=list)
     app_version: str | None = None
+    restore: RestoreChoices = field(default_factory=RestoreChoices)  # the Restore panel's choices
 
 
 def inspect_project(path: str | Path) -> ProjectInfo:
@@ -737,8 +740,9 @@ def _read_structure_inner(zf: zipfile.ZipFile, label: str, max_megapixels: float
     if roles.count("result") > 1:
         raise ProjectError(f"{label} marks more than one layer as the result.")
     settings = _settings_from(extras.get("settings"), notes)
+    restore = RestoreChoices.from_dict(extras.get("restore"), notes)
     app_version = extras.get("app_version") if isinstance(extras.get("app_version"), str) else None
-    return ProjectInfo(w, h, version, layers, settings, notes, app_version)
+    return ProjectInfo(w, h, version, layers, settings, notes, app_version, restore)
 
 
 def _layer_entry(el: ET.Element, names: set[str], label: str, w: int, h: int) -> LayerEntry:
@@ -914,7 +918,7 @@ def _read_pixels(zf, label, info: ProjectInfo, progress: Progress | None, cancel
         saved_notes = extras_meta.get("notes")
         if isinstance(saved_notes, list):
             meta.notes = [str(n)[:300] for n in saved_notes[:50]] + info.notes
-    doc = Document(photo=rgb, meta=meta, settings=info.settings)
+    doc = Document(photo=rgb, meta=meta, settings=info.settings, restore=info.restore)
     if result_entry is not None:
         notes = extras_all.get("result_notes") if isinstance(extras_all.get("result_notes"), list) else []
         doc.result = InpaintOutcome(

@@ -125,6 +125,7 @@ class FileController(QObject):
             self.busy_changed.emit(False)
             self._sibling_tried = None
             doc.settings = doc.settings.with_choices_of(self.session.document.settings)
+            doc.restore = self.session.document.restore  # the Restore panel's choices carry over too
             if remember:
                 self.add_recent(path)
             self.document_loaded.emit(doc)

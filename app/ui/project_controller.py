@@ -33,6 +33,12 @@ PROJECT_FILTER = "OpenRaster project (*.ora)"
 Buttons = QMessageBox.StandardButton
 
 
+def _settings_of(doc: Document) -> tuple:
+    """What a project keeps besides the undo history and the pending result: the engine settings
+    and the Restore panel's choices (changing them is not an undo step, but unsaved work)."""
+    return doc.settings, doc.restore
+
+
 def default_autosave_folder() -> Path:
     return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) / "autosave"
 
@@ -88,9 +94,9 @@ class ProjectController(QObject):
         self._generation = 0  # counts every change: the autosave writes when it moved
         self._autosaved_generation = 0
         # the saved state: the undo stack's clean index plus what is not an undo step (the
-        # pending result, the engine settings); a recovered autosave is unsaved until saved
+        # pending result, the engine settings and restore choices); a recovered autosave is unsaved until saved
         self._saved_result = session.document.result
-        self._saved_settings = session.document.settings
+        self._saved_settings = _settings_of(session.document)
         self._unsaved_load = False
         self._shown_dirty = False
         self._pending: tuple[str | None, bool] | None = None  # (project path, dirty) of the next document
@@ -112,7 +118,7 @@ class ProjectController(QObject):
         """Whether the document differs from the project as last saved (undoing back to it counts)."""
         doc = self.session.document
         return (self._unsaved_load or not self.session.undo_stack.isClean()
-                or doc.result is not self._saved_result or doc.settings != self._saved_settings)
+                or doc.result is not self._saved_result or _settings_of(doc) != self._saved_settings)
 
     @property
     def busy(self) -> bool:
@@ -145,7 +151,7 @@ class ProjectController(QObject):
         self.project_path = path
         self._generation += 1
         doc = self.session.document
-        self._saved_result, self._saved_settings, self._unsaved_load = doc.result, doc.settings, dirty
+        self._saved_result, self._saved_settings, self._unsaved_load = doc.result, _settings_of(doc), dirty
         self._autosaved_generation = self._generation if not dirty else -1
         self._shown_dirty = self.dirty
         self.dirty_changed.emit(self._shown_dirty)
@@ -251,7 +257,7 @@ class ProjectController(QObject):
             return
         doc = self.session.document
         snap, generation = snapshot(doc), self._generation
-        saved, mark = (doc.result, doc.settings), self._history_mark()
+        saved, mark = (doc.result, _settings_of(doc)), self._history_mark()
         name = Path(path).name
         self.notice.emit(f"Saving {name}…")
 

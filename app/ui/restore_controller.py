@@ -9,6 +9,8 @@
 - Repair previews become the pending result (before/after slider); "Apply repairs" applies
   it (one undo step). A preview starts from the pending fill result when there is one, and
   keeps its mask so applying it also clears the filled damage from the layers.
+- "Restore a folder of scans…" (File menu, and a button of the panel) opens the album dialog,
+  which works a whole folder with the panel's choices (app/ui/album_dialog.py).
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from __future__ import annotations
 import hashlib
 import weakref
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 
 from app.canvas.document import InpaintOutcome, LayerKind
 from app.restore.repair import RepairSteps
+from app.ui.actions import ActionSpec
+from app.ui.album_dialog import AlbumDialog
 from app.ui.messages import ask_apply_stale
 from app.ui.restore_panel import RestorePanel, coverage
 
@@ -62,13 +67,15 @@ class RestoreController(QObject):
         self._layer_digest: bytes | None = None  # the layer's digest while known (just proposed)
         self._fill_gesture: int | None = None  # Fill pressed before any detection: the detection to fill
         self._hand_edited = False  # the damage layer was painted or erased by hand since the last proposal
-        self._trim_replaced_in: int | None = None  # the proposal gesture that replaced a hand trim
+        self._trim_replaced_in: int | None = None
+        self.album: AlbumDialog | None = None  # "Restore a folder of scans", once opened  # the proposal gesture that replaced a hand trim
         p, s = self.panel, self.session
         p.proposal_ready.connect(self.on_proposal)
         p.fill_requested.connect(self.fill)
         p.repair_preview.connect(self.on_repair_preview)
         p.repair_requested.connect(self.apply_repairs)
         p.message.connect(self.notice.emit)
+        p.choices_changed.connect(lambda: s.set_restore_choices(p.choices()))  # a project keeps them
         p.repairer.failed.connect(lambda _m: setattr(self, "_apply_waiting", None))
         s.document_replaced.connect(lambda: self._photo_changed(new_document=True))
         s.photo_changed.connect(lambda _rect: self._photo_changed(new_document=False))
@@ -283,13 +290,28 @@ class RestoreController(QObject):
         # re-detection would slip an extra undo step in after the Apply
         doc = self.session.document
         placeholder = doc.source_path is None and doc.photo.shape[:2] == (1, 1)  # the window before any photo
+        if new_document:  # its own choices (a project's, or the last photo's carried over)
+            self.panel.show_choices(doc.restore)
         self.panel.set_photo(None if placeholder else doc.photo, new_document=new_document)
         if new_document:  # a project reopened with its pending result (a fill, maybe repaired): built on
             self._adopt_base(self.session.document.result)
 
+    def open_album(self) -> AlbumDialog:
+        """The album dialog (one, kept: an album running goes on behind it while it is closed),
+        offering the open photo's folder."""
+        if self.album is None:
+            source = self.session.document.source_path
+            self.album = AlbumDialog(self.panel.choices, self.window, str(Path(source).parent) if source else "")
+        self.album.show()
+        self.album.raise_()
+        self.album.activateWindow()
+        return self.album
+
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.window and event.type() == QEvent.Type.Close:
             self.panel.shutdown()
+            if self.album is not None:
+                self.album.shutdown()
         return False
 
 
@@ -304,4 +326,9 @@ def install_restore(window) -> RestoreController:
         view.addAction(dock.toggleViewAction())
     if hasattr(window, "status"):
         controller.notice.connect(lambda text: window.status.showMessage(text, 6000))
+    if hasattr(window, "add_action"):
+        window.add_action(ActionSpec("restore_folder", "Restore a &Folder of Scans…", "file",
+                                     tip="Detect, fill and repair every scan of a folder with the Restore "
+                                         "panel's choices", separator_before=True), controller.open_album)
+    controller.panel.album_button.clicked.connect(controller.open_album)
     return controller

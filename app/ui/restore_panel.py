@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.restore.choices import RANGES, RestoreChoices
 from app.restore.detect import (
     DEFAULT_DETECTOR,
     DEFAULT_SENSITIVITY,
@@ -46,7 +47,7 @@ from app.restore.detect import (
     analyse_damage,
     propose_damage,
 )
-from app.restore.repair import DENOISE_MAX, RepairSteps, apply_repairs
+from app.restore.repair import RepairSteps, apply_repairs
 
 DEBOUNCE_MS = 250
 
@@ -163,6 +164,7 @@ class RestorePanel(QWidget):
     repair_preview = Signal(object, object)  # RepairSteps, RGB uint8 with those steps applied
     repair_requested = Signal(object)  # RepairSteps
     message = Signal(str)
+    choices_changed = Signal()  # a detect control or a repair strength changed (`choices()`)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -259,15 +261,15 @@ class RestorePanel(QWidget):
         repair_box = QGroupBox("Repair")
         rf = QFormLayout(repair_box)
         self.denoise_box = QCheckBox("Denoise (non-local means)")
-        self.denoise_strength = self._spin(0.0, DENOISE_MAX, 0.0, 0.5, "auto", "Strength in grey levels; auto = from the noise estimate")
+        self.denoise_strength = self._spin(*RANGES["denoise_strength"], 0.0, 0.5, "auto", "Strength in grey levels; auto = from the noise estimate")
         self.fade_box = QCheckBox("Fade repair (auto levels, CLAHE)")
-        self.clahe_clip = self._spin(0.5, 6.0, 1.5, 0.25, None, "CLAHE clip limit")
+        self.clahe_clip = self._spin(*RANGES["clip_limit"], 1.5, 0.25, None, "CLAHE clip limit")
         self.balance_box = QCheckBox("Gray-world balance")
         self.balance_box.setToolTip("Remove a colour cast, judged by the colour of the photo's edges so a big coloured "
                                     "area is not taken for one (off keeps a sepia or a wanted tone)")
-        self.balance_strength = self._spin(0.1, 1.0, 1.0, 0.1, None, "How much of the cast is removed (1 = all of it)")
+        self.balance_strength = self._spin(*RANGES["balance_strength"], 1.0, 0.1, None, "How much of the cast is removed (1 = all of it)")
         self.sharpen_box = QCheckBox("Sharpen (unsharp mask)")
-        self.sharpen_amount = self._spin(0.1, 3.0, 0.6, 0.1, None, "Unsharp mask amount")
+        self.sharpen_amount = self._spin(*RANGES["sharpen_amount"], 0.6, 0.1, None, "Unsharp mask amount")
         rf.addRow(self.denoise_box, self.denoise_strength)
         rf.addRow(self.fade_box, self.clahe_clip)
         rf.addRow(self.balance_box, self.balance_strength)
@@ -277,12 +279,21 @@ class RestorePanel(QWidget):
         self.apply_button = QPushButton("Apply repairs")
         self.apply_button.clicked.connect(lambda: self.repair_requested.emit(self.repair_steps()))
         rf.addRow(self.apply_button)
+        self.album_button = QPushButton("Restore a folder of scans…")
+        self.album_button.setToolTip("Detect, fill and repair every scan of a folder with these choices, "
+                                     "in the background")
 
         layout = QVBoxLayout(self)
         layout.addWidget(detect_box)
         layout.addWidget(repair_box)
+        layout.addWidget(self.album_button)
         layout.addStretch(1)
         self._on_sensitivity(self.sensitivity_slider.value())
+        for signal in (self.scratches_box.toggled, self.dust_box.toggled, self.detector_combo.currentIndexChanged,
+                       self.sensitivity_slider.valueChanged, self.denoise_strength.valueChanged,
+                       self.clahe_clip.valueChanged, self.balance_strength.valueChanged,
+                       self.sharpen_amount.valueChanged):
+            signal.connect(lambda *_: self.choices_changed.emit())
 
     def _spin(self, lo, hi, value, step, special, tip) -> QDoubleSpinBox:
         spin = QDoubleSpinBox()
@@ -410,17 +421,42 @@ class RestorePanel(QWidget):
             widget.blockSignals(False)
 
     def repair_steps(self) -> RepairSteps:
+        return self.choices().steps(denoise=self.denoise_box.isChecked(), fade=self.fade_box.isChecked(),
+                                    balance=self.balance_box.isChecked(), sharpen=self.sharpen_box.isChecked())
+
+    def choices(self) -> RestoreChoices:
+        """What the controls hold, as a project keeps it."""
         strength = self.denoise_strength.value()
-        return RepairSteps(
-            denoise=self.denoise_box.isChecked(),
-            denoise_strength=None if strength <= 0 else strength,
-            fade=self.fade_box.isChecked(),
-            clip_limit=self.clahe_clip.value(),
-            balance=self.balance_box.isChecked(),
-            balance_strength=self.balance_strength.value(),
-            sharpen=self.sharpen_box.isChecked(),
-            sharpen_amount=self.sharpen_amount.value(),
-        )
+        return RestoreChoices(kinds=self.kinds(), detector=self.detector_name(), sensitivity=self.sensitivity(),
+                              denoise_strength=None if strength <= 0 else strength,
+                              clip_limit=self.clahe_clip.value(), balance_strength=self.balance_strength.value(),
+                              sharpen_amount=self.sharpen_amount.value())
+
+    def show_choices(self, choices: RestoreChoices) -> None:
+        """Set the controls from a document's choices (a project opened) without detecting or
+        previewing: a changed detector or set of kinds drops the analysis made with the old ones."""
+        before = self.choices()
+        values = ((self.scratches_box, "scratches" in choices.kinds), (self.dust_box, "dust" in choices.kinds),
+                  (self.sensitivity_slider, round(choices.sensitivity * 100)),
+                  (self.denoise_strength, choices.denoise_strength or 0.0), (self.clahe_clip, choices.clip_limit),
+                  (self.balance_strength, choices.balance_strength), (self.sharpen_amount, choices.sharpen_amount))
+        for widget, value in values:
+            widget.blockSignals(True)
+            if isinstance(widget, QCheckBox):
+                widget.setChecked(value)
+            else:
+                widget.setValue(value)
+            widget.blockSignals(False)
+        self.detector_combo.blockSignals(True)
+        self.detector_combo.setCurrentIndex(max(self.detector_combo.findData(choices.detector), 0))
+        self.detector_combo.blockSignals(False)
+        self.sensitivity_label.setText(f"{self.sensitivity_slider.value() / 100:.2f}")
+        if (before.detector, before.kinds) != (self.detector_name(), self.kinds()):
+            self._generation += 1
+            self._analysis = None
+            self.analyser.cancel()
+            self.detector.cancel()
+            self._on_busy(False)
 
     # ---- detection
     def _on_sensitivity(self, value: int) -> None:
@@ -441,6 +477,7 @@ class RestorePanel(QWidget):
         for widget in controls:
             widget.blockSignals(False)
         self.sensitivity_label.setText(f"{self.sensitivity_slider.value() / 100:.2f}")
+        self.choices_changed.emit()
 
     def _new_gesture(self) -> None:
         self._gesture += 1

@@ -136,3 +136,38 @@ def test_sixteen_bit_photo_keeps_its_sixteen_bits_through_a_project(tmp_path, al
     filled[2:9, 3:20] = True
     assert np.array_equal(kept[~filled], deep[~filled]) and np.all(kept[filled][:, :3] == np.array([250, 0, 9]) * 257)
     assert back.meta.notes[0] == KEPT_16_BIT
+
+
+def test_restore_choices_round_trip_and_damaged_ones_fall_back(tmp_path):
+    """The Restore panel's choices are kept; a hand-edited project.json with values of the wrong
+    kind or out of range opens with defaults (named in the notes) and clamped numbers."""
+    import json
+    import zipfile
+
+    from app.restore.choices import RestoreChoices
+
+    doc = make_doc(seed=3, w=40, h=30, layers=1)
+    doc.restore = RestoreChoices(kinds=("scratches",), detector="hybrid", sensitivity=0.25, denoise_strength=None,
+                                 clip_limit=2.5, balance_strength=0.3, sharpen_amount=0.9)
+    save_project(doc, tmp_path / "p.ora")
+    assert load_project(tmp_path / "p.ora").restore == doc.restore
+    assert inspect_project(tmp_path / "p.ora").restore == doc.restore
+
+    with zipfile.ZipFile(tmp_path / "p.ora") as zf:
+        entries = {name: zf.read(name) for name in zf.namelist()}
+    extras = json.loads(entries["inpaint-studio/project.json"])
+    extras["restore"] = {"kinds": ["scratches", "mould"], "detector": "psychic", "sensitivity": 7,
+                         "clip_limit": "high", "sharpen_amount": float("nan"), "denoise_strength": 0,
+                         "balance_strength": 0.01, "future_option": 1}
+    entries["inpaint-studio/project.json"] = json.dumps(extras).encode()
+    with zipfile.ZipFile(tmp_path / "bad.ora", "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data, zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED)
+    info = inspect_project(tmp_path / "bad.ora")
+    default = RestoreChoices()
+    assert info.restore == RestoreChoices(sensitivity=1.0, balance_strength=0.1)
+    assert (info.restore.kinds, info.restore.detector, info.restore.clip_limit) == (
+        default.kinds, default.detector, default.clip_limit)
+    assert info.restore.denoise_strength is None and info.restore.sharpen_amount == default.sharpen_amount
+    assert any("kinds, detector, clip_limit, sharpen_amount" in note for note in info.notes)
+    assert load_project(tmp_path / "bad.ora").restore == info.restore

@@ -384,3 +384,37 @@ def test_the_autosave_shows_no_progress_bar_or_cancel(window, qtbot, tmp_path):
     with qtbot.waitSignal(ctl.saved, timeout=30000):
         ctl.save_to(str(tmp_path / "s.ora"))
     assert shown == [(True, True), (False, False)]
+
+
+def test_the_restore_panels_choices_travel_with_the_project(window, qtbot, tmp_path):
+    """A project keeps the Restore panel's detector, kinds, sensitivity and repair strengths: an
+    album scan reopened next week comes back as it was worked. Not the ticks (they promise a
+    preview of the photo on screen)."""
+    from app.restore.choices import RestoreChoices
+
+    win, panel = window, window.restore.panel
+    other = make_doc(seed=4, w=80, h=60, layers=2)
+    other.restore = RestoreChoices(kinds=("dust",), detector="hand", sensitivity=0.8, denoise_strength=7.5,
+                                   clip_limit=3.0, balance_strength=0.5, sharpen_amount=1.2)
+    save_project(other, tmp_path / "o.ora")
+    with qtbot.waitSignal(win.projects.opened, timeout=30000):
+        win.projects.open_path(str(tmp_path / "o.ora"))
+    assert panel.choices() == other.restore and not win.isWindowModified()
+    assert panel.detector_combo.currentData() == "hand" and not panel.scratches_box.isChecked()
+    assert panel.sensitivity_label.text() == "0.80"
+    steps = panel.repair_steps()
+    assert (steps.denoise_strength, steps.clip_limit, steps.sharpen_amount) == (7.5, 3.0, 1.2) and not steps.any
+    panel.sensitivity_slider.setValue(35)
+    panel.sharpen_amount.setValue(2.0)
+    assert win.isWindowModified()  # unsaved work, though not an undo step
+    with qtbot.waitSignal(win.projects.saved, timeout=30000):
+        win.projects.save_to(str(tmp_path / "o.ora"))
+    assert not win.isWindowModified()
+    back = load_project(tmp_path / "o.ora").restore
+    assert (back.sensitivity, back.sharpen_amount, back.detector, back.kinds) == (0.35, 2.0, "hand", ("dust",))
+    # a photo opened next keeps the panel's choices, as the Run panel's
+    from PIL import Image
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "next.png")
+    with qtbot.waitSignal(win.document_changed, timeout=10000):
+        win.files.open_path(str(tmp_path / "next.png"))
+    assert win.current_document().restore == back and panel.choices() == back

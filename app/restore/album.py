@@ -1,0 +1,162 @@
+"""Restore a folder of scans (an album) with one set of choices: what the editor's "Restore a
+folder of scans…" runs on a worker thread. No Qt. The detector and the fill's model are
+loaded once; a photo that fails is reported and the others are done; no input file is ever
+written, and twins (a.jpg beside a.png) never write one result. The command line's
+`inpaint-studio restore FOLDER -o OUT` does the same with its own options and output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.engine import Cancelled, EngineError
+from app.engine.pipeline import resolve_coarse
+from app.io.atomic import SaveError
+from app.io.folders import FolderError, Names, photo_files, result_name, write_mask, write_result
+from app.io.images import CUT_OFF, ImageReadError, read_image
+from app.restore.choices import RestoreChoices
+from app.restore.detect import choose_detector
+from app.restore.pipeline import FILL_SETTINGS, restore
+from app.restore.repair import RepairSteps
+
+RESTORED, UNCHANGED, FAILED = "restored", "unchanged", "failed"
+MASKS_FOLDER = "masks"  # beside the results: each photo's proposal, to trim and give back to the command line
+
+
+@dataclass
+class AlbumPhoto:
+    """What became of one photo."""
+
+    photo: Path
+    status: str  # RESTORED, UNCHANGED (nothing found and no repair: its own file copied) or FAILED
+    text: str  # for people: "2.31 % filled as damage" or what went wrong
+    target: Path | None = None
+    notes: list[str] = field(default_factory=list)  # what the user should know (a cut-off file, a fallback)
+
+
+@dataclass
+class AlbumRun:
+    photos: list[AlbumPhoto] = field(default_factory=list)
+    total: int = 0
+    cancelled: bool = False
+    notes: list[str] = field(default_factory=list)  # said once for the album (the detector fell back)
+
+    def count(self, status: str) -> int:
+        return sum(p.status == status for p in self.photos)
+
+
+def album_photos(photos_dir: Path, out_dir: Path) -> list[Path]:
+    """The scans of `photos_dir`, checked against `out_dir` before any work: raises FolderError
+    for a missing folder, one without photos, or results that would land among the scans."""
+    if not photos_dir.is_dir():
+        raise FolderError(f"the scans folder {photos_dir} {'is a file' if photos_dir.exists() else 'does not exist'}")
+    photos = photo_files(photos_dir, "scans folder")
+    if not photos:
+        raise FolderError(f"there are no photos in {photos_dir}")
+    if out_dir.exists() and out_dir.resolve() == photos_dir.resolve():
+        raise FolderError("the results would be written among the scans; choose another folder for them")
+    if out_dir.is_file():
+        raise FolderError(f"{out_dir} is a file; choose a folder for the results")
+    return photos
+
+
+def restore_album(
+    photos_dir: Path,
+    out_dir: Path,
+    choices: RestoreChoices,
+    steps: RepairSteps,
+    *,
+    save_masks: bool = False,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    on_photo: Callable[[AlbumPhoto], None] | None = None,
+) -> AlbumRun:
+    """Restore every scan of `photos_dir` into `out_dir` (made if missing; each result in its
+    scan's own format, BMP as PNG) with `choices` (kinds, detector, sensitivity) and `steps`.
+    `progress(fraction of the album, text)`; `cancel()` is polled inside each photo's work, and a
+    cancelled photo writes nothing; `on_photo` hears of each photo as it ends. Raises FolderError
+    (and the model's EngineError) before any photo is worked."""
+    cancel = cancel or (lambda: False)
+    photos = album_photos(photos_dir, out_dir)
+    run = AlbumRun(total=len(photos))
+    detector, model = choices.detector, None
+    if choices.kinds:
+        detector, model, note = choose_detector(choices.detector, None)
+        if note:
+            run.notes.append(note)
+    _stage, backend, backend_note, owned = resolve_coarse(FILL_SETTINGS, None)
+    if backend_note:
+        run.notes.append(backend_note)
+    try:
+        mask_dir = out_dir / MASKS_FOLDER if save_masks else None
+        for folder in (out_dir, mask_dir):
+            if folder is not None:
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise FolderError(f"cannot make the folder {folder}: {exc.strerror or exc}") from exc
+        inputs = {p.resolve() for p in photos}
+        written, masks_written = Names("{name}"), Names("the mask {name}")
+        for index, photo in enumerate(photos):
+            if cancel():
+                run.cancelled = True
+                break
+
+            def within(_stage, _k, _n, fraction, index=index, name=photo.name):
+                if progress is not None:
+                    progress((index + fraction) / len(photos), f"{name} ({index + 1} of {len(photos)})")
+
+            within("", 0, 1, 0.0)
+            try:
+                outcome = _restore_one(photo, out_dir, mask_dir, inputs, written, masks_written, choices, steps,
+                                       detector, model, backend, within, cancel)
+            except Cancelled:
+                run.cancelled = True
+                break
+            run.photos.append(outcome)
+            if on_photo is not None:
+                on_photo(outcome)
+    finally:
+        if owned and backend is not None:
+            backend.close()
+    if progress is not None and not run.cancelled:
+        progress(1.0, "done")
+    return run
+
+
+def _restore_one(photo: Path, out_dir: Path, mask_dir: Path | None, inputs: set[Path], written: Names,
+                 masks_written: Names, choices: RestoreChoices, steps: RepairSteps, detector: str, model, backend,
+                 progress, cancel) -> AlbumPhoto:
+    target = out_dir / result_name(photo, "")
+    try:
+        if target.resolve() in inputs:
+            raise FolderError(f"{target.name} would replace one of the scans; it is not overwritten")
+        written.check(target)
+        mask_file = None if mask_dir is None else mask_dir / (photo.stem + ".png")
+        if mask_file is not None:
+            masks_written.check(mask_file)
+        loaded = read_image(photo, max_megapixels=FILL_SETTINGS.max_megapixels, partial=True)
+        result = restore(loaded.rgb, choices.kinds, choices.sensitivity, steps, FILL_SETTINGS, detector=detector,
+                         model=model, backend=backend, progress=progress, cancel=cancel)
+        if mask_file is not None:  # first: a result without its mask would be taken for done
+            write_mask(mask_file, result.mask)
+            masks_written.keep(mask_file, photo)
+        unchanged = not result.mask.any() and not steps.any
+        notes = [f"{target.name}: {lost}" for lost in write_result(target, photo, loaded, result.image, None, unchanged)]
+        written.keep(target, photo)
+    except Cancelled:
+        raise
+    except (FolderError, ImageReadError, EngineError, SaveError, ValueError) as exc:
+        return AlbumPhoto(photo, FAILED, str(exc))
+    except Exception as exc:  # noqa: BLE001 - one scan's unforeseen failure must not end the album
+        return AlbumPhoto(photo, FAILED, f"unexpected error ({type(exc).__name__}: {exc})")
+    if CUT_OFF in loaded.meta.notes:
+        notes.append(f"{photo.name} is cut off: the part missing from the file stays plain")
+    notes += [n for n in result.notes if "unchanged" in n or "fell back" in n]
+    if unchanged:
+        return AlbumPhoto(photo, UNCHANGED, "no damage found and no repair ticked: copied as it was", target, notes)
+    share = 100.0 * (result.mask > 0).mean()
+    text = f"{share:.2f} % filled as damage" if result.mask.any() else "no damage found"
+    return AlbumPhoto(photo, RESTORED, text + (", repaired" if steps.any else ""), target, notes)

@@ -1,0 +1,239 @@
+"""The "Restore a folder of scans" dialog: every scan of a folder detected, filled and repaired
+with the Restore panel's choices, in the background (app.restore.album), with progress, a
+Stop button and a line per scan. Modeless: the editor stays usable while an album runs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QGridLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.restore.album import FAILED, MASKS_FOLDER, RESTORED, UNCHANGED, AlbumPhoto, AlbumRun, restore_album
+from app.restore.choices import RestoreChoices
+from app.ui.background import BackgroundTasks
+from app.ui.restore_panel import DETECTOR_LABELS
+
+RESULTS_SUBFOLDER = "restored"  # the results folder offered for a scans folder: inside it
+MARKS = {RESTORED: "✓", UNCHANGED: "=", FAILED: "✗"}
+
+
+class _Relay(QObject):
+    """Carries the worker's reports to the GUI thread."""
+
+    progress = Signal(float, str)
+    photo = Signal(object)  # AlbumPhoto
+
+
+def describe_choices(choices: RestoreChoices) -> str:
+    kinds = " and ".join({"scratches": "scratches", "dust": "dust"}[k] for k in choices.kinds) or "nothing"
+    return (f"Detect {kinds} with the {DETECTOR_LABELS.get(choices.detector, choices.detector)} detector "
+            f"at sensitivity {choices.sensitivity:.2f} (as set in the Restore panel)")
+
+
+class AlbumDialog(QDialog):
+    finished_run = Signal(object)  # AlbumRun, or an Exception when the album could not start
+
+    def __init__(self, choices: Callable[[], RestoreChoices], parent: QWidget | None = None,
+                 start_folder: str = "") -> None:
+        """`choices()`: the Restore panel's choices, read when the dialog shows and when a run starts."""
+        super().__init__(parent)
+        self.setWindowTitle("Restore a Folder of Scans")
+        self._choices = choices
+        self._cancel = threading.Event()
+        self._tasks = BackgroundTasks(self)
+        self._relay = _Relay(self)
+        self._relay.progress.connect(self._on_progress)
+        self._relay.photo.connect(self._on_photo)
+        self.run: AlbumRun | None = None
+        self._build(start_folder)
+        self._set_running(False)
+
+    # ---- construction
+    def _build(self, start_folder: str) -> None:
+        grid = QGridLayout()
+        self.scans_edit = QLineEdit(start_folder)
+        self.scans_edit.setPlaceholderText("the folder of scanned photos")
+        self.scans_edit.textChanged.connect(self._offer_results_folder)
+        self.results_edit = QLineEdit()
+        self.results_edit.setPlaceholderText("where the restored copies go (made if missing)")
+        self.results_edit.textEdited.connect(lambda _t: setattr(self, "_results_chosen", True))
+        self._results_chosen = False
+        for row, (label, edit) in enumerate((("Scans", self.scans_edit), ("Results", self.results_edit))):
+            button = QPushButton("Browse…")
+            button.clicked.connect(lambda _c=False, e=edit: self._browse(e))
+            grid.addWidget(QLabel(label), row, 0)
+            grid.addWidget(edit, row, 1)
+            grid.addWidget(button, row, 2)
+        self.choices_label = QLabel(describe_choices(self._choices()))
+        self.choices_label.setWordWrap(True)
+        self.denoise_box = QCheckBox("Denoise")
+        self.fade_box = QCheckBox("Fade repair (auto levels, CLAHE)")
+        self.balance_box = QCheckBox("Gray-world balance")
+        self.sharpen_box = QCheckBox("Sharpen")
+        self.masks_box = QCheckBox(f"Also save each proposal as a mask (in the results' “{MASKS_FOLDER}” folder)")
+        self.masks_box.setToolTip("Trim a mask in any editor and give the folder back to "
+                                  "`inpaint-studio restore SCANS --mask MASKS -o OUT`")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("Idle")
+        self.progress.setTextVisible(True)
+        self.log = QListWidget()
+        self.log.setMinimumHeight(140)
+        self.log.setWordWrap(True)  # a note (16 bits kept or not, a cut-off file) reads whole
+        self.log.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.start_button = QPushButton("Restore")
+        self.start_button.setDefault(True)
+        self.start_button.clicked.connect(self.start)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.clicked.connect(self.stop)
+        self.open_button = QPushButton("Open Results Folder")
+        self.open_button.clicked.connect(self._open_results)
+        self.open_button.setEnabled(False)
+        buttons = QDialogButtonBox()
+        for button in (self.start_button, self.stop_button, self.open_button):
+            buttons.addButton(button, QDialogButtonBox.ButtonRole.ActionRole)
+        close = buttons.addButton(QDialogButtonBox.StandardButton.Close)
+        close.clicked.connect(self.close)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(grid)
+        layout.addWidget(self.choices_label)
+        repairs = QLabel("Repairs, with the Restore panel's strengths:")
+        layout.addWidget(repairs)
+        for box in (self.denoise_box, self.fade_box, self.balance_box, self.sharpen_box):
+            layout.addWidget(box)
+        layout.addWidget(self.masks_box)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.log, 1)
+        layout.addWidget(self.summary)
+        layout.addWidget(buttons)
+        self.resize(560, 520)
+        self._offer_results_folder(start_folder)
+
+    def _browse(self, edit: QLineEdit) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a Folder", edit.text() or self.scans_edit.text())
+        if folder:
+            edit.setText(folder)
+            if edit is self.results_edit:
+                self._results_chosen = True
+
+    def _offer_results_folder(self, scans: str) -> None:
+        """Until the user names one, the results go into a "restored" folder inside the scans'."""
+        if not self._results_chosen:
+            self.results_edit.setText(str(Path(scans) / RESULTS_SUBFOLDER) if scans.strip() else "")
+
+    # ---- running
+    def running(self) -> bool:
+        return self._tasks.busy()
+
+    def _set_running(self, running: bool) -> None:
+        for widget in (self.scans_edit, self.results_edit, self.denoise_box, self.fade_box, self.balance_box,
+                       self.sharpen_box, self.masks_box, self.start_button):
+            widget.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+
+    def start(self) -> bool:
+        scans, results = self.scans_edit.text().strip(), self.results_edit.text().strip()
+        if not scans or not results:
+            self.summary.setText("Choose the folder of scans and a folder for the results.")
+            return False
+        choices = self._choices()
+        self.choices_label.setText(describe_choices(choices))
+        steps = choices.steps(denoise=self.denoise_box.isChecked(), fade=self.fade_box.isChecked(),
+                                   balance=self.balance_box.isChecked(), sharpen=self.sharpen_box.isChecked())
+        save_masks, relay, cancel = self.masks_box.isChecked(), self._relay, self._cancel
+        cancel.clear()
+        self.log.clear()
+        self.summary.setText("")
+        self.open_button.setEnabled(False)
+        self.progress.setValue(0)
+        self.progress.setFormat("Starting…")
+        self._set_running(True)
+
+        def work() -> AlbumRun:
+            return restore_album(Path(scans), Path(results), choices, steps, save_masks=save_masks,
+                                 progress=lambda f, text: relay.progress.emit(f, text), cancel=cancel.is_set,
+                                 on_photo=relay.photo.emit)
+
+        self._tasks.run(work, self._on_done, self._on_failed)
+        return True
+
+    def stop(self) -> None:
+        """Stop after the scan being worked gives up (it writes nothing); the ones done stay."""
+        if self.running():
+            self._cancel.set()
+            self.progress.setFormat("Stopping…")
+
+    def _on_progress(self, fraction: float, text: str) -> None:
+        if self.running() and not self._cancel.is_set():
+            self.progress.setValue(round(1000 * fraction))
+            self.progress.setFormat(f"%p %  {text}")
+
+    def _on_photo(self, photo: AlbumPhoto) -> None:
+        line = f"{MARKS[photo.status]} {photo.photo.name}: {photo.text}"
+        self.log.addItem(line + "".join(f"\n    {note}" for note in photo.notes))
+        self.log.scrollToBottom()
+
+    def _on_done(self, run: AlbumRun) -> None:
+        self.run = run
+        self._set_running(False)
+        done = run.count(RESTORED) + run.count(UNCHANGED)
+        failed = run.count(FAILED)
+        head = (f"Stopped after {len(run.photos)} of {run.total} scans (the one being worked wrote nothing)"
+                if run.cancelled
+                else f"{run.count(RESTORED)} of {run.total} scans restored")
+        parts = [head]
+        if run.count(UNCHANGED):
+            parts.append(f"{run.count(UNCHANGED)} had nothing to do (copied as they were)")
+        if failed:
+            parts.append(f"{failed} failed (marked ✗ above)")
+        self.summary.setText("; ".join(parts) + f". Written to {self.results_edit.text().strip()}."
+                             + "".join(f"\n{note}" for note in run.notes if "hand-made" in note))
+        self.progress.setFormat("Stopped" if run.cancelled else "Done")
+        if not run.cancelled:
+            self.progress.setValue(1000)
+        self.open_button.setEnabled(done > 0)
+        self.finished_run.emit(run)
+
+    def _on_failed(self, exc: Exception) -> None:
+        self._set_running(False)
+        self.progress.setFormat("Not started")
+        self.progress.setValue(0)
+        self.summary.setText(f"The album could not be restored: {exc}")
+        self.finished_run.emit(exc)
+
+    def _open_results(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(self.results_edit.text().strip()))
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self.running():
+            self.choices_label.setText(describe_choices(self._choices()))
+
+    def closeEvent(self, event) -> None:
+        self.stop()  # the scan being worked gives up; the dialog goes at once
+        super().closeEvent(event)
+
+    def shutdown(self, msecs: int = 30000) -> None:
+        """Stop and wait for the worker (the editor closing)."""
+        self.stop()
+        self._tasks.wait(msecs)

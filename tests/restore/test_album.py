@@ -1,0 +1,132 @@
+"""The album restore of the editor's "Restore a folder of scans" (app.restore.album): every scan
+of a folder detected, filled and repaired into a results folder, past bad files, never over an
+input, stoppable; and the dialog that runs it in the background."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QSettings
+
+from app.io.folders import FolderError
+from app.io.images import read_image
+from app.restore.album import FAILED, MASKS_FOLDER, RESTORED, UNCHANGED, restore_album
+from app.restore.choices import RestoreChoices
+from app.restore.repair import RepairSteps
+from app.restore.synthetic import add_damage
+
+SAMPLE = Path(__file__).resolve().parents[2] / "resources" / "sample.png"
+HAND = RestoreChoices(detector="hand")  # the hand-made filters: no model, quick
+
+
+def rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+@pytest.fixture
+def album(tmp_path):
+    """Two damaged scans (crops of the sample photo), a flat one with nothing to find, a file
+    that is not an image, and twins c.png / c.jpg."""
+    photo = read_image(SAMPLE).rgb
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for seed, (stem, crop) in enumerate({"a": photo[96:288, 128:384], "b": photo[200:392, 250:506]}.items(), 11):
+        Image.fromarray(add_damage(crop.copy(), np.random.default_rng(seed)).image).save(scans / f"{stem}.png")
+    Image.fromarray(np.full((60, 80, 3), 128, np.uint8)).save(scans / "flat.png")
+    (scans / "broken.jpg").write_bytes(b"not a jpeg")
+    Image.fromarray(photo[:100, :120]).save(scans / "c.png")
+    Image.fromarray(photo[100:200, :120]).save(scans / "c.jpg")
+    return scans
+
+
+def test_every_scan_is_restored_past_a_bad_file_and_twins_never_share_a_result(album, tmp_path):
+    out = tmp_path / "restored"
+    seen = []
+    run = restore_album(album, out, HAND, RepairSteps(), save_masks=True, on_photo=seen.append)
+    status = {p.photo.name: p.status for p in run.photos}
+    assert seen == run.photos and run.total == 6 and not run.cancelled
+    assert status["a.png"] == status["b.png"] == RESTORED
+    assert status["flat.png"] == UNCHANGED and (out / "flat.png").read_bytes() == (album / "flat.png").read_bytes()
+    broken = next(p for p in run.photos if p.photo.name == "broken.jpg")
+    assert broken.status == FAILED and "broken.jpg" in broken.text and not (out / "broken.jpg").exists()
+    # twins: c.jpg comes first; c.png would write its mask over c.jpg's, so it is refused whole
+    twin = next(p for p in run.photos if p.photo.name == "c.png")
+    assert status["c.jpg"] != FAILED and twin.status == FAILED and "already wrote the mask c.png" in twin.text
+    assert not (out / "c.png").exists() and (out / "c.jpg").is_file()
+    for stem in ("a", "b"):
+        before, after = rgb(album / f"{stem}.png"), rgb(out / f"{stem}.png")
+        mask = rgb(out / MASKS_FOLDER / f"{stem}.png")[:, :, 0] > 0
+        assert mask.any() and not np.array_equal(before, after)
+        assert np.array_equal(before[~mask], after[~mask])  # outside the proposal bit-identical
+    assert sorted(p.name for p in (out / MASKS_FOLDER).iterdir()) == ["a.png", "b.png", "c.png", "flat.png"]
+
+
+def test_repairs_apply_to_every_scan_and_no_input_is_written(album, tmp_path):
+    before = {p.name: p.read_bytes() for p in album.iterdir()}
+    out = tmp_path / "restored"
+    run = restore_album(album, out, RestoreChoices(kinds=()), RestoreChoices().steps(fade=True))
+    assert {p.name: p.read_bytes() for p in album.iterdir()} == before
+    assert {p.photo.name for p in run.photos if p.status == FAILED} == {"broken.jpg"}  # twins without masks: both
+    assert (out / "c.png").is_file() and (out / "c.jpg").is_file()
+    flat = next(p for p in run.photos if p.photo.name == "flat.png")
+    assert flat.status == RESTORED and flat.text == "no damage found, repaired"  # a repair is work done
+    a_in, a_out = rgb(album / "a.png"), rgb(out / "a.png")
+    assert a_out.std() > a_in.std()  # auto levels + CLAHE stretched the faded crop
+
+
+def test_a_stop_ends_the_album_and_the_scan_being_worked_writes_nothing(album, tmp_path):
+    out = tmp_path / "restored"
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        return len(calls) > 3  # a few polls into the first scan's work
+
+    run = restore_album(album, out, HAND, RepairSteps(), cancel=cancel)
+    assert run.cancelled and run.photos == [] and list(out.iterdir()) == []
+
+
+def test_folders_are_checked_before_any_work(album, tmp_path):
+    with pytest.raises(FolderError, match="does not exist"):
+        restore_album(tmp_path / "nowhere", tmp_path / "out", HAND, RepairSteps())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FolderError, match="no photos"):
+        restore_album(tmp_path / "empty", tmp_path / "out", HAND, RepairSteps())
+    with pytest.raises(FolderError, match="among the scans"):
+        restore_album(album, album, HAND, RepairSteps())
+    (tmp_path / "file.png").write_bytes(b"x")
+    with pytest.raises(FolderError, match="is a file"):
+        restore_album(album, tmp_path / "file.png", HAND, RepairSteps())
+
+
+def test_the_dialog_runs_an_album_in_the_background_with_the_panels_choices(album, qtbot, tmp_path):
+    from app.ui.main_window import MainWindow
+
+    win = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.document_changed, timeout=10000):
+        win.files.open_path(str(album / "a.png"))
+    panel = win.restore.panel
+    panel.detector_combo.setCurrentIndex(panel.detector_combo.findData("hand"))
+    win.actions["restore_folder"].trigger()
+    dialog = win.restore.album
+    assert dialog.isVisible() and Path(dialog.scans_edit.text()) == album  # the open photo's folder
+    assert Path(dialog.results_edit.text()) == album / "restored"
+    assert "Hand-made filters" in dialog.choices_label.text()
+    dialog.results_edit.setText(str(tmp_path / "out"))
+    with qtbot.waitSignal(dialog.finished_run, timeout=120000) as blocker:
+        assert dialog.start() and not dialog.start_button.isEnabled() and dialog.stop_button.isEnabled()
+    run = blocker.args[0]
+    assert run.total == 6 and dialog.log.count() == 6 and dialog.start_button.isEnabled()
+    assert any(dialog.log.item(i).text().startswith("✗ broken.jpg: ") for i in range(6))
+    assert "1 failed" in dialog.summary.text() and dialog.open_button.isEnabled()
+    assert (tmp_path / "out" / "a.png").is_file()
+    # the same button in the panel brings the same dialog back
+    panel.album_button.click()
+    assert win.restore.album is dialog
+    dialog.scans_edit.setText(str(tmp_path / "nowhere"))
+    with qtbot.waitSignal(dialog.finished_run, timeout=10000):
+        dialog.start()
+    assert "does not exist" in dialog.summary.text() and dialog.start_button.isEnabled()
+    win.close()
