@@ -91,6 +91,7 @@ proposals identical between the cached and uncached paths in every case.
   python bench/restore.py [--data DIR] [--set dev|bsds-test|sun|urban|all] [--limit N]
                           [--sensitivity S] [--sweep] [--no-fill] [--slider]
                           [--detector hand|hybrid|learned|auto] [--threads N] [--model ONNX] [--cast]
+                          [--wide FACTOR]
 
 --slider times what a sensitivity slider move costs on a 12 MP photo (the first dev photo
 enlarged to 4000x3000 with synthetic damage): the whole detection (what a move cost before
@@ -116,7 +117,7 @@ from app.io.images import read_image
 from app.restore.detect import DEFAULT_DETECTOR, DETECTORS, analyse_damage, detect_damage, propose_damage
 from app.restore.learned import load_detector
 from app.restore.pipeline import FILL_SETTINGS, fill_damage
-from app.restore.synthetic import BENCH_DAMAGE, DamageSpec, add_damage, score_proposal
+from app.restore.synthetic import BENCH_DAMAGE, DamageSpec, add_damage, score_proposal, widened
 
 SEED = 20240606
 STRONG_LEVELS = 30  # also reported: recall of damage that changed a pixel by at least this much
@@ -238,6 +239,9 @@ def main() -> int:
     ap.add_argument("--straight", type=float, default=0.0, metavar="SHARE",
                     help="draw this share of the scratches straight and even (film-transport lines); "
                          "0 = the damage of every figure recorded in this file's docstring")
+    ap.add_argument("--wide", type=float, default=1.0, metavar="FACTOR",
+                    help="scratches and specks FACTOR times wider (synthetic.widened: damage as on a scan "
+                         "at FACTOR times the photos' resolution); 1 = the damage of the recorded figures")
     ap.add_argument("--cast", action="store_true",
                     help="a warm colour cast over each damaged photo, damage included (see warm_cast)")
     ap.add_argument("--slider", action="store_true", help="only time a slider move on a 12 MP photo")
@@ -267,10 +271,11 @@ def main() -> int:
         return 0
     names = {"all": list(sets), "held-out": ["bsds-test", "sun", "urban"]}.get(args.set, [args.set])
     sens = [args.sensitivity] + ([0.25, 0.75] if args.sweep else [])
-    damage = replace(BENCH_DAMAGE, straight_share=args.straight)
+    damage = widened(replace(BENCH_DAMAGE, straight_share=args.straight), args.wide)
     print(f"seed {SEED}; tolerance 2 px; visible damage = changed >= 12 grey levels; fill {FILL_SETTINGS.method}"
           f" (coarse {FILL_SETTINGS.coarse_size}, cra {FILL_SETTINGS.cra})"
           + (f"; {args.straight:.0%} of the scratches straight" if args.straight else "")
+          + (f"; scratches and specks {args.wide:g}x wider" if args.wide != 1 else "")
           + ("; a warm cast over each damaged photo" if args.cast else ""))
     for name in names:
         files = sets[name][: args.limit] if args.limit else sets[name]

@@ -73,7 +73,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.restore.learned import propose_from_probability
-from app.restore.synthetic import BENCH_DAMAGE, DamageSpec, ProposalScorer, add_damage, score_proposal
+from app.restore.synthetic import BENCH_DAMAGE, DamageSpec, ProposalScorer, add_damage, score_proposal, widened
 
 DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 KINDS = ("scratches", "dust")  # output channels, in this order (app/restore/detect.py's KINDS)
@@ -195,6 +195,9 @@ def random_spec(rng: np.random.Generator, tear_share: float | None = None) -> Da
     )
 
 
+WIDE_FACTOR = (1.5, 2.5)  # --wide-share: scratch widths and speck radii scaled by this much
+
+
 def paint_grid(rgb: np.ndarray, rng: np.random.Generator, wavy: bool = False) -> np.ndarray:
     """`rgb` with a regular grid (or a row) of thin straight lines painted over a random part
     of it, seen at a random angle and in perspective: window mullions, railings, fences.
@@ -282,10 +285,12 @@ class Pool:
 
     def __init__(self, photos: list[Path], size: int, refresh: int, seed: int, clean_share: float = 0.1,
                  scale_min: float = 1.0, grid_share: float = 0.0, straight_share: float = 0.0,
-                 wave_share: float = 0.0, tear_share: float | None = None, cast_share: float = 0.0):
+                 wave_share: float = 0.0, tear_share: float | None = None, cast_share: float = 0.0,
+                 wide_share: float = 0.0):
         self.photos, self.size, self.refresh, self.seed, self.clean_share = photos, size, refresh, seed, clean_share
         self.scale_min, self.grid_share, self.straight_share = scale_min, grid_share, straight_share
         self.wave_share, self.tear_share, self.cast_share = wave_share, tear_share, cast_share
+        self.wide_share = wide_share
         self._cache: dict[int, np.ndarray] = {}
         self.slots: list[tuple[int | None, tuple]] = [(None, ())] * size  # (tick, item)
 
@@ -317,7 +322,12 @@ class Pool:
             img = np.clip(clean + rng.normal(0, sigma, clean.shape[:2] + (1,)), 0, 255).astype(np.uint8)
             t, w = labels(None, True, clean.shape[:2])
             return img, t, w
-        dmg = add_damage(clean, rng, replace(random_spec(rng, self.tear_share), straight_share=self.straight_share))
+        spec = replace(random_spec(rng, self.tear_share), straight_share=self.straight_share)
+        # its own generator too: runs without it see exactly the photos they saw before
+        wide_rng = np.random.default_rng([self.seed, 13, tick + 10**6])
+        if self.wide_share > 0 and wide_rng.random() < self.wide_share:
+            spec = widened(spec, float(wide_rng.uniform(*WIDE_FACTOR)))
+        dmg = add_damage(clean, rng, spec)
         t, w = labels(dmg, False, clean.shape[:2])
         return dmg.image, t, w
 
@@ -456,6 +466,9 @@ def parse_args(argv=None):
                          "the runs before the option; the bench's damage has one in half of its photos)")
     ap.add_argument("--cast-share", type=float, default=0.0,
                     help="share of the training photos under a random colour cast, damage included (random_cast)")
+    ap.add_argument("--wide-share", type=float, default=0.0,
+                    help="share of the damaged training photos whose scratches and specks are drawn "
+                         "1.5-2.5x wider (WIDE_FACTOR: damage as on a scan at 2-3x the photos' resolution)")
     ap.add_argument("--contrast", action="store_true",
                     help="give the net the local-contrast image as a fourth channel (see local_contrast)")
     ap.add_argument("--pool", type=int, default=48)
@@ -499,7 +512,7 @@ def train(args) -> dict:
         print(f"resumed at step {step}", flush=True)
     pool = Pool(train_photos, args.pool, args.refresh, args.seed, scale_min=args.scale_min,
                 grid_share=args.grid_share, straight_share=args.straight_share, wave_share=args.wave_share,
-                tear_share=args.tear_share, cast_share=args.cast_share)
+                tear_share=args.tear_share, cast_share=args.cast_share, wide_share=args.wide_share)
     vset = validation_set(val_photos, args.seed) if args.eval_every and val_photos else []
     log_path = args.run / "log.csv"
     new_log = not log_path.exists()

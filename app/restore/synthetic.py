@@ -13,7 +13,7 @@ Pure numpy + OpenCV, deterministic for a given ``numpy.random.Generator``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -44,6 +44,14 @@ class DamageSpec:
 # what bench/restore.py measures and tools/train_detector.py calibrates on: the defaults
 # plus up to one tear per photo
 BENCH_DAMAGE = DamageSpec(tears=(0, 1))
+
+
+def widened(spec: DamageSpec, factor: float) -> DamageSpec:
+    """`spec` with its scratches and specks `factor` times wider: the same damage on a scan made
+    at `factor` times the resolution of the photos (a print scanned at 1200 dpi has 3-10 px
+    scratches, where the training photos' are 1-4.5 px)."""
+    return replace(spec, scratch_width=tuple(w * factor for w in spec.scratch_width),
+                   speck_radius=tuple(r * factor for r in spec.speck_radius))
 
 
 @dataclass(eq=False)
