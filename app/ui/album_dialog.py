@@ -189,7 +189,10 @@ class AlbumDialog(QDialog):
             self.progress.setFormat(f"%p %  {text}")
 
     def _on_photo(self, photo: AlbumPhoto) -> None:
-        line = f"{MARKS[photo.status]} {photo.photo.name}: {photo.text}"
+        name = photo.photo.name
+        # a read error names the file itself ("a.jpg is damaged or truncated…"): not twice
+        said = photo.text if photo.text.startswith(name) else f"{name}: {photo.text}"
+        line = f"{MARKS[photo.status]} {said}"
         self.log.addItem(line + "".join(f"\n    {note}" for note in photo.notes))
         self.log.scrollToBottom()
 

@@ -297,7 +297,7 @@ class RestoreController(QObject):
             self._adopt_base(self.session.document.result)
 
     def open_album(self) -> AlbumDialog:
-        """The album dialog (one, kept: an album running goes on behind it while it is closed),
+        """The album dialog (one, kept with its folders and its last run; closing it stops a run),
         offering the open photo's folder."""
         if self.album is None:
             source = self.session.document.source_path

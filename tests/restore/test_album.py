@@ -119,7 +119,8 @@ def test_the_dialog_runs_an_album_in_the_background_with_the_panels_choices(albu
         assert dialog.start() and not dialog.start_button.isEnabled() and dialog.stop_button.isEnabled()
     run = blocker.args[0]
     assert run.total == 6 and dialog.log.count() == 6 and dialog.start_button.isEnabled()
-    assert any(dialog.log.item(i).text().startswith("✗ broken.jpg: ") for i in range(6))
+    failed = [dialog.log.item(i).text() for i in range(6) if dialog.log.item(i).text().startswith("✗")]
+    assert len(failed) == 1 and failed[0].startswith("✗ broken.jpg ") and failed[0].count("broken.jpg") == 1
     assert "1 failed" in dialog.summary.text() and dialog.open_button.isEnabled()
     assert (tmp_path / "out" / "a.png").is_file()
     # the same button in the panel brings the same dialog back
