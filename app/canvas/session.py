@@ -9,6 +9,7 @@ swap_photo_patch, set_result) are for the commands only: they change the model a
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -41,6 +42,10 @@ class EditSession(QObject):
         self._document = document or Document(photo=np.zeros((1, 1, 3), np.uint8))
         self._active_uid = self._document.layers[0].uid if self._document.layers else 0
         self.photo_generation = 0  # bumped whenever photo pixels change (stale run results are dropped)
+        # the undo patch of a big pending result, worked out in the background as it arrives:
+        # (result, photo generation it was computed against, future of the Patch)
+        self._photo_patch_job: tuple[InpaintOutcome, int, Future] | None = None
+        self._patch_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply-patch")
 
     # ---------------------------------------------------------------- access
     @property
@@ -150,8 +155,15 @@ class EditSession(QObject):
         return self.edit_mask(uid, lambda mask: replace_mask(mask, new_mask), text, merge_key, by_hand=False)
 
     def set_result(self, outcome: InpaintOutcome | None) -> None:
-        """A run's result arrives (or is discarded). Not an undo step: Apply is."""
+        """A run's result arrives (or is discarded). Not an undo step: Apply is. The undo patch
+        of a big one is worked out now, in the background, so that Apply is quick."""
         self._document.result = outcome
+        self._photo_patch_job = None
+        big = outcome is not None and outcome.image.shape[0] * outcome.image.shape[1] > PATCH_IN_BACKGROUND_PIXELS
+        if big and outcome.image.shape == self._document.photo.shape:
+            photo = self._document.photo
+            self._photo_patch_job = (outcome, self.photo_generation,
+                                     self._patch_worker.submit(_photo_patch, outcome, photo))
         self.result_changed.emit()
 
     def discard_result(self) -> None:
@@ -192,13 +204,12 @@ class EditSession(QObject):
             return False
         if outcome.image.shape != doc.photo.shape:
             raise ValueError("the result does not match the photo's size")
-        # what changed lies in the run mask's box (an engine result) or anywhere (a repair)
-        box = Rect.of_mask(outcome.mask) if outcome.mask is not None else None
-        if outcome.confined and outcome.mask is not None:
-            photo_patch = (Patch.from_diff(outcome.image[box.slices], doc.photo[box.slices], box.x, box.y)
-                           if box is not None else Patch())
+        job, self._photo_patch_job = self._photo_patch_job, None
+        if job is not None and job[0] is outcome and job[1] == self.photo_generation:
+            photo_patch = job[2].result()  # worked out as the result arrived (or finishing now)
         else:
-            photo_patch = Patch.from_diff(outcome.image, doc.photo)  # holds the result's values
+            photo_patch = _photo_patch(outcome, doc.photo)
+        box = Rect.of_mask(outcome.mask) if outcome.mask is not None else None
         mask_patches: dict[int, Patch] = {}
         if box is not None:
             h, w = outcome.mask.shape
@@ -267,6 +278,22 @@ class EditSession(QObject):
         while f"{stem} {n}" in names:
             n += 1
         return f"{stem} {n}"
+
+
+#: a result on a photo larger than this has its undo patch worked out in the background as it
+#: arrives (0.2-0.5 s on a 36 MP photo, which Apply would spend on the GUI thread)
+PATCH_IN_BACKGROUND_PIXELS = 4_000_000
+
+
+def _photo_patch(outcome: InpaintOutcome, photo) -> Patch:
+    """The patch that makes `photo` the result (it holds the result's values). What changed lies
+    in the run mask's box (an engine result, which writes only hole pixels) or anywhere (a repair)."""
+    if outcome.confined and outcome.mask is not None:
+        box = Rect.of_mask(outcome.mask)
+        if box is None:
+            return Patch()
+        return Patch.from_diff(outcome.image[box.slices], photo[box.slices], box.x, box.y)
+    return Patch.from_diff(outcome.image, photo)
 
 
 def _props_text(name: str, props: dict) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtCore import QObject, QPointF, QRect, QRectF, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import (
     QColor,
     QCursor,
@@ -65,6 +65,30 @@ def _ran_area(document, run_mask: np.ndarray, only: tuple[int, ...] | None = Non
     return image.copy(), box
 
 
+#: a run mask larger than this has its area (`_ran_area`) worked off the GUI thread: half a
+#: second on a 36 MP photo as a whole-photo fill result arrives; the masks painted since the run
+#: show over the result a moment later
+AREA_IN_BACKGROUND_PIXELS = 4_000_000
+
+
+class _AreaRelay(QObject):
+    done = Signal(int, object)  # job number, _ran_area's value
+
+
+class _AreaJob(QRunnable):
+    def __init__(self, job: int, work, relay: _AreaRelay) -> None:
+        super().__init__()
+        self.setAutoDelete(True)
+        self._job, self._work, self._relay = job, work, relay
+
+    def run(self) -> None:
+        try:
+            value = self._work()
+        except Exception:  # noqa: BLE001 - the layers changed under it (a layer deleted): no area, as with none
+            value = None
+        self._relay.done.emit(self._job, value)
+
+
 class CanvasWidget(QWidget):
     cursor_moved = Signal(object)  # (x, y) image pixel under the mouse, or None when off the photo
     zoom_changed = Signal(float)
@@ -87,6 +111,11 @@ class CanvasWidget(QWidget):
         self._photo = PhotoImages(session.document.photo)
         self._result: PhotoImages | None = None
         self._ran_area: tuple[QImage, Rect] | None = None  # the pending result's run area (_ran_area)
+        self._area_job = 0  # counts results: an area worked in the background for an older one is dropped
+        self._area_relay = _AreaRelay(self)
+        self._area_relay.done.connect(self._on_area)
+        self._area_pool = QThreadPool(self)
+        self._area_pool.setMaxThreadCount(1)
         self._overlays = MaskOverlays()
         self._gesture: BrushGesture | RectGesture | LassoGesture | None = None
         self._gesture_uid = 0
@@ -203,10 +232,26 @@ class CanvasWidget(QWidget):
         # the run's mask, to leave out of the masks drawn over the result (only what was painted since)
         run_mask = result.mask if result is not None else None
         only = result.layers if result is not None and result.restricted else None
-        self._ran_area = None if run_mask is None else _ran_area(self.session.document, run_mask, only)
+        self._area_job += 1
+        self._ran_area = None  # until it is known, nothing is drawn over the result
+        if run_mask is not None and run_mask.size <= AREA_IN_BACKGROUND_PIXELS:
+            self._ran_area = _ran_area(self.session.document, run_mask, only)
+        elif run_mask is not None:
+            document = self.session.document
+            self._area_pool.start(_AreaJob(self._area_job, lambda: _ran_area(document, run_mask, only),
+                                           self._area_relay))
         if self._result is not None and not had:
             self.compare.reset(self.session.document.size[0])
         self.update()
+
+    def _on_area(self, job: int, area) -> None:
+        if job == self._area_job and self._result is not None:
+            self._ran_area = area
+            self.update()
+
+    def wait_for_area(self, msecs: int = -1) -> bool:
+        """Block until a run area worked in the background is done (tests, shutdown)."""
+        return self._area_pool.waitForDone(msecs)
 
     # ---------------------------------------------------------------- painting
     def paintEvent(self, event: QPaintEvent) -> None:

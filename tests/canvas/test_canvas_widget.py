@@ -228,9 +228,15 @@ def test_brush_keeps_its_size_relative_to_the_photo_across_documents(qtbot):
     assert canvas.brush_radius == pytest.approx(150)
 
 
-def test_strokes_painted_since_the_run_show_over_the_result(qtbot):
+@pytest.mark.parametrize("in_background", [False, True], ids=["small photo", "big photo"])
+def test_strokes_painted_since_the_run_show_over_the_result(qtbot, monkeypatch, in_background):
     """Painting on the result's side of the divider drew nothing visible: the masks painted since
-    the run show over the result, the run's own area stays the plain result."""
+    the run show over the result, the run's own area stays the plain result. On a big photo the
+    run's area is worked out off the GUI thread and shows when it is done."""
+    from app.canvas import widget as widget_module
+
+    if in_background:
+        monkeypatch.setattr(widget_module, "AREA_IN_BACKGROUND_PIXELS", 100)
     session, canvas = make_canvas(qtbot)
     doc, layer = session.document, session.document.layers[0]
     layer.color = (255, 0, 0)
@@ -241,6 +247,9 @@ def test_strokes_painted_since_the_run_show_over_the_result(qtbot):
     session.add_layer("Keep", LayerKind.PROTECT, np.pad(np.full((10, 10), 255, np.uint8), ((100, 10), (5, 145))))
     session.set_active(layer.uid)
     session.set_result(InpaintOutcome(image=np.full_like(doc.photo, 200), method="t", backend="b", mask=run_mask))
+    if in_background:
+        assert canvas.wait_for_area(10000)
+        qtbot.waitUntil(lambda: canvas._ran_area is not None)
     layer.mask[80:100, 100:140] = 255  # painted after the run
     session.notify_mask_painted(layer.uid, Rect(100, 80, 40, 20))
     canvas.set_divider(0)  # all of the photo shows the result

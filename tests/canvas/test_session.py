@@ -214,3 +214,41 @@ def test_switching_kind_takes_the_kinds_colour_unless_the_user_chose_one(qtbot):
     s.set_layer_props(layer.uid, color=(10, 20, 30))
     s.set_layer_props(layer.uid, kind=LayerKind.PROTECT)
     assert layer.color == (10, 20, 30)  # a colour the user picked stays
+
+
+def test_the_undo_patch_of_a_big_result_is_worked_out_as_it_arrives_and_never_goes_stale(qtbot, monkeypatch):
+    """On a big photo the patch Apply needs is computed in the background when the result comes
+    (Apply then costs no diff of 36 MP on the GUI thread); if the photo changed meanwhile it is
+    computed anew, never used against the wrong pixels."""
+    from app.canvas import session as session_module
+
+    monkeypatch.setattr(session_module, "PATCH_IN_BACKGROUND_PIXELS", 1000)  # this 4,800 px photo is "big"
+    s = make_session()
+    original = s.document.photo.copy()
+    worked = []
+    real = session_module._photo_patch
+    monkeypatch.setattr(session_module, "_photo_patch", lambda o, p: worked.append(o) or real(o, p))
+    repaired = np.clip(original.astype(int) + 9, 0, 255).astype(np.uint8)
+    first = InpaintOutcome(image=repaired, method="repair", backend="cpu")
+    s.set_result(first)
+    s._patch_worker.submit(lambda: None).result()  # the background job has run
+    assert worked == [first]
+    s.apply_result()
+    assert worked == [first]  # Apply used it: no second diff
+    assert np.array_equal(s.document.photo, repaired)
+    s.undo_stack.undo()  # the result comes back pending, over the original photo
+    assert np.array_equal(s.document.photo, original) and s.document.result is first
+    s._patch_worker.submit(lambda: None).result()
+    # the photo changes after the patch was worked out (another result applied): it is stale
+    other = InpaintOutcome(image=np.zeros_like(original), method="repair", backend="cpu")
+    job = s._photo_patch_job
+    s.set_result(other)
+    s.apply_result()
+    s._document.result = first  # back to the first result without a new background job
+    s._photo_patch_job = job
+    s.apply_result()
+    assert np.array_equal(s.document.photo, repaired)  # diffed against the zeros, not the original
+    s.undo_stack.undo()
+    assert not s.document.photo.any()
+    s.undo_stack.undo()
+    assert np.array_equal(s.document.photo, original)
