@@ -252,6 +252,8 @@ def main() -> int:
     ap.add_argument("--model", type=Path, default=None,
                     help="another detector ONNX file (with its .json sidecar) instead of models/damage_detector.onnx")
     args = ap.parse_args()
+    if args.wide <= 0:
+        ap.error("--wide must be above 0")
     how = {"detector": args.detector}
     if args.detector != "hand":
         try:

@@ -468,7 +468,7 @@ def parse_args(argv=None):
                     help="share of the training photos under a random colour cast, damage included (random_cast)")
     ap.add_argument("--wide-share", type=float, default=0.0,
                     help="share of the damaged training photos whose scratches and specks are drawn "
-                         "1.5-2.5x wider (WIDE_FACTOR: damage as on a scan at 2-3x the photos' resolution)")
+                         "1.5-2.5x wider (WIDE_FACTOR: damage as on a scan at 1.5-2.5x the photos' resolution)")
     ap.add_argument("--contrast", action="store_true",
                     help="give the net the local-contrast image as a fourth channel (see local_contrast)")
     ap.add_argument("--pool", type=int, default=48)
@@ -489,7 +489,11 @@ def parse_args(argv=None):
     ap.add_argument("--top", type=int, default=10, help="with --search-members: how many ensembles to print")
     ap.add_argument("--members-from", type=Path, metavar="ONNX",
                     help="write the members of this ensemble file as runs under --run (member0, ...) and stop")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    for name in ("grid_share", "straight_share", "wave_share", "cast_share", "wide_share"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            ap.error(f"--{name.replace('_', '-')} is a share: between 0 and 1")
+    return args
 
 
 def train(args) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from app.engine.settings import BACKENDS, METHODS, STAGE_TEXT, InpaintSettings
+from app.io.folders import same_file
 from app.io.images import (
     INFORMATIONAL_NOTES,
     ImageReadError,
@@ -88,13 +89,6 @@ def check_output_place(output: str | Path, *inputs: str | Path | None) -> None:
         raise CliError(f"Cannot write in {folder}: the folder does not exist.")
     if not os.access(folder, os.W_OK):
         raise CliError(f"Cannot write in {folder}: permission denied.")
-
-
-def same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
-    except OSError:
-        return False
 
 
 def load_photo(path: str | Path, max_megapixels: float = InpaintSettings.max_megapixels) -> LoadedImage:

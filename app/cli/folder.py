@@ -4,7 +4,6 @@ and a run over the photos that goes on past a bad file and lists every failure a
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from app.engine import EngineError
 from app.engine.settings import STAGE_TEXT
 from app.io import folders
 from app.io.atomic import SaveError
-from app.io.folders import FolderError, Names, result_name
+from app.io.folders import FolderError, Names, is_input, result_name
 from app.io.images import (
     SAVE_FORMATS,
     ImageReadError,
@@ -81,14 +80,10 @@ def prepare_output_folder(out_dir: Path, photos: list[Path], suffix: str) -> Non
 
 def make_output_folder(out_dir: Path) -> None:
     """Make the folder if missing; refuse one that cannot be made or written."""
-    if out_dir.is_file():
-        raise UsageError(f"{out_dir} is a file; name a folder for the results.")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create the output folder {out_dir}: {exc.strerror or exc}") from exc
-    if not os.access(out_dir, os.W_OK):  # now, not after working every photo
-        raise UsageError(f"cannot write in the output folder {out_dir}: permission denied")
+        folders.make_folder(out_dir)
+    except FolderError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 @dataclass
@@ -190,7 +185,7 @@ def run_over_photos(photos: list[Path], out_dir: Path, suffix: str, inputs: set[
             try:
                 target = out_dir / result_name(photo, suffix)
                 format_for(target)
-                if target.resolve() in inputs:
+                if is_input(target, inputs):
                     raise CliError(f"{target.name} in the output folder is one of the inputs; it is not "
                                    "overwritten (choose another output folder)")
                 written.check(target)

@@ -34,7 +34,7 @@ from app.cli.folder import (
 from app.engine import EngineError
 from app.engine.pipeline import resolve_coarse
 from app.io.atomic import SaveError
-from app.io.folders import Names, write_mask, write_result
+from app.io.folders import Names, is_input, write_mask, write_result
 from app.io.images import (
     CUT_OFF,
     READ_EXTENSIONS,
@@ -228,7 +228,7 @@ def _run_folder(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
     def restore_one(photo: Path, target: Path, progress) -> set[str]:
         mask_file = None if mask_dir is None else mask_dir / (photo.stem + ".png")
         if mask_file is not None:
-            if mask_file.resolve() in inputs:
+            if is_input(mask_file, inputs):
                 raise CliError(f"its mask {mask_file.name} in {mask_dir} would replace one of the inputs")
             mask_names.check(mask_file)
         given = None if masks is None else masks.for_photo(photo)  # before the decode: a missing mask costs nothing

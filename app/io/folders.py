@@ -5,6 +5,7 @@ printing: a problem is a `FolderError` naming it."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from app.io.atomic import atomic_write
@@ -24,6 +25,36 @@ from app.io.images import (
 
 class FolderError(ValueError):
     """One photo's (or the folder's) problem, said in a line."""
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file or folder: equal once resolved, or the same file seen
+    through another name (a case-insensitive disk's ~/Scans and ~/scans, a hard link)."""
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def is_input(target: Path, inputs: set[Path]) -> bool:
+    """Whether writing `target` would replace one of `inputs` (resolved paths of the files a run
+    reads), also through another name for it."""
+    if target.resolve() in inputs:
+        return True
+    return target.exists() and any(same_file(target, path) for path in inputs)
+
+
+def make_folder(folder: Path, what: str = "output folder") -> None:
+    """Make the folder if missing; refuse one that cannot be made or written (now, not after
+    working every photo)."""
+    if folder.is_file():
+        raise FolderError(f"{folder} is a file; name a folder for the results.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FolderError(f"cannot create the {what} {folder}: {exc.strerror or exc}") from exc
+    if not os.access(folder, os.W_OK):
+        raise FolderError(f"cannot write in the {what} {folder}: permission denied")
 
 
 def photo_files(folder: Path, what: str = "photos folder") -> list[Path]:

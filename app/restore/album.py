@@ -14,7 +14,17 @@ from pathlib import Path
 from app.engine import Cancelled, EngineError
 from app.engine.pipeline import resolve_coarse
 from app.io.atomic import SaveError
-from app.io.folders import FolderError, Names, photo_files, result_name, write_mask, write_result
+from app.io.folders import (
+    FolderError,
+    Names,
+    is_input,
+    make_folder,
+    photo_files,
+    result_name,
+    same_file,
+    write_mask,
+    write_result,
+)
 from app.io.images import CUT_OFF, ImageReadError, read_image
 from app.restore.choices import RestoreChoices
 from app.restore.detect import choose_detector
@@ -47,16 +57,20 @@ class AlbumRun:
         return sum(p.status == status for p in self.photos)
 
 
-def album_photos(photos_dir: Path, out_dir: Path) -> list[Path]:
-    """The scans of `photos_dir`, checked against `out_dir` before any work: raises FolderError
-    for a missing folder, one without photos, or results that would land among the scans."""
+def album_photos(photos_dir: Path, out_dir: Path, mask_dir: Path | None = None) -> list[Path]:
+    """The scans of `photos_dir`, checked against `out_dir` (and `mask_dir`) before any work:
+    raises FolderError for a missing folder, one without photos, or results or masks that would
+    land among the scans (also through another name for the folder)."""
     if not photos_dir.is_dir():
         raise FolderError(f"the scans folder {photos_dir} {'is a file' if photos_dir.exists() else 'does not exist'}")
     photos = photo_files(photos_dir, "scans folder")
     if not photos:
         raise FolderError(f"there are no photos in {photos_dir}")
-    if out_dir.exists() and out_dir.resolve() == photos_dir.resolve():
+    if same_file(out_dir, photos_dir):
         raise FolderError("the results would be written among the scans; choose another folder for them")
+    if mask_dir is not None and same_file(mask_dir, photos_dir):
+        raise FolderError(f"the masks would be written among the scans (the results' “{MASKS_FOLDER}” folder is "
+                          "the scans folder); choose another folder for the results")
     if out_dir.is_file():
         raise FolderError(f"{out_dir} is a file; choose a folder for the results")
     return photos
@@ -79,24 +93,21 @@ def restore_album(
     cancelled photo writes nothing; `on_photo` hears of each photo as it ends. Raises FolderError
     (and the model's EngineError) before any photo is worked."""
     cancel = cancel or (lambda: False)
-    photos = album_photos(photos_dir, out_dir)
+    mask_dir = out_dir / MASKS_FOLDER if save_masks else None
+    photos = album_photos(photos_dir, out_dir, mask_dir)
     run = AlbumRun(total=len(photos))
-    detector, model = choices.detector, None
-    if choices.kinds:
+    detector, model, backend, owned = choices.detector, None, None, False
+    if choices.kinds:  # else nothing is filled: no detector or fill model to load (or to fail)
         detector, model, note = choose_detector(choices.detector, None)
         if note:
             run.notes.append(note)
-    _stage, backend, backend_note, owned = resolve_coarse(FILL_SETTINGS, None)
-    if backend_note:
-        run.notes.append(backend_note)
+        _stage, backend, backend_note, owned = resolve_coarse(FILL_SETTINGS, None)
+        if backend_note:
+            run.notes.append(backend_note)
     try:
-        mask_dir = out_dir / MASKS_FOLDER if save_masks else None
-        for folder in (out_dir, mask_dir):
-            if folder is not None:
-                try:
-                    folder.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise FolderError(f"cannot make the folder {folder}: {exc.strerror or exc}") from exc
+        make_folder(out_dir, "results folder")
+        if mask_dir is not None:
+            make_folder(mask_dir, "masks folder")
         inputs = {p.resolve() for p in photos}
         written, masks_written = Names("{name}"), Names("the mask {name}")
         for index, photo in enumerate(photos):
@@ -130,22 +141,21 @@ def _restore_one(photo: Path, out_dir: Path, mask_dir: Path | None, inputs: set[
                  masks_written: Names, choices: RestoreChoices, steps: RepairSteps, detector: str, model, backend,
                  progress, cancel) -> AlbumPhoto:
     target = out_dir / result_name(photo, "")
+    mask_file = None if mask_dir is None else mask_dir / (photo.stem + ".png")
     try:
-        if target.resolve() in inputs:
-            raise FolderError(f"{target.name} would replace one of the scans; it is not overwritten")
-        written.check(target)
-        mask_file = None if mask_dir is None else mask_dir / (photo.stem + ".png")
-        if mask_file is not None:
-            masks_written.check(mask_file)
+        for path, names in ((target, written), (mask_file, masks_written)):
+            if path is not None:
+                if is_input(path, inputs):
+                    raise FolderError(f"{path.name} would replace one of the scans; it is not overwritten")
+                names.check(path)
         loaded = read_image(photo, max_megapixels=FILL_SETTINGS.max_megapixels, partial=True)
         result = restore(loaded.rgb, choices.kinds, choices.sensitivity, steps, FILL_SETTINGS, detector=detector,
                          model=model, backend=backend, progress=progress, cancel=cancel)
-        if mask_file is not None:  # first: a result without its mask would be taken for done
-            write_mask(mask_file, result.mask)
-            masks_written.keep(mask_file, photo)
         unchanged = not result.mask.any() and not steps.any
-        notes = [f"{target.name}: {lost}" for lost in write_result(target, photo, loaded, result.image, None, unchanged)]
+        notes = _write(photo, target, mask_file, loaded, result, unchanged)
         written.keep(target, photo)
+        if mask_file is not None:
+            masks_written.keep(mask_file, photo)
     except Cancelled:
         raise
     except (FolderError, ImageReadError, EngineError, SaveError, ValueError) as exc:
@@ -160,3 +170,16 @@ def _restore_one(photo: Path, out_dir: Path, mask_dir: Path | None, inputs: set[
     share = 100.0 * (result.mask > 0).mean()
     text = f"{share:.2f} % filled as damage" if result.mask.any() else "no damage found"
     return AlbumPhoto(photo, RESTORED, text + (", repaired" if steps.any else ""), target, notes)
+
+
+def _write(photo: Path, target: Path, mask_file: Path | None, loaded, result, unchanged: bool) -> list[str]:
+    """The mask first (a result without its mask would be taken for done), then the result; if
+    the result cannot be written the mask goes too: a scan that failed leaves nothing."""
+    if mask_file is not None:
+        write_mask(mask_file, result.mask)
+    try:
+        return [f"{target.name}: {lost}" for lost in write_result(target, photo, loaded, result.image, None, unchanged)]
+    except BaseException:
+        if mask_file is not None:
+            mask_file.unlink(missing_ok=True)
+        raise

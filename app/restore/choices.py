@@ -64,9 +64,7 @@ class RestoreChoices:
                 values[f.name] = None
                 continue
             else:
-                ok = isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw)
-                lo, hi = RANGES[f.name]
-                value = min(max(float(raw), lo), hi) if ok else None
+                value = _number_in(raw, *RANGES[f.name])
             if value is None:
                 bad.append(f.name)
             elif f.name == "denoise_strength" and value == 0:
@@ -76,3 +74,15 @@ class RestoreChoices:
         if bad and notes is not None:
             notes.append(f"restore settings not understood ({', '.join(bad)}); their defaults are used")
         return replace(default, **values)
+
+
+def _number_in(raw, lo: float, hi: float) -> float | None:
+    """`raw` as a number clamped to [lo, hi] and rounded to the controls' 0.01 (the panel shows
+    no more, and would keep showing 0.33 for a 0.333 it holds); None if it is no finite number."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        return None
+    try:
+        value = float(raw)  # a 400-digit integer overflows here
+    except OverflowError:
+        return None
+    return round(min(max(value, lo), hi), 2) if math.isfinite(value) else None

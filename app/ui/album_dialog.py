@@ -34,7 +34,7 @@ RESULTS_SUBFOLDER = "restored"  # the results folder offered for a scans folder:
 MARKS = {RESTORED: "✓", UNCHANGED: "=", FAILED: "✗"}
 
 
-class _Relay(QObject):
+class _AlbumRelay(QObject):
     """Carries the worker's reports to the GUI thread."""
 
     progress = Signal(float, str)
@@ -48,7 +48,8 @@ def describe_choices(choices: RestoreChoices) -> str:
 
 
 class AlbumDialog(QDialog):
-    finished_run = Signal(object)  # AlbumRun, or an Exception when the album could not start
+    finished_run = Signal(object)  # AlbumRun: the album ran (to its end or to Stop)
+    start_failed = Signal(str)  # the album could not start (a folder, the model): why
 
     def __init__(self, choices: Callable[[], RestoreChoices], parent: QWidget | None = None,
                  start_folder: str = "") -> None:
@@ -58,7 +59,7 @@ class AlbumDialog(QDialog):
         self._choices = choices
         self._cancel = threading.Event()
         self._tasks = BackgroundTasks(self)
-        self._relay = _Relay(self)
+        self._relay = _AlbumRelay(self)
         self._relay.progress.connect(self._on_progress)
         self._relay.photo.connect(self._on_photo)
         self.run: AlbumRun | None = None
@@ -159,7 +160,10 @@ class AlbumDialog(QDialog):
         choices = self._choices()
         self.choices_label.setText(describe_choices(choices))
         steps = choices.steps(denoise=self.denoise_box.isChecked(), fade=self.fade_box.isChecked(),
-                                   balance=self.balance_box.isChecked(), sharpen=self.sharpen_box.isChecked())
+                              balance=self.balance_box.isChecked(), sharpen=self.sharpen_box.isChecked())
+        if not choices.kinds and not steps.any:
+            self.summary.setText("Nothing to do: tick a kind of damage in the Restore panel, or a repair here.")
+            return False
         save_masks, relay, cancel = self.masks_box.isChecked(), self._relay, self._cancel
         cancel.clear()
         self.log.clear()
@@ -209,8 +213,9 @@ class AlbumDialog(QDialog):
             parts.append(f"{run.count(UNCHANGED)} had nothing to do (copied as they were)")
         if failed:
             parts.append(f"{failed} failed (marked ✗ above)")
+        said = [note for note in run.notes if "hand-made" in note or "fell back" in note]  # not "using cpu"
         self.summary.setText("; ".join(parts) + f". Written to {self.results_edit.text().strip()}."
-                             + "".join(f"\n{note}" for note in run.notes if "hand-made" in note))
+                             + "".join(f"\n{note}" for note in said))
         self.progress.setFormat("Stopped" if run.cancelled else "Done")
         if not run.cancelled:
             self.progress.setValue(1000)
@@ -222,7 +227,7 @@ class AlbumDialog(QDialog):
         self.progress.setFormat("Not started")
         self.progress.setValue(0)
         self.summary.setText(f"The album could not be restored: {exc}")
-        self.finished_run.emit(exc)
+        self.start_failed.emit(str(exc))
 
     def _open_results(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(self.results_edit.text().strip()))
@@ -232,9 +237,24 @@ class AlbumDialog(QDialog):
         if not self.running():
             self.choices_label.setText(describe_choices(self._choices()))
 
+    def offer(self, scans_folder: str) -> None:
+        """Brought back for another photo: its folder, unless an album is running."""
+        if scans_folder and not self.running():
+            self.scans_edit.setText(scans_folder)
+
+    def refresh_choices(self) -> None:
+        """The Restore panel's choices changed: say the new ones (a running album keeps its own)."""
+        if not self.running():
+            self.choices_label.setText(describe_choices(self._choices()))
+
     def closeEvent(self, event) -> None:
-        self.stop()  # the scan being worked gives up; the dialog goes at once
+        self.stop()  # closing stops a run: the scan being worked gives up, the dialog goes at once
         super().closeEvent(event)
+
+    def reject(self) -> None:
+        """Esc closes as the Close button does (QDialog would only hide, the run going on unseen)."""
+        self.stop()
+        super().reject()
 
     def shutdown(self, msecs: int = 30000) -> None:
         """Stop and wait for the worker (the editor closing)."""

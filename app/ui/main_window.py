@@ -84,6 +84,7 @@ class _PageKeysToEditors(QObject):
 
 class MainWindow(QMainWindow):
     document_changed = Signal(object)  # the new Document (opened photo, loaded project)
+    closing = Signal()  # the window closes for good (after any unsaved-changes question): stop background work
 
     def __init__(self, worker_factory: Callable[[], Any] = default_worker, settings: QSettings | None = None,
                  parent: QWidget | None = None) -> None:
@@ -296,6 +297,7 @@ class MainWindow(QMainWindow):
         if not self.projects.confirm_close(self.close):  # unsaved changes: Save / Discard / Cancel
             event.ignore()
             return
+        self.closing.emit()
         self.projects.shutdown()
         self.runner.shutdown()
         self.files.tasks.wait(10000)

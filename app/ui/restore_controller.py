@@ -21,7 +21,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.canvas.document import InpaintOutcome, LayerKind
 from app.restore.repair import RepairSteps
@@ -67,8 +67,8 @@ class RestoreController(QObject):
         self._layer_digest: bytes | None = None  # the layer's digest while known (just proposed)
         self._fill_gesture: int | None = None  # Fill pressed before any detection: the detection to fill
         self._hand_edited = False  # the damage layer was painted or erased by hand since the last proposal
-        self._trim_replaced_in: int | None = None
-        self.album: AlbumDialog | None = None  # "Restore a folder of scans", once opened  # the proposal gesture that replaced a hand trim
+        self._trim_replaced_in: int | None = None  # the proposal gesture that replaced a hand trim
+        self.album: AlbumDialog | None = None  # "Restore a folder of scans", once opened
         p, s = self.panel, self.session
         p.proposal_ready.connect(self.on_proposal)
         p.fill_requested.connect(self.fill)
@@ -86,7 +86,8 @@ class RestoreController(QObject):
         s.layers_changed.connect(self._on_layers_changed)
         s.layer_pixels_changed.connect(lambda uid, _rect: self._on_layer_pixels(uid))
         s.mask_edited.connect(self._on_mask_edited)
-        window.installEventFilter(self)
+        if hasattr(window, "closing"):
+            window.closing.connect(self.shutdown)
         self._photo_changed(new_document=True)
 
     # ---------------------------------------------------------------- detection -> layer
@@ -299,20 +300,24 @@ class RestoreController(QObject):
     def open_album(self) -> AlbumDialog:
         """The album dialog (one, kept with its folders and its last run; closing it stops a run),
         offering the open photo's folder."""
+        source = self.session.document.source_path
+        folder = str(Path(source).parent) if source else ""
         if self.album is None:
-            source = self.session.document.source_path
-            self.album = AlbumDialog(self.panel.choices, self.window, str(Path(source).parent) if source else "")
+            self.album = AlbumDialog(self.panel.choices, self.window, folder)
+            self.panel.choices_changed.connect(self.album.refresh_choices)
+        else:
+            self.album.offer(folder)
         self.album.show()
         self.album.raise_()
         self.album.activateWindow()
         return self.album
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.window and event.type() == QEvent.Type.Close:
-            self.panel.shutdown()
-            if self.album is not None:
-                self.album.shutdown()
-        return False
+    def shutdown(self) -> None:
+        """The window closes for good (a close the user cancelled stops nothing): the analysis
+        stops, and an album running stops after the scan being worked gives up (it writes nothing)."""
+        self.panel.shutdown()
+        if self.album is not None:
+            self.album.shutdown()
 
 
 def install_restore(window) -> RestoreController:

@@ -419,6 +419,7 @@ class RestorePanel(QWidget):
             else:
                 widget.setValue(float(value))
             widget.blockSignals(False)
+        self.choices_changed.emit()  # the strengths of the preview brought back: the document's too
 
     def repair_steps(self) -> RepairSteps:
         return self.choices().steps(denoise=self.denoise_box.isChecked(), fade=self.fade_box.isChecked(),

@@ -157,7 +157,8 @@ def test_restore_choices_round_trip_and_damaged_ones_fall_back(tmp_path):
         entries = {name: zf.read(name) for name in zf.namelist()}
     extras = json.loads(entries["inpaint-studio/project.json"])
     extras["restore"] = {"kinds": ["scratches", "mould"], "detector": "psychic", "sensitivity": 7,
-                         "clip_limit": "high", "sharpen_amount": float("nan"), "denoise_strength": 0,
+                         "denoise_strength": 10**400,  # no float holds it
+                         "clip_limit": "high", "sharpen_amount": float("nan"),
                          "balance_strength": 0.01, "future_option": 1}
     entries["inpaint-studio/project.json"] = json.dumps(extras).encode()
     with zipfile.ZipFile(tmp_path / "bad.ora", "w") as zf:
@@ -169,5 +170,15 @@ def test_restore_choices_round_trip_and_damaged_ones_fall_back(tmp_path):
     assert (info.restore.kinds, info.restore.detector, info.restore.clip_limit) == (
         default.kinds, default.detector, default.clip_limit)
     assert info.restore.denoise_strength is None and info.restore.sharpen_amount == default.sharpen_amount
-    assert any("kinds, detector, clip_limit, sharpen_amount" in note for note in info.notes)
+    assert any("kinds, detector, denoise_strength, clip_limit, sharpen_amount" in note for note in info.notes)
     assert load_project(tmp_path / "bad.ora").restore == info.restore
+    # an older project has no restore choices at all: the defaults, without a note
+    del extras["restore"]
+    entries["inpaint-studio/project.json"] = json.dumps(extras).encode()
+    with zipfile.ZipFile(tmp_path / "old.ora", "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data, zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED)
+    old = inspect_project(tmp_path / "old.ora")
+    assert old.restore == default and not any("restore" in note for note in old.notes)
+    # values finer than the controls show are rounded to them (the panel would show 0.33)
+    assert RestoreChoices.from_dict({"sensitivity": 0.333, "clip_limit": 2.004}).sensitivity == 0.33

@@ -77,14 +77,39 @@ def test_repairs_apply_to_every_scan_and_no_input_is_written(album, tmp_path):
 
 def test_a_stop_ends_the_album_and_the_scan_being_worked_writes_nothing(album, tmp_path):
     out = tmp_path / "restored"
-    calls = []
+    done = []
+    polls_after_first = []
 
-    def cancel():
-        calls.append(1)
-        return len(calls) > 3  # a few polls into the first scan's work
+    def cancel():  # Stop pressed a few polls into the second scan's work
+        if done:
+            polls_after_first.append(1)
+        return len(polls_after_first) > 3
 
-    run = restore_album(album, out, HAND, RepairSteps(), cancel=cancel)
-    assert run.cancelled and run.photos == [] and list(out.iterdir()) == []
+    run = restore_album(album, out, HAND, RepairSteps(), save_masks=True, cancel=cancel, on_photo=done.append)
+    assert run.cancelled and [p.photo.name for p in run.photos] == ["a.png"]
+    assert sorted(p.name for p in out.rglob("*")) == ["a.png", "a.png", "masks"]  # the first scan's result and mask
+    assert not (out / "b.png").exists()
+
+
+def test_masks_never_land_among_the_scans(tmp_path):
+    """Results into X with masks ticked write X/masks/*.png: with the scans in X/masks that would
+    replace them by their masks; refused before any work."""
+    scans = tmp_path / "X" / "masks"
+    scans.mkdir(parents=True)
+    Image.fromarray(np.full((40, 50, 3), 90, np.uint8)).save(scans / "a.png")
+    before = (scans / "a.png").read_bytes()
+    with pytest.raises(FolderError, match="masks would be written among the scans"):
+        restore_album(scans, tmp_path / "X", HAND, RepairSteps(), save_masks=True)
+    assert (scans / "a.png").read_bytes() == before
+
+
+def test_a_scan_whose_result_cannot_be_written_leaves_no_mask(album, tmp_path):
+    out = tmp_path / "restored"
+    (out / "a.png").mkdir(parents=True)  # a folder where a.png's result goes: the write fails
+    run = restore_album(album, out, HAND, RepairSteps(), save_masks=True)
+    failed = next(p for p in run.photos if p.photo.name == "a.png")
+    assert failed.status == FAILED and not (out / MASKS_FOLDER / "a.png").exists()
+    assert (out / MASKS_FOLDER / "b.png").is_file()  # the others as usual
 
 
 def test_folders_are_checked_before_any_work(album, tmp_path):
@@ -127,7 +152,19 @@ def test_the_dialog_runs_an_album_in_the_background_with_the_panels_choices(albu
     panel.album_button.click()
     assert win.restore.album is dialog
     dialog.scans_edit.setText(str(tmp_path / "nowhere"))
-    with qtbot.waitSignal(dialog.finished_run, timeout=10000):
+    with qtbot.waitSignal(dialog.start_failed, timeout=10000):
         dialog.start()
     assert "does not exist" in dialog.summary.text() and dialog.start_button.isEnabled()
+    # nothing to detect and no repair ticked: nothing to do, said at once
+    panel.scratches_box.setChecked(False)
+    panel.dust_box.setChecked(False)
+    assert "nothing" in dialog.choices_label.text()  # the label follows the panel
+    dialog.scans_edit.setText(str(album))
+    assert not dialog.start() and "Nothing to do" in dialog.summary.text()
+    # Esc while an album runs stops it, as Close does (it does not go on unseen)
+    dialog.sharpen_box.setChecked(True)
+    with qtbot.waitSignal(dialog.finished_run, timeout=120000) as blocker:
+        assert dialog.start()
+        dialog.reject()
+    assert blocker.args[0].cancelled and not dialog.isVisible()
     win.close()

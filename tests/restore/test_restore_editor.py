@@ -198,6 +198,20 @@ def test_repair_preview_in_compare_then_apply_and_undo(window, qtbot):
     assert np.array_equal(doc.photo, photo)
 
 
+def test_the_documents_restore_choices_follow_the_panel_through_undo(window, qtbot):
+    """The project keeps what the panel shows: an undo of Apply repairs brings back the preview's
+    strengths, and the document's choices with them."""
+    win, doc = window, window.current_document()
+    panel = win.restore.panel
+    panel.sharpen_amount.setValue(1.2)
+    tick_and_preview(panel, qtbot, panel.sharpen_box)
+    panel.apply_button.click()
+    panel.sharpen_amount.setValue(2.0)
+    assert doc.restore.sharpen_amount == 2.0
+    win.session.undo_stack.undo()  # the preview with 1.2 is back on screen, and so are its controls
+    assert panel.sharpen_amount.value() == 1.2 and doc.restore.sharpen_amount == 1.2
+
+
 def test_turning_repairs_off_returns_to_the_fill_result(window, qtbot):
     win, doc = window, window.current_document()
     detect(win, qtbot)

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from app.restore.synthetic import BENCH_DAMAGE, DamageSpec, add_damage
+from app.restore.synthetic import BENCH_DAMAGE, DamageSpec, add_damage, widened
 from tests.restore.conftest import off_line, smooth_photo
 
 
@@ -55,3 +55,16 @@ def test_no_straight_share_leaves_the_benchmark_damage_unchanged():
     straight = add_damage(clean, np.random.default_rng(7), DamageSpec(tears=BENCH_DAMAGE.tears, straight_share=1.0))
     assert np.array_equal(bench.image, again.image)
     assert not np.array_equal(bench.image, straight.image)
+
+
+def test_widened_damage_is_the_same_damage_drawn_wider():
+    """synthetic.widened: scratches and specks `factor` times wider (a scan at that many times the
+    resolution), nothing else changed; drawn with the same random stream it covers more."""
+    spec = DamageSpec(creases=(0, 0), hairs=(0, 0), grain_sigma=0.0)
+    wide = widened(spec, 2.5)
+    assert wide.scratch_width == (2.5, 8.75) and wide.speck_radius == (1.75, 7.0)
+    assert replace(wide, scratch_width=spec.scratch_width, speck_radius=spec.speck_radius) == spec
+    clean = np.full((200, 300, 3), 120, np.uint8)
+    thin = add_damage(clean, np.random.default_rng(5), spec)
+    thick = add_damage(clean, np.random.default_rng(5), wide)
+    assert (thick.support > 0).sum() > 1.8 * (thin.support > 0).sum()
