@@ -76,6 +76,18 @@ def album_photos(photos_dir: Path, out_dir: Path, mask_dir: Path | None = None) 
     return photos
 
 
+def results_in_the_way(photos_dir: Path, out_dir: Path, save_masks: bool = False) -> list[Path]:
+    """The files of `out_dir` (and its masks folder) the album would replace: a previous album's
+    results, or anything else of those names, which the user may want to keep. Raises as
+    `album_photos`."""
+    mask_dir = out_dir / MASKS_FOLDER if save_masks else None
+    photos = album_photos(photos_dir, out_dir, mask_dir)
+    targets = [out_dir / result_name(p, "") for p in photos]
+    if mask_dir is not None:
+        targets += [mask_dir / (p.stem + ".png") for p in photos]
+    return [t for t in dict.fromkeys(targets) if t.exists()]
+
+
 def restore_album(
     photos_dir: Path,
     out_dir: Path,
@@ -142,17 +154,24 @@ def _restore_one(photo: Path, out_dir: Path, mask_dir: Path | None, inputs: set[
                  progress, cancel) -> AlbumPhoto:
     target = out_dir / result_name(photo, "")
     mask_file = None if mask_dir is None else mask_dir / (photo.stem + ".png")
+    notes: list[str] = []
     try:
-        for path, names in ((target, written), (mask_file, masks_written)):
-            if path is not None:
-                if is_input(path, inputs):
-                    raise FolderError(f"{path.name} would replace one of the scans; it is not overwritten")
-                names.check(path)
+        if is_input(target, inputs):
+            raise FolderError(f"{target.name} would replace one of the scans; it is not overwritten")
+        written.check(target)
+        if mask_file is not None:
+            try:  # a twin (a.jpg beside a.png) keeps its result; only its mask, an extra, is left out
+                if is_input(mask_file, inputs):
+                    raise FolderError(f"its mask {mask_file.name} would replace one of the scans")
+                masks_written.check(mask_file)
+            except FolderError as exc:
+                notes.append(f"no mask saved: {exc}")
+                mask_file = None
         loaded = read_image(photo, max_megapixels=FILL_SETTINGS.max_megapixels, partial=True)
         result = restore(loaded.rgb, choices.kinds, choices.sensitivity, steps, FILL_SETTINGS, detector=detector,
                          model=model, backend=backend, progress=progress, cancel=cancel)
         unchanged = not result.mask.any() and not steps.any
-        notes = _write(photo, target, mask_file, loaded, result, unchanged)
+        notes += _write(photo, target, mask_file, loaded, result, unchanged)
         written.keep(target, photo)
         if mask_file is not None:
             masks_written.keep(mask_file, photo)

@@ -19,13 +19,24 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
-from app.restore.album import FAILED, MASKS_FOLDER, RESTORED, UNCHANGED, AlbumPhoto, AlbumRun, restore_album
+from app.io.folders import FolderError
+from app.restore.album import (
+    FAILED,
+    MASKS_FOLDER,
+    RESTORED,
+    UNCHANGED,
+    AlbumPhoto,
+    AlbumRun,
+    restore_album,
+    results_in_the_way,
+)
 from app.restore.choices import RestoreChoices
 from app.ui.background import BackgroundTasks
 from app.ui.restore_panel import DETECTOR_LABELS
@@ -63,6 +74,7 @@ class AlbumDialog(QDialog):
         self._relay.progress.connect(self._on_progress)
         self._relay.photo.connect(self._on_photo)
         self.run: AlbumRun | None = None
+        self._results: Path | None = None  # where the last album wrote
         self._build(start_folder)
         self._set_running(False)
 
@@ -152,11 +164,27 @@ class AlbumDialog(QDialog):
             widget.setEnabled(not running)
         self.stop_button.setEnabled(running)
 
-    def start(self) -> bool:
-        scans, results = self.scans_edit.text().strip(), self.results_edit.text().strip()
-        if not scans or not results:
+    def folders(self) -> tuple[Path, Path] | None:
+        """(scans, results) as typed: ~ expanded, a relative results folder taken inside the scans'
+        folder (not the program's working folder); None, said in the summary, when not usable."""
+        scans_text, results_text = self.scans_edit.text().strip(), self.results_edit.text().strip()
+        if not scans_text or not results_text:
             self.summary.setText("Choose the folder of scans and a folder for the results.")
+            return None
+        scans = Path(scans_text).expanduser()
+        if not scans.is_absolute():
+            self.summary.setText("Give the scans folder's full path (or choose it with Browse…).")
+            return None
+        results = Path(results_text).expanduser()
+        return scans, results if results.is_absolute() else scans / results
+
+    def start(self) -> bool:
+        """Check the folders and choices; ask before replacing files already in the results folder
+        (a previous album's results, maybe retouched since, or photos of the same names); run."""
+        folders = self.folders()
+        if folders is None:
             return False
+        scans, results = folders
         choices = self._choices()
         self.choices_label.setText(describe_choices(choices))
         steps = choices.steps(denoise=self.denoise_box.isChecked(), fade=self.fade_box.isChecked(),
@@ -164,6 +192,32 @@ class AlbumDialog(QDialog):
         if not choices.kinds and not steps.any:
             self.summary.setText("Nothing to do: tick a kind of damage in the Restore panel, or a repair here.")
             return False
+        try:
+            in_the_way = results_in_the_way(scans, results, self.masks_box.isChecked())
+        except FolderError as exc:  # said now, with the folders as typed
+            self.summary.setText(f"The album could not be restored: {exc}")
+            self.start_failed.emit(str(exc))
+            return False
+        if in_the_way:
+            self._ask_replace(in_the_way, lambda: self._launch(scans, results, choices, steps))
+            return False
+        self._launch(scans, results, choices, steps)
+        return True
+
+    def _ask_replace(self, files: list[Path], replace) -> QMessageBox:
+        names = ", ".join(f.name for f in files[:6]) + (f" and {len(files) - 6} more" if len(files) > 6 else "")
+        box = QMessageBox(QMessageBox.Icon.Question, "Replace files in the results folder?",
+                          f"{len(files)} file(s) in the results folder would be replaced by this album's results: "
+                          f"{names}.", QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("replace_box")
+        go = box.addButton("Replace Them", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        box.finished.connect(lambda _r: box.clickedButton() is go and replace())
+        box.open()
+        return box
+
+    def _launch(self, scans: Path, results: Path, choices: RestoreChoices, steps) -> None:
         save_masks, relay, cancel = self.masks_box.isChecked(), self._relay, self._cancel
         cancel.clear()
         self.log.clear()
@@ -172,14 +226,14 @@ class AlbumDialog(QDialog):
         self.progress.setValue(0)
         self.progress.setFormat("Starting…")
         self._set_running(True)
+        self._results = results
 
         def work() -> AlbumRun:
-            return restore_album(Path(scans), Path(results), choices, steps, save_masks=save_masks,
+            return restore_album(scans, results, choices, steps, save_masks=save_masks,
                                  progress=lambda f, text: relay.progress.emit(f, text), cancel=cancel.is_set,
                                  on_photo=relay.photo.emit)
 
         self._tasks.run(work, self._on_done, self._on_failed)
-        return True
 
     def stop(self) -> None:
         """Stop after the scan being worked gives up (it writes nothing); the ones done stay."""
@@ -214,8 +268,8 @@ class AlbumDialog(QDialog):
         if failed:
             parts.append(f"{failed} failed (marked ✗ above)")
         said = [note for note in run.notes if "hand-made" in note or "fell back" in note]  # not "using cpu"
-        self.summary.setText("; ".join(parts) + f". Written to {self.results_edit.text().strip()}."
-                             + "".join(f"\n{note}" for note in said))
+        where = f" Written to {self._results}." if done else ""
+        self.summary.setText("; ".join(parts) + "." + where + "".join(f"\n{note}" for note in said))
         self.progress.setFormat("Stopped" if run.cancelled else "Done")
         if not run.cancelled:
             self.progress.setValue(1000)
@@ -230,7 +284,7 @@ class AlbumDialog(QDialog):
         self.start_failed.emit(str(exc))
 
     def _open_results(self) -> None:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(self.results_edit.text().strip()))
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self._results)))
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

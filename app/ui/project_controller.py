@@ -118,7 +118,14 @@ class ProjectController(QObject):
         """Whether the document differs from the project as last saved (undoing back to it counts)."""
         doc = self.session.document
         return (self._unsaved_load or not self.session.undo_stack.isClean()
-                or doc.result is not self._saved_result or _settings_of(doc) != self._saved_settings)
+                or doc.result is not self._saved_result or self._settings_changed(doc))
+
+    def _settings_changed(self, doc: Document) -> bool:
+        """The engine settings count as unsaved work; the Restore panel's choices only for a
+        project, which keeps them (for a plain photo they carry over to the next one like
+        preferences: moving a slider must not make Page Down ask to save a project)."""
+        (settings, restore), (saved_settings, saved_restore) = _settings_of(doc), self._saved_settings
+        return settings != saved_settings or (self.project_path is not None and restore != saved_restore)
 
     @property
     def busy(self) -> bool:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QMessageBox
 
 from app.io.folders import FolderError
 from app.io.images import read_image
@@ -50,10 +51,12 @@ def test_every_scan_is_restored_past_a_bad_file_and_twins_never_share_a_result(a
     assert status["flat.png"] == UNCHANGED and (out / "flat.png").read_bytes() == (album / "flat.png").read_bytes()
     broken = next(p for p in run.photos if p.photo.name == "broken.jpg")
     assert broken.status == FAILED and "broken.jpg" in broken.text and not (out / "broken.jpg").exists()
-    # twins: c.jpg comes first; c.png would write its mask over c.jpg's, so it is refused whole
+    # twins: c.jpg comes first; c.png would write its mask over c.jpg's: its result is written,
+    # its mask (an extra) is left out and the line says so
     twin = next(p for p in run.photos if p.photo.name == "c.png")
-    assert status["c.jpg"] != FAILED and twin.status == FAILED and "already wrote the mask c.png" in twin.text
-    assert not (out / "c.png").exists() and (out / "c.jpg").is_file()
+    assert status["c.jpg"] != FAILED and twin.status != FAILED
+    assert any("no mask saved" in note and "already wrote the mask c.png" in note for note in twin.notes)
+    assert (out / "c.png").is_file() and (out / "c.jpg").is_file()
     for stem in ("a", "b"):
         before, after = rgb(album / f"{stem}.png"), rgb(out / f"{stem}.png")
         mask = rgb(out / MASKS_FOLDER / f"{stem}.png")[:, :, 0] > 0
@@ -160,11 +163,33 @@ def test_the_dialog_runs_an_album_in_the_background_with_the_panels_choices(albu
     panel.dust_box.setChecked(False)
     assert "nothing" in dialog.choices_label.text()  # the label follows the panel
     dialog.scans_edit.setText(str(album))
+    dialog.results_edit.setText(str(tmp_path / "out"))
     assert not dialog.start() and "Nothing to do" in dialog.summary.text()
-    # Esc while an album runs stops it, as Close does (it does not go on unseen)
+    # results already in the folder (the first run's) are replaced only when the user says so
     dialog.sharpen_box.setChecked(True)
+    before = (tmp_path / "out" / "a.png").read_bytes()
+    assert not dialog.start()
+    box = dialog.findChild(QMessageBox, "replace_box")
+    assert box is not None and "would be replaced" in box.text() and "a.png" in box.text()
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    assert not dialog.running() and (tmp_path / "out" / "a.png").read_bytes() == before
+    assert not dialog.start()
+    box = dialog.findChild(QMessageBox, "replace_box")
     with qtbot.waitSignal(dialog.finished_run, timeout=120000) as blocker:
-        assert dialog.start()
-        dialog.reject()
+        next(b for b in box.buttons() if b.text() == "Replace Them").click()
+        assert dialog.running()
+        dialog.reject()  # Esc while an album runs stops it, as Close does (it does not go on unseen)
     assert blocker.args[0].cancelled and not dialog.isVisible()
     win.close()
+
+
+def test_a_relative_results_folder_is_taken_inside_the_scans_folder(album, qtbot):
+    from app.ui.album_dialog import AlbumDialog
+
+    dialog = AlbumDialog(lambda: HAND)
+    qtbot.addWidget(dialog)
+    dialog.scans_edit.setText(str(album))
+    dialog.results_edit.setText("done")
+    assert dialog.folders() == (album, album / "done")
+    dialog.scans_edit.setText("scans")
+    assert dialog.folders() is None and "full path" in dialog.summary.text()

@@ -418,3 +418,17 @@ def test_the_restore_panels_choices_travel_with_the_project(window, qtbot, tmp_p
     with qtbot.waitSignal(win.document_changed, timeout=10000):
         win.files.open_path(str(tmp_path / "next.png"))
     assert win.current_document().restore == back and panel.choices() == back
+
+
+def test_restore_choices_of_a_plain_photo_are_no_unsaved_work(window, qtbot, tmp_path):
+    """On a photo that is no project the Restore panel's choices are preferences carried to the
+    next photo: moving the slider must not make Page Down or closing ask to save a project."""
+    from PIL import Image
+
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "scan.png")
+    with qtbot.waitSignal(window.document_changed, timeout=10000):
+        window.files.open_path(str(tmp_path / "scan.png"))
+    window.restore.panel.sensitivity_slider.setValue(70)
+    assert window.current_document().restore.sensitivity == 0.7 and not window.isWindowModified()
+    window.run_panel.texture.setValue(40)  # the engine settings still count, as before
+    assert window.isWindowModified()
