@@ -72,6 +72,7 @@ class EditSession(QObject):
         self.undo_stack.clear()
         self._document = document
         self.photo_generation += 1
+        self._start_photo_patch(document.result)  # a project reopened with a pending result too
         self._active_uid = document.layers[0].uid if document.layers else 0
         self.document_replaced.emit()
         self.active_layer_changed.emit(self._active_uid)
@@ -158,13 +159,25 @@ class EditSession(QObject):
         """A run's result arrives (or is discarded). Not an undo step: Apply is. The undo patch
         of a big one is worked out now, in the background, so that Apply is quick."""
         self._document.result = outcome
-        self._photo_patch_job = None
+        self._start_photo_patch(outcome)
+        self.result_changed.emit()
+
+    def _start_photo_patch(self, outcome: InpaintOutcome | None) -> None:
+        """Work out the undo patch of a big pending result in the background; the one of the result
+        before is dropped (cancelled if it has not started: results in a row never queue up)."""
+        if self._photo_patch_job is not None:
+            self._photo_patch_job[2].cancel()
+            self._photo_patch_job = None
         big = outcome is not None and outcome.image.shape[0] * outcome.image.shape[1] > PATCH_IN_BACKGROUND_PIXELS
         if big and outcome.image.shape == self._document.photo.shape:
             photo = self._document.photo
             self._photo_patch_job = (outcome, self.photo_generation,
                                      self._patch_worker.submit(_photo_patch, outcome, photo))
-        self.result_changed.emit()
+
+    def shutdown(self) -> None:
+        """The window closes: a patch still queued is not worked out."""
+        self._start_photo_patch(None)
+        self._patch_worker.shutdown(wait=False, cancel_futures=True)
 
     def discard_result(self) -> None:
         self.set_result(None)
@@ -205,9 +218,15 @@ class EditSession(QObject):
         if outcome.image.shape != doc.photo.shape:
             raise ValueError("the result does not match the photo's size")
         job, self._photo_patch_job = self._photo_patch_job, None
+        photo_patch = None
         if job is not None and job[0] is outcome and job[1] == self.photo_generation:
-            photo_patch = job[2].result()  # worked out as the result arrived (or finishing now)
-        else:
+            try:
+                photo_patch = job[2].result()  # worked out as the result arrived (or finishing now)
+            except Exception:  # noqa: BLE001 - worked out again below, where a real error is raised
+                photo_patch = None
+        elif job is not None:
+            job[2].cancel()
+        if photo_patch is None:
             photo_patch = _photo_patch(outcome, doc.photo)
         box = Rect.of_mask(outcome.mask) if outcome.mask is not None else None
         mask_patches: dict[int, Patch] = {}

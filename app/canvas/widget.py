@@ -84,8 +84,8 @@ class _AreaJob(QRunnable):
     def run(self) -> None:
         try:
             value = self._work()
-        except Exception:  # noqa: BLE001 - the layers changed under it (a layer deleted): no area, as with none
-            value = None
+        except Exception as exc:  # noqa: BLE001 - handed to the GUI thread, which works it out there
+            value = exc
         self._relay.done.emit(self._job, value)
 
 
@@ -238,6 +238,7 @@ class CanvasWidget(QWidget):
             self._ran_area = _ran_area(self.session.document, run_mask, only)
         elif run_mask is not None:
             document = self.session.document
+            self._area_pool.clear()  # areas of older results still queued: never worked
             self._area_pool.start(_AreaJob(self._area_job, lambda: _ran_area(document, run_mask, only),
                                            self._area_relay))
         if self._result is not None and not had:
@@ -245,13 +246,23 @@ class CanvasWidget(QWidget):
         self.update()
 
     def _on_area(self, job: int, area) -> None:
-        if job == self._area_job and self._result is not None:
-            self._ran_area = area
-            self.update()
+        result = self.session.document.result
+        if job != self._area_job or self._result is None or result is None:
+            return
+        if isinstance(area, Exception):  # not left without an area (strokes since would not show): here
+            area = _ran_area(self.session.document, result.mask, result.layers if result.restricted else None)
+        self._ran_area = area
+        self.update()
 
     def wait_for_area(self, msecs: int = -1) -> bool:
         """Block until a run area worked in the background is done (tests, shutdown)."""
         return self._area_pool.waitForDone(msecs)
+
+    def shutdown(self) -> None:
+        """The window closes: no queued area is worked, the one running is waited for."""
+        self._area_job += 1
+        self._area_pool.clear()
+        self._area_pool.waitForDone()
 
     # ---------------------------------------------------------------- painting
     def paintEvent(self, event: QPaintEvent) -> None:

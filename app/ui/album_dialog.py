@@ -75,6 +75,7 @@ class AlbumDialog(QDialog):
         self._relay.photo.connect(self._on_photo)
         self.run: AlbumRun | None = None
         self._results: Path | None = None  # where the last album wrote
+        self._question: QMessageBox | None = None  # "replace the files already there?", while open
         self._build(start_folder)
         self._set_running(False)
 
@@ -171,16 +172,21 @@ class AlbumDialog(QDialog):
         if not scans_text or not results_text:
             self.summary.setText("Choose the folder of scans and a folder for the results.")
             return None
-        scans = Path(scans_text).expanduser()
+        try:
+            scans, results = Path(scans_text).expanduser(), Path(results_text).expanduser()
+        except RuntimeError as exc:  # ~someone who is no user here
+            self.summary.setText(f"The album could not be restored: {exc}")
+            return None
         if not scans.is_absolute():
             self.summary.setText("Give the scans folder's full path (or choose it with Browse…).")
             return None
-        results = Path(results_text).expanduser()
         return scans, results if results.is_absolute() else scans / results
 
     def start(self) -> bool:
         """Check the folders and choices; ask before replacing files already in the results folder
         (a previous album's results, maybe retouched since, or photos of the same names); run."""
+        if self.running() or self._question is not None:
+            return False
         folders = self.folders()
         if folders is None:
             return False
@@ -194,7 +200,7 @@ class AlbumDialog(QDialog):
             return False
         try:
             in_the_way = results_in_the_way(scans, results, self.masks_box.isChecked())
-        except FolderError as exc:  # said now, with the folders as typed
+        except (FolderError, OSError) as exc:  # said now, with the folders as typed (one that cannot be read)
             self.summary.setText(f"The album could not be restored: {exc}")
             self.start_failed.emit(str(exc))
             return False
@@ -204,7 +210,7 @@ class AlbumDialog(QDialog):
         self._launch(scans, results, choices, steps)
         return True
 
-    def _ask_replace(self, files: list[Path], replace) -> QMessageBox:
+    def _ask_replace(self, files: list[Path], replace) -> None:
         names = ", ".join(f.name for f in files[:6]) + (f" and {len(files) - 6} more" if len(files) > 6 else "")
         box = QMessageBox(QMessageBox.Icon.Question, "Replace files in the results folder?",
                           f"{len(files)} file(s) in the results folder would be replaced by this album's results: "
@@ -213,11 +219,19 @@ class AlbumDialog(QDialog):
         go = box.addButton("Replace Them", QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
-        box.finished.connect(lambda _r: box.clickedButton() is go and replace())
+
+        def answered(_result: int) -> None:
+            self._question = None
+            if box.clickedButton() is go and self.isVisible():  # not for a dialog closed meanwhile
+                replace()
+
+        box.finished.connect(answered)
+        self._question = box
         box.open()
-        return box
 
     def _launch(self, scans: Path, results: Path, choices: RestoreChoices, steps) -> None:
+        if self.running():
+            return
         save_masks, relay, cancel = self.masks_box.isChecked(), self._relay, self._cancel
         cancel.clear()
         self.log.clear()
@@ -302,13 +316,21 @@ class AlbumDialog(QDialog):
             self.choices_label.setText(describe_choices(self._choices()))
 
     def closeEvent(self, event) -> None:
+        self._close_question()
         self.stop()  # closing stops a run: the scan being worked gives up, the dialog goes at once
         super().closeEvent(event)
 
     def reject(self) -> None:
         """Esc closes as the Close button does (QDialog would only hide, the run going on unseen)."""
+        self._close_question()
         self.stop()
         super().reject()
+
+    def _close_question(self) -> None:
+        """A question left open answers nothing once the dialog goes (no run starts unseen)."""
+        if self._question is not None:
+            question, self._question = self._question, None
+            question.done(QMessageBox.StandardButton.Cancel)
 
     def shutdown(self, msecs: int = 30000) -> None:
         """Stop and wait for the worker (the editor closing)."""

@@ -298,6 +298,8 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.closing.emit()
+        self.canvas.shutdown()
+        self.session.shutdown()
         self.projects.shutdown()
         self.runner.shutdown()
         self.files.tasks.wait(10000)

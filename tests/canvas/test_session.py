@@ -252,3 +252,38 @@ def test_the_undo_patch_of_a_big_result_is_worked_out_as_it_arrives_and_never_go
     assert not s.document.photo.any()
     s.undo_stack.undo()
     assert np.array_equal(s.document.photo, original)
+
+
+def test_results_in_a_row_never_queue_their_patches_and_a_new_document_drops_them(qtbot, monkeypatch):
+    """Each new result cancels the patch of the one before if it has not started, so Apply never
+    waits behind a queue of stale diffs; a document replaced drops its job (and starts one for a
+    project's own pending result)."""
+    import time
+
+    from app.canvas import session as session_module
+
+    monkeypatch.setattr(session_module, "PATCH_IN_BACKGROUND_PIXELS", 1000)
+    worked = []
+    real = session_module._photo_patch
+
+    def slow(outcome, photo):
+        time.sleep(0.2)
+        worked.append(outcome)
+        return real(outcome, photo)
+
+    monkeypatch.setattr(session_module, "_photo_patch", slow)
+    s = make_session()
+    results = [InpaintOutcome(image=np.full_like(s.document.photo, v), method="repair", backend="cpu")
+               for v in range(6)]
+    for outcome in results:
+        s.set_result(outcome)
+    s.apply_result()
+    assert len(worked) <= 3 and worked[-1] is results[-1]  # the first (running), maybe one more, the last
+    assert (s.document.photo == 5).all()  # the last result, applied
+    pending = InpaintOutcome(image=np.full_like(s.document.photo, 7), method="repair", backend="cpu")
+    doc = Document(photo=s.document.photo.copy(), result=pending)
+    s.set_document(doc)
+    job = s._photo_patch_job
+    assert job is not None and job[0] is pending
+    s.apply_result()
+    assert worked[-1] is pending and (s.document.photo == 7).all()

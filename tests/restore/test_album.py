@@ -193,3 +193,26 @@ def test_a_relative_results_folder_is_taken_inside_the_scans_folder(album, qtbot
     assert dialog.folders() == (album, album / "done")
     dialog.scans_edit.setText("scans")
     assert dialog.folders() is None and "full path" in dialog.summary.text()
+
+
+def test_a_question_left_open_starts_nothing_once_the_dialog_is_closed(album, qtbot, tmp_path):
+    from app.ui.album_dialog import AlbumDialog
+
+    dialog = AlbumDialog(lambda: HAND)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.png").write_bytes(b"retouched by hand")
+    dialog.scans_edit.setText(str(album))
+    dialog.results_edit.setText(str(tmp_path / "out"))
+    dialog.sharpen_box.setChecked(True)
+    assert not dialog.start()
+    box = dialog.findChild(QMessageBox, "replace_box")
+    assert box is not None and box.isVisible()
+    assert not dialog.start() and len(dialog.findChildren(QMessageBox)) == 1  # no second question
+    dialog.close()
+    qtbot.wait(50)
+    assert not dialog.running() and (tmp_path / "out" / "a.png").read_bytes() == b"retouched by hand"
+    dialog.scans_edit.setText(str(album))
+    dialog.results_edit.setText("~no_such_user_here/out")
+    assert not dialog.start() and "could not be restored" in dialog.summary.text()
