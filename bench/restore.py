@@ -72,6 +72,12 @@ thick dark scratches running along a facade's mullions are missed, and one clean
 has 2.0 % flagged (wavy paving joints). At sensitivity 0.25 urban is 0.911 / 0.696 / 0.151 %,
 at 0.75 0.689 / 0.866 / 0.935 %. Other runs: models/damage_detector.md.
 
+--wide 2 (scratches and specks drawn 2x wider, as on a scan at twice the photos' resolution; not
+in the figures above), --no-fill: dev 0.933 / 0.698 / 0.163 %, urban 0.849 / 0.634 / 0.389 %; with
+--model models/damage_detector_wide.onnx (what the app uses on photos of 3000 px and more): dev
+0.932 / 0.770 / 0.212 %, urban 0.871 / 0.718 / 0.378 % (at 1x: dev 0.907 / 0.822 / 0.212 %, urban
+0.830 / 0.752 / 0.378 %).
+
 --straight 0.5 (half the scratches straight and even; not in the figures above), urban,
 --no-fill: 0.791 / 0.754 / 0.384 % (the three models shipped before: 0.790 / 0.726 / 0.435 %,
 0.782 / 0.726 / 0.455 %, 0.723 / 0.672 / 0.797 %).

@@ -666,6 +666,10 @@ def analyse_damage(
     _check_rgb(rgb)
     kinds = parse_kinds(kinds)
     name, loaded, note = choose_detector(detector, model)
+    if loaded is not None:  # a big scan: the shipped nets' sibling trained with wider damage too
+        from app.restore.learned import detector_for
+
+        loaded = detector_for(loaded, rgb.shape)
     if reuse is not None and (reuse.detector != name or reuse.shape != rgb.shape[:2] or reuse.dust_params != dust
                               or reuse.scratch_params != scratches
                               or (loaded is not None and reuse.model_path != str(loaded.path))):

@@ -19,6 +19,14 @@ import numpy as np
 from app.engine.errors import ModelError
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "damage_detector.onnx"
+# the same four nets trained on with wider damage (models/damage_detector.md, "Wide damage"): the
+# shipped model hands it photos whose long side is WIDE_FROM_SIDE or more. A print scanned at
+# 600-1200 dpi has scratches 3-10 px wide, where the shipped nets stop at about 4.5 px (on a
+# 4500x3000 crop of a real scan: 5 px lines 0.22 / 0.01 found, bright / dark, against 1.00 / 1.00;
+# bench damage drawn 2x wider on it: recall 0.79-0.84 against 0.91-0.95). On the bench's photos
+# (481-1024 px) it finds 0.02-0.04 less of the normal damage, so smaller photos keep the shipped one.
+WIDE_MODEL = DEFAULT_MODEL.with_name("damage_detector_wide.onnx")
+WIDE_FROM_SIDE = 3000
 CONTRACT = "damage-probability"
 TILE = 1024  # px of output per tile side
 MARGIN = 128  # px of context read around each tile: half the net's receptive field (~250 px)
@@ -43,6 +51,7 @@ class DetectorModel:
     grow_px: int = 1  # px the proposal is grown by (calibrated with the thresholds)
     # per-kind thresholds at the default sensitivity where the sidecar gives them (kind, threshold)
     kind_thresholds: tuple[tuple[str, float], ...] = ()
+    threads: int = 0  # onnxruntime threads it was loaded with (0 = its default)
 
     def threshold_for(self, kind: str) -> float:
         """The probability threshold of `kind` at the default sensitivity."""
@@ -103,25 +112,42 @@ def load_detector(path: str | Path | None = None, threads: int = 0) -> DetectorM
                          f"(inputs {names_in}, outputs {names_out}).")
     return DetectorModel(path=path, session=session, input_name=input_name, output_name=output_name,
                          channels=channels, threshold_at_default=threshold, stride=stride, low_ratio=low_ratio,
-                         grow_px=grow_px, kind_thresholds=per_kind)
+                         grow_px=grow_px, kind_thresholds=per_kind, threads=threads)
 
 
-_default: dict[int, DetectorModel | ModelError] = {}
-_default_lock = threading.Lock()
+_loaded: dict[tuple[Path, int], DetectorModel | ModelError] = {}
+_loaded_lock = threading.Lock()
 
 
-def default_detector(threads: int = 0) -> DetectorModel:
-    """The shipped detector, loaded once per process (a failure is remembered, not retried)."""
-    with _default_lock:
-        if threads not in _default:
+def _load_once(path: Path, threads: int) -> DetectorModel:
+    """A shipped model, loaded once per process (a failure is remembered, not retried)."""
+    with _loaded_lock:
+        if (path, threads) not in _loaded:
             try:
-                _default[threads] = load_detector(None, threads)
+                _loaded[path, threads] = load_detector(path, threads)
             except ModelError as exc:
-                _default[threads] = exc
-        got = _default[threads]
+                _loaded[path, threads] = exc
+        got = _loaded[path, threads]
     if isinstance(got, ModelError):
         raise got
     return got
+
+
+def default_detector(threads: int = 0) -> DetectorModel:
+    """The shipped detector, loaded once per process."""
+    return _load_once(DEFAULT_MODEL, threads)
+
+
+def detector_for(model: DetectorModel, shape: tuple[int, ...]) -> DetectorModel:
+    """The detector to look at a photo of `shape` with: the shipped model's wide sibling
+    (WIDE_MODEL) for a photo whose long side is WIDE_FROM_SIDE or more, else `model` itself. A
+    model the user chose is never swapped, and without the wide file the shipped one does it all."""
+    if model.path != DEFAULT_MODEL or max(shape[:2]) < WIDE_FROM_SIDE:
+        return model
+    try:
+        return _load_once(WIDE_MODEL, model.threads)
+    except ModelError:
+        return model
 
 
 def probability_threshold(threshold_at_default: float, sensitivity: float) -> float:

@@ -230,7 +230,7 @@ def test_one_kind_alone_leaves_what_the_other_kind_is_surer_of():
 
 def test_without_a_model_auto_falls_back_to_the_hand_filters(tmp_path, monkeypatch):
     monkeypatch.setattr(learned, "DEFAULT_MODEL", tmp_path / "damage_detector.onnx")
-    monkeypatch.setattr(learned, "_default", {})
+    monkeypatch.setattr(learned, "_loaded", {})
     photo = add_damage(photo_like(seed=8), np.random.default_rng(8)).image
     analysis = detect.analyse_damage(photo)  # "auto", the default
     assert analysis.detector == "hand" and "No damage detector model" in analysis.note
@@ -294,3 +294,26 @@ def test_damage_under_a_colour_cast_is_found_in_the_balanced_look(model, monkeyp
     monkeypatch.setattr(learned, "STRONG_CAST", 10.0)  # one look, as before
     one = score_proposal(detect.detect_damage(cast, detector="learned", model=model), dmg)
     assert len(looks) == 1 and both.recall > one.recall + 0.2 and both.precision > 0.8, (both, one)
+
+
+def test_a_big_scan_is_looked_at_with_the_nets_trained_on_wider_damage(tmp_path, monkeypatch):
+    """From WIDE_FROM_SIDE on, the shipped model hands the photo to its sibling trained with
+    wider damage (models/damage_detector_wide.onnx): found in the analysis's model path and in
+    its thresholds. A model the user chose is never swapped; without the wide file the shipped
+    one does it all."""
+    monkeypatch.setattr(learned, "WIDE_FROM_SIDE", 150)  # these test photos count as big scans
+    small = add_damage(photo_like(seed=3)[:120, :140].copy(), np.random.default_rng(3)).image
+    big = add_damage(photo_like(seed=4), np.random.default_rng(4)).image
+    assert max(small.shape[:2]) < 150 <= max(big.shape[:2])
+    shipped, wide = learned.default_detector(), learned.load_detector(learned.WIDE_MODEL)
+    assert detect.analyse_damage(small).model_path == str(learned.DEFAULT_MODEL)
+    analysis = detect.analyse_damage(big)
+    assert analysis.model_path == str(learned.WIDE_MODEL)
+    assert analysis.thresholds["dust"] == wide.threshold_for("dust") != shipped.threshold_for("dust")
+    assert np.array_equal(detect.propose_damage(analysis), detect.detect_damage(big, model=wide))
+    mine = learned.load_detector(learned.DEFAULT_MODEL.with_name("damage_detector.onnx"))  # the same file...
+    monkeypatch.setattr(learned, "DEFAULT_MODEL", tmp_path / "elsewhere.onnx")  # ...no longer the shipped one
+    assert detect.analyse_damage(big, model=mine).model_path == str(mine.path)
+    monkeypatch.setattr(learned, "DEFAULT_MODEL", mine.path)
+    monkeypatch.setattr(learned, "WIDE_MODEL", tmp_path / "missing.onnx")
+    assert detect.analyse_damage(big).model_path == str(mine.path)
