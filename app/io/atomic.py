@@ -34,13 +34,15 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     _remove_stale_temps(folder, path.name)
+    existed = path.is_file()
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise SaveError(f"Cannot write in {folder}: {exc.strerror or exc}") from exc
-    tmp = Path(tmp_name)
-    existed = path.is_file()
+    # nothing between the temp file's making and the cleanup below (a SIGTERM raised there
+    # left the temp file behind: tests/cli's sigterm test caught it now and then)
     try:
+        tmp = Path(tmp_name)
         # mkstemp makes the file private (0600); give it the mode the replaced file had, or the
         # one a plain open() would give a new file, so exports stay readable as before
         with contextlib.suppress(OSError):
@@ -53,7 +55,7 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
         _fsync_folder(folder)
     except BaseException as exc:
         with contextlib.suppress(OSError):
-            tmp.unlink()
+            os.unlink(tmp_name)
         kept = " (the previous file is unchanged)" if existed else ""
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             raise SaveError(f"The disk is full: {path.name} was not saved{kept}.") from exc
