@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.engine import Cancelled, EngineError
+from app.engine import Cancelled, EngineError, InpaintSettings
 from app.engine.pipeline import resolve_coarse
 from app.io.atomic import SaveError
 from app.io.folders import (
@@ -95,12 +95,14 @@ def restore_album(
     steps: RepairSteps,
     *,
     save_masks: bool = False,
+    settings: InpaintSettings = FILL_SETTINGS,
     progress: Callable[[float, str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     on_photo: Callable[[AlbumPhoto], None] | None = None,
 ) -> AlbumRun:
     """Restore every scan of `photos_dir` into `out_dir` (made if missing; each result in its
-    scan's own format, BMP as PNG) with `choices` (kinds, detector, sensitivity) and `steps`.
+    scan's own format, BMP as PNG) with `choices` (kinds, detector, sensitivity) and `steps`, the
+    damage filled with `settings` (the editor passes its Run panel's method and texture).
     `progress(fraction of the album, text)`; `cancel()` is polled inside each photo's work, and a
     cancelled photo writes nothing; `on_photo` hears of each photo as it ends. Raises FolderError
     (and the model's EngineError) before any photo is worked."""
@@ -113,7 +115,7 @@ def restore_album(
         detector, model, note = choose_detector(choices.detector, None)
         if note:
             run.notes.append(note)
-        _stage, backend, backend_note, owned = resolve_coarse(FILL_SETTINGS, None)
+        _stage, backend, backend_note, owned = resolve_coarse(settings, None)
         if backend_note:
             run.notes.append(backend_note)
     try:
@@ -134,7 +136,7 @@ def restore_album(
             within("", 0, 1, 0.0)
             try:
                 outcome = _restore_one(photo, out_dir, mask_dir, inputs, written, masks_written, choices, steps,
-                                       detector, model, backend, within, cancel)
+                                       settings, detector, model, backend, within, cancel)
             except Cancelled:
                 run.cancelled = True
                 break
@@ -150,8 +152,8 @@ def restore_album(
 
 
 def _restore_one(photo: Path, out_dir: Path, mask_dir: Path | None, inputs: set[Path], written: Names,
-                 masks_written: Names, choices: RestoreChoices, steps: RepairSteps, detector: str, model, backend,
-                 progress, cancel) -> AlbumPhoto:
+                 masks_written: Names, choices: RestoreChoices, steps: RepairSteps, settings: InpaintSettings,
+                 detector: str, model, backend, progress, cancel) -> AlbumPhoto:
     target = out_dir / result_name(photo, "")
     mask_file = None if mask_dir is None else mask_dir / (photo.stem + ".png")
     notes: list[str] = []
@@ -167,8 +169,8 @@ def _restore_one(photo: Path, out_dir: Path, mask_dir: Path | None, inputs: set[
             except FolderError as exc:
                 notes.append(f"no mask saved: {exc}")
                 mask_file = None
-        loaded = read_image(photo, max_megapixels=FILL_SETTINGS.max_megapixels, partial=True)
-        result = restore(loaded.rgb, choices.kinds, choices.sensitivity, steps, FILL_SETTINGS, detector=detector,
+        loaded = read_image(photo, max_megapixels=settings.max_megapixels, partial=True)
+        result = restore(loaded.rgb, choices.kinds, choices.sensitivity, steps, settings, detector=detector,
                          model=model, backend=backend, progress=progress, cancel=cancel)
         unchanged = not result.mask.any() and not steps.any
         notes += _write(photo, target, mask_file, loaded, result, unchanged)

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.engine.settings import InpaintSettings
 from app.io.folders import FolderError
 from app.restore.album import (
     FAILED,
@@ -38,8 +39,10 @@ from app.restore.album import (
     results_in_the_way,
 )
 from app.restore.choices import RestoreChoices
+from app.restore.pipeline import FILL_SETTINGS
 from app.ui.background import BackgroundTasks
 from app.ui.restore_panel import DETECTOR_LABELS
+from app.ui.run_panel import METHOD_CHOICES
 
 RESULTS_SUBFOLDER = "restored"  # the results folder offered for a scans folder: inside it
 MARKS = {RESTORED: "✓", UNCHANGED: "=", FAILED: "✗"}
@@ -52,10 +55,12 @@ class _AlbumRelay(QObject):
     photo = Signal(object)  # AlbumPhoto
 
 
-def describe_choices(choices: RestoreChoices) -> str:
+def describe_choices(choices: RestoreChoices, settings: InpaintSettings) -> str:
     kinds = " and ".join({"scratches": "scratches", "dust": "dust"}[k] for k in choices.kinds) or "nothing"
+    method = dict(METHOD_CHOICES).get(settings.method, settings.method)
     return (f"Detect {kinds} with the {DETECTOR_LABELS.get(choices.detector, choices.detector)} detector "
-            f"at sensitivity {choices.sensitivity:.2f} (as set in the Restore panel)")
+            f"at sensitivity {choices.sensitivity:.2f} (as set in the Restore panel); fill with "
+            f"{method} at Texture {settings.texture * 100:.0f} % (as set in the Run panel)")
 
 
 class AlbumDialog(QDialog):
@@ -63,11 +68,12 @@ class AlbumDialog(QDialog):
     start_failed = Signal(str)  # the album could not start (a folder, the model): why
 
     def __init__(self, choices: Callable[[], RestoreChoices], parent: QWidget | None = None,
-                 start_folder: str = "") -> None:
-        """`choices()`: the Restore panel's choices, read when the dialog shows and when a run starts."""
+                 start_folder: str = "", settings: Callable[[], InpaintSettings] = lambda: FILL_SETTINGS) -> None:
+        """`choices()`: the Restore panel's choices; `settings()`: the fill's (the Run panel's method and
+        texture, as Fill detected damage uses them). Read when the dialog shows and when a run starts."""
         super().__init__(parent)
         self.setWindowTitle("Restore a Folder of Scans")
-        self._choices = choices
+        self._choices, self._settings = choices, settings
         self._cancel = threading.Event()
         self._tasks = BackgroundTasks(self)
         self._relay = _AlbumRelay(self)
@@ -95,7 +101,7 @@ class AlbumDialog(QDialog):
             grid.addWidget(QLabel(label), row, 0)
             grid.addWidget(edit, row, 1)
             grid.addWidget(button, row, 2)
-        self.choices_label = QLabel(describe_choices(self._choices()))
+        self.choices_label = QLabel(describe_choices(self._choices(), self._settings()))
         self.choices_label.setWordWrap(True)
         self.denoise_box = QCheckBox("Denoise")
         self.fade_box = QCheckBox("Fade repair (auto levels, CLAHE)")
@@ -191,8 +197,8 @@ class AlbumDialog(QDialog):
         if folders is None:
             return False
         scans, results = folders
-        choices = self._choices()
-        self.choices_label.setText(describe_choices(choices))
+        choices, settings = self._choices(), self._settings()
+        self.choices_label.setText(describe_choices(choices, settings))
         steps = choices.steps(denoise=self.denoise_box.isChecked(), fade=self.fade_box.isChecked(),
                               balance=self.balance_box.isChecked(), sharpen=self.sharpen_box.isChecked())
         if not choices.kinds and not steps.any:
@@ -205,9 +211,9 @@ class AlbumDialog(QDialog):
             self.start_failed.emit(str(exc))
             return False
         if in_the_way:
-            self._ask_replace(in_the_way, lambda: self._launch(scans, results, choices, steps))
+            self._ask_replace(in_the_way, lambda: self._launch(scans, results, choices, steps, settings))
             return False
-        self._launch(scans, results, choices, steps)
+        self._launch(scans, results, choices, steps, settings)
         return True
 
     def _ask_replace(self, files: list[Path], replace) -> None:
@@ -229,7 +235,7 @@ class AlbumDialog(QDialog):
         self._question = box
         box.open()
 
-    def _launch(self, scans: Path, results: Path, choices: RestoreChoices, steps) -> None:
+    def _launch(self, scans: Path, results: Path, choices: RestoreChoices, steps, settings: InpaintSettings) -> None:
         if self.running():
             return
         save_masks, relay, cancel = self.masks_box.isChecked(), self._relay, self._cancel
@@ -243,7 +249,7 @@ class AlbumDialog(QDialog):
         self._results = results
 
         def work() -> AlbumRun:
-            return restore_album(scans, results, choices, steps, save_masks=save_masks,
+            return restore_album(scans, results, choices, steps, save_masks=save_masks, settings=settings,
                                  progress=lambda f, text: relay.progress.emit(f, text), cancel=cancel.is_set,
                                  on_photo=relay.photo.emit)
 
@@ -303,7 +309,7 @@ class AlbumDialog(QDialog):
     def showEvent(self, event) -> None:
         super().showEvent(event)
         if not self.running():
-            self.choices_label.setText(describe_choices(self._choices()))
+            self.choices_label.setText(describe_choices(self._choices(), self._settings()))
 
     def offer(self, scans_folder: str) -> None:
         """Brought back for another photo: its folder, unless an album is running."""
@@ -313,7 +319,7 @@ class AlbumDialog(QDialog):
     def refresh_choices(self) -> None:
         """The Restore panel's choices changed: say the new ones (a running album keeps its own)."""
         if not self.running():
-            self.choices_label.setText(describe_choices(self._choices()))
+            self.choices_label.setText(describe_choices(self._choices(), self._settings()))
 
     def closeEvent(self, event) -> None:
         self._close_question()

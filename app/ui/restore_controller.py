@@ -24,6 +24,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.canvas.document import InpaintOutcome, LayerKind
+from app.restore.pipeline import FILL_SETTINGS
 from app.restore.repair import RepairSteps
 from app.ui.actions import ActionSpec
 from app.ui.album_dialog import AlbumDialog
@@ -303,8 +304,11 @@ class RestoreController(QObject):
         source = self.session.document.source_path
         folder = str(Path(source).parent) if source else ""
         if self.album is None:
-            self.album = AlbumDialog(self.panel.choices, self.window, folder)
+            # filled as Fill detected damage fills: with the Run panel's method and texture
+            self.album = AlbumDialog(self.panel.choices, self.window, folder,
+                                     settings=lambda: FILL_SETTINGS.with_choices_of(self.session.document.settings))
             self.panel.choices_changed.connect(self.album.refresh_choices)
+            self.session.settings_changed.connect(self.album.refresh_choices)
         else:
             self.album.offer(folder)
         self.album.show()

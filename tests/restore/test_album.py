@@ -142,6 +142,9 @@ def test_the_dialog_runs_an_album_in_the_background_with_the_panels_choices(albu
     assert dialog.isVisible() and Path(dialog.scans_edit.text()) == album  # the open photo's folder
     assert Path(dialog.results_edit.text()) == album / "restored"
     assert "Hand-made filters" in dialog.choices_label.text()
+    win.run_panel.method.setCurrentIndex(win.run_panel.method.findData("telea"))
+    win.run_panel.texture.setValue(0)  # the album fills as Fill detected damage does: the Run panel's choices
+    assert "OpenCV Telea (fast) at Texture 0 %" in dialog.choices_label.text()
     dialog.results_edit.setText(str(tmp_path / "out"))
     with qtbot.waitSignal(dialog.finished_run, timeout=120000) as blocker:
         assert dialog.start() and not dialog.start_button.isEnabled() and dialog.stop_button.isEnabled()
@@ -216,3 +219,15 @@ def test_a_question_left_open_starts_nothing_once_the_dialog_is_closed(album, qt
     dialog.scans_edit.setText(str(album))
     dialog.results_edit.setText("~no_such_user_here/out")
     assert not dialog.start() and "could not be restored" in dialog.summary.text()
+
+
+def test_the_damage_is_filled_with_the_settings_given(album, tmp_path):
+    """The editor passes its Run panel's method and texture: the fill follows them."""
+    from app.engine.settings import InpaintSettings
+
+    for method in ("telea", "ns"):
+        restore_album(album, tmp_path / method, HAND, RepairSteps(), settings=InpaintSettings(method=method))
+    telea, ns = rgb(tmp_path / "telea" / "a.png"), rgb(tmp_path / "ns" / "a.png")
+    assert not np.array_equal(telea, ns)
+    changed = np.any(telea != rgb(album / "a.png"), axis=2) | np.any(ns != rgb(album / "a.png"), axis=2)
+    assert np.array_equal(telea[~changed], ns[~changed])  # only the filled damage differs
