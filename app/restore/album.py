@@ -31,7 +31,7 @@ from app.restore.detect import choose_detector
 from app.restore.pipeline import FILL_SETTINGS, restore
 from app.restore.repair import RepairSteps
 
-RESTORED, UNCHANGED, FAILED = "restored", "unchanged", "failed"
+RESTORED, UNCHANGED, FAILED, SKIPPED = "restored", "unchanged", "failed", "skipped"
 MASKS_FOLDER = "masks"  # beside the results: each photo's proposal, to trim and give back to the command line
 
 
@@ -40,7 +40,9 @@ class AlbumPhoto:
     """What became of one photo."""
 
     photo: Path
-    status: str  # RESTORED, UNCHANGED (nothing found and no repair: its own file copied) or FAILED
+    # RESTORED, UNCHANGED (nothing found and no repair: its own file copied), FAILED, or SKIPPED (its
+    # result was in the results folder already and the user chose to keep it: an album resumed)
+    status: str
     text: str  # for people: "2.31 % filled as damage" or what went wrong
     target: Path | None = None
     notes: list[str] = field(default_factory=list)  # what the user should know (a cut-off file, a fallback)
@@ -95,6 +97,7 @@ def restore_album(
     steps: RepairSteps,
     *,
     save_masks: bool = False,
+    skip_done: bool = False,
     settings: InpaintSettings = FILL_SETTINGS,
     progress: Callable[[float, str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
@@ -103,6 +106,8 @@ def restore_album(
     """Restore every scan of `photos_dir` into `out_dir` (made if missing; each result in its
     scan's own format, BMP as PNG) with `choices` (kinds, detector, sensitivity) and `steps`, the
     damage filled with `settings` (the editor passes its Run panel's method and texture).
+    `skip_done`: a scan whose result is in `out_dir` already is left as it is (an album stopped
+    and started again goes on where it was).
     `progress(fraction of the album, text)`; `cancel()` is polled inside each photo's work, and a
     cancelled photo writes nothing; `on_photo` hears of each photo as it ends. Raises FolderError
     (and the model's EngineError) before any photo is worked."""
@@ -134,12 +139,16 @@ def restore_album(
                     progress((index + fraction) / len(photos), f"{name} ({index + 1} of {len(photos)})")
 
             within("", 0, 1, 0.0)
-            try:
-                outcome = _restore_one(photo, out_dir, mask_dir, inputs, written, masks_written, choices, steps,
-                                       settings, detector, model, backend, within, cancel)
-            except Cancelled:
-                run.cancelled = True
-                break
+            kept = out_dir / result_name(photo, "")
+            if skip_done and kept.exists():
+                outcome = AlbumPhoto(photo, SKIPPED, "in the results folder already: kept as it is", kept)
+            else:
+                try:
+                    outcome = _restore_one(photo, out_dir, mask_dir, inputs, written, masks_written, choices,
+                                           steps, settings, detector, model, backend, within, cancel)
+                except Cancelled:
+                    run.cancelled = True
+                    break
             run.photos.append(outcome)
             if on_photo is not None:
                 on_photo(outcome)

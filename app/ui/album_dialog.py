@@ -32,6 +32,7 @@ from app.restore.album import (
     FAILED,
     MASKS_FOLDER,
     RESTORED,
+    SKIPPED,
     UNCHANGED,
     AlbumPhoto,
     AlbumRun,
@@ -45,7 +46,7 @@ from app.ui.restore_panel import DETECTOR_LABELS
 from app.ui.run_panel import METHOD_CHOICES
 
 RESULTS_SUBFOLDER = "restored"  # the results folder offered for a scans folder: inside it
-MARKS = {RESTORED: "✓", UNCHANGED: "=", FAILED: "✗"}
+MARKS = {RESTORED: "✓", UNCHANGED: "=", FAILED: "✗", SKIPPED: "–"}
 
 
 class _AlbumRelay(QObject):
@@ -211,31 +212,36 @@ class AlbumDialog(QDialog):
             self.start_failed.emit(str(exc))
             return False
         if in_the_way:
-            self._ask_replace(in_the_way, lambda: self._launch(scans, results, choices, steps, settings))
+            self._ask_replace(in_the_way, lambda skip: self._launch(scans, results, choices, steps, settings, skip))
             return False
-        self._launch(scans, results, choices, steps, settings)
+        self._launch(scans, results, choices, steps, settings, False)
         return True
 
-    def _ask_replace(self, files: list[Path], replace) -> None:
+    def _ask_replace(self, files: list[Path], launch) -> None:
+        """Replace the files already there, skip the scans whose results are there (an album stopped
+        and started again goes on where it was), or cancel. `launch(skip)` runs the album."""
         names = ", ".join(f.name for f in files[:6]) + (f" and {len(files) - 6} more" if len(files) > 6 else "")
         box = QMessageBox(QMessageBox.Icon.Question, "Replace files in the results folder?",
                           f"{len(files)} file(s) in the results folder would be replaced by this album's results: "
-                          f"{names}.", QMessageBox.StandardButton.Cancel, self)
+                          f"{names}. Skip those scans to keep their results (an album stopped before goes on "
+                          "where it was).", QMessageBox.StandardButton.Cancel, self)
         box.setObjectName("replace_box")
-        go = box.addButton("Replace Them", QMessageBox.ButtonRole.AcceptRole)
+        replace = box.addButton("Replace Them", QMessageBox.ButtonRole.AcceptRole)
+        skip = box.addButton("Skip Those Scans", QMessageBox.ButtonRole.ActionRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
 
         def answered(_result: int) -> None:
             self._question = None
-            if box.clickedButton() is go and self.isVisible():  # not for a dialog closed meanwhile
-                replace()
+            if box.clickedButton() in (replace, skip) and self.isVisible():  # not for a dialog closed meanwhile
+                launch(box.clickedButton() is skip)
 
         box.finished.connect(answered)
         self._question = box
         box.open()
 
-    def _launch(self, scans: Path, results: Path, choices: RestoreChoices, steps, settings: InpaintSettings) -> None:
+    def _launch(self, scans: Path, results: Path, choices: RestoreChoices, steps, settings: InpaintSettings,
+                skip_done: bool) -> None:
         if self.running():
             return
         save_masks, relay, cancel = self.masks_box.isChecked(), self._relay, self._cancel
@@ -249,7 +255,8 @@ class AlbumDialog(QDialog):
         self._results = results
 
         def work() -> AlbumRun:
-            return restore_album(scans, results, choices, steps, save_masks=save_masks, settings=settings,
+            return restore_album(scans, results, choices, steps, save_masks=save_masks, skip_done=skip_done,
+                                 settings=settings,
                                  progress=lambda f, text: relay.progress.emit(f, text), cancel=cancel.is_set,
                                  on_photo=relay.photo.emit)
 
@@ -285,6 +292,8 @@ class AlbumDialog(QDialog):
         parts = [head]
         if run.count(UNCHANGED):
             parts.append(f"{run.count(UNCHANGED)} had nothing to do (copied as they were)")
+        if run.count(SKIPPED):
+            parts.append(f"{run.count(SKIPPED)} skipped (their results were there already)")
         if failed:
             parts.append(f"{failed} failed (marked ✗ above)")
         said = [note for note in run.notes if "hand-made" in note or "fell back" in note]  # not "using cpu"
@@ -293,7 +302,7 @@ class AlbumDialog(QDialog):
         self.progress.setFormat("Stopped" if run.cancelled else "Done")
         if not run.cancelled:
             self.progress.setValue(1000)
-        self.open_button.setEnabled(done > 0)
+        self.open_button.setEnabled(done + run.count(SKIPPED) > 0)
         self.finished_run.emit(run)
 
     def _on_failed(self, exc: Exception) -> None:

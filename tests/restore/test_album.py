@@ -174,6 +174,7 @@ def test_the_dialog_runs_an_album_in_the_background_with_the_panels_choices(albu
     assert not dialog.start()
     box = dialog.findChild(QMessageBox, "replace_box")
     assert box is not None and "would be replaced" in box.text() and "a.png" in box.text()
+    assert {b.text() for b in box.buttons()} >= {"Replace Them", "Skip Those Scans"}
     box.button(QMessageBox.StandardButton.Cancel).click()
     assert not dialog.running() and (tmp_path / "out" / "a.png").read_bytes() == before
     assert not dialog.start()
@@ -231,3 +232,19 @@ def test_the_damage_is_filled_with_the_settings_given(album, tmp_path):
     assert not np.array_equal(telea, ns)
     changed = np.any(telea != rgb(album / "a.png"), axis=2) | np.any(ns != rgb(album / "a.png"), axis=2)
     assert np.array_equal(telea[~changed], ns[~changed])  # only the filled damage differs
+
+
+def test_an_album_started_again_can_skip_the_scans_already_done(album, tmp_path):
+    """Stopped after the first scan, started again with skip_done: the finished result is kept as
+    it is (maybe retouched since), the others are restored."""
+    from app.restore.album import SKIPPED
+
+    out = tmp_path / "restored"
+    first = []
+    restore_album(album, out, HAND, RepairSteps(), on_photo=first.append, cancel=lambda: bool(first))
+    assert [p.photo.name for p in first] == ["a.png"]
+    (out / "a.png").write_bytes(b"retouched by hand")
+    run = restore_album(album, out, HAND, RepairSteps(), skip_done=True)
+    status = {p.photo.name: p.status for p in run.photos}
+    assert status["a.png"] == SKIPPED and (out / "a.png").read_bytes() == b"retouched by hand"
+    assert status["b.png"] == RESTORED and (out / "b.png").is_file()
