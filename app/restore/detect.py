@@ -666,13 +666,15 @@ def analyse_damage(
     _check_rgb(rgb)
     kinds = parse_kinds(kinds)
     name, loaded, note = choose_detector(detector, model)
-    if loaded is not None:  # a big scan: the shipped nets' sibling trained with wider damage too
-        from app.restore.learned import detector_for
+    looks: tuple = ()
+    if loaded is not None:  # a big scan: also the shipped nets' sibling trained with wider damage
+        from app.restore.learned import detectors_for
 
-        loaded = detector_for(loaded, rgb.shape)
+        looks = detectors_for(loaded, rgb.shape)
+    source = "+".join(str(m.path) for m in looks)
     if reuse is not None and (reuse.detector != name or reuse.shape != rgb.shape[:2] or reuse.dust_params != dust
                               or reuse.scratch_params != scratches
-                              or (loaded is not None and reuse.model_path != str(loaded.path))):
+                              or (loaded is not None and reuse.model_path != source)):
         reuse = None
     learned_kinds = tuple(k for k in kinds if k in LEARNED_KINDS[name])
     hand_kinds = tuple(k for k in kinds if k not in learned_kinds)
@@ -690,16 +692,23 @@ def analyse_damage(
         # one forward pass gives every kind the net knows: keep them all, so that a proposal of
         # one kind can leave out what another kind is surer of (DamageAnalysis.own_probability)
         missing = tuple(k for k in LEARNED_KINDS[name] if k in loaded.channels and k not in out.probability)
-        from app.restore.learned import damage_probability
+        from app.restore.learned import damage_probability, either_probability
 
-        got = damage_probability(loaded, rgb, missing, progress=lambda f: report(share + (1 - share) * f),
-                                 cancel=cancel)
-        if got is None:
-            return None
-        out.probability.update(got)
+        maps = []
+        for i, look in enumerate(looks):
+            start, part = share + (1 - share) * i / len(looks), (1 - share) / len(looks)
+            got = damage_probability(look, rgb, missing, progress=lambda f, s=start, p=part: report(s + p * f),
+                                     cancel=cancel)
+            if got is None:
+                return None
+            maps.append(got)
         for k in missing:
-            out.thresholds[k] = loaded.threshold_for(k)  # calibrated per kind at export
-        out.low_ratio, out.grow_px, out.model_path = loaded.low_ratio, loaded.grow_px, str(loaded.path)
+            if len(looks) == 1:
+                out.probability[k], out.thresholds[k] = maps[0][k], loaded.threshold_for(k)  # calibrated per kind
+            else:  # proposed where either detector proposes, each at its own calibrated threshold
+                out.probability[k] = either_probability([m[k] for m in maps], [m.threshold_for(k) for m in looks])
+                out.thresholds[k] = 0.5
+        out.low_ratio, out.grow_px, out.model_path = loaded.low_ratio, loaded.grow_px, source
     report(1.0)
     return out
 
