@@ -82,7 +82,11 @@ in the figures above), --no-fill: dev 0.933 / 0.698 / 0.163 %, urban 0.849 / 0.6
 --no-fill: 0.791 / 0.754 / 0.384 % (the three models shipped before: 0.790 / 0.726 / 0.435 %,
 0.782 / 0.726 / 0.455 %, 0.723 / 0.672 / 0.797 %).
 
-Last measured --slider (12 MP, 1 onnxruntime thread), 2026-12-01, both cores also running a
+Last measured --slider (12 MP, 1 onnxruntime thread), 2026-12-02 (session 18), the machine idle: a
+photo of 3000 px and more is now looked at by both detector files (models/damage_detector.md, "Wide
+damage"):
+  auto=learned  whole detection 62.39 s | analysis once 63.62 s | move on the cached analysis 0.01 s
+Before it, 2026-12-01, both cores also running a
 training each (at lower priority): the shipped four-net mean (four width-16 nets)
   auto=learned  whole detection 21.20 s | analysis once 21.87 s | move on the cached analysis 0.01 s
 the four-net mean before it (same size; the other core idle): 20.91 s | 21.46 s | 0.01 s; the three-net mean shipped before it (other core busy with training): 15.82 s | 16.12 s |
