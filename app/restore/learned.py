@@ -21,8 +21,8 @@ from app.engine.errors import ModelError
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "damage_detector.onnx"
 # the same four nets trained on with wider damage (models/damage_detector.md, "Wide damage"): a
 # photo whose long side is WIDE_FROM_SIDE or more is also looked at by it, the two proposals joined
-# (alone it missed a quarter of the dark specks the shipped file finds on a real scan). A print scanned at
-# 600-1200 dpi has scratches 3-10 px wide, where the shipped nets stop at about 4.5 px (on a
+# (alone it missed a quarter of the dark specks the shipped file finds on a real scan). A print
+# scanned at 600-1200 dpi has scratches 3-10 px wide, where the shipped nets stop at about 4.5 px (on a
 # 4500x3000 crop of a real scan: 5 px lines 0.22 / 0.01 found, bright / dark, against 1.00 / 1.00;
 # bench damage drawn 2x wider on it: recall 0.79-0.84 against 0.91-0.95). On the bench's photos
 # (481-1024 px) it finds 0.02-0.04 less of the normal damage, so smaller photos keep the shipped

@@ -57,7 +57,7 @@ class _AlbumRelay(QObject):
 
 
 def describe_choices(choices: RestoreChoices, settings: InpaintSettings) -> str:
-    kinds = " and ".join({"scratches": "scratches", "dust": "dust"}[k] for k in choices.kinds) or "nothing"
+    kinds = " and ".join(choices.kinds) or "nothing"
     method = dict(METHOD_CHOICES).get(settings.method, settings.method)
     return (f"Detect {kinds} with the {DETECTOR_LABELS.get(choices.detector, choices.detector)} detector "
             f"at sensitivity {choices.sensitivity:.2f} (as set in the Restore panel); fill with "
@@ -80,7 +80,6 @@ class AlbumDialog(QDialog):
         self._relay = _AlbumRelay(self)
         self._relay.progress.connect(self._on_progress)
         self._relay.photo.connect(self._on_photo)
-        self.run: AlbumRun | None = None
         self._results: Path | None = None  # where the last album wrote
         self._question: QMessageBox | None = None  # "replace the files already there?", while open
         self._build(start_folder)
@@ -282,7 +281,6 @@ class AlbumDialog(QDialog):
         self.log.scrollToBottom()
 
     def _on_done(self, run: AlbumRun) -> None:
-        self.run = run
         self._set_running(False)
         done = run.count(RESTORED) + run.count(UNCHANGED)
         failed = run.count(FAILED)
@@ -317,8 +315,7 @@ class AlbumDialog(QDialog):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        if not self.running():
-            self.choices_label.setText(describe_choices(self._choices(), self._settings()))
+        self.refresh_choices()
 
     def offer(self, scans_folder: str) -> None:
         """Brought back for another photo: its folder, unless an album is running."""

@@ -307,7 +307,7 @@ class RestoreController(QObject):
             # filled as Fill detected damage fills: with the Run panel's method and texture
             self.album = AlbumDialog(self.panel.choices, self.window, folder,
                                      settings=lambda: FILL_SETTINGS.with_choices_of(self.session.document.settings))
-            self.panel.choices_changed.connect(self.album.refresh_choices)
+            # the panel's choices reach the document as settings too: one signal for both panels
             self.session.settings_changed.connect(self.album.refresh_choices)
         else:
             self.album.offer(folder)
