@@ -14,6 +14,8 @@ from PySide6.QtGui import QUndoCommand
 from app.canvas.patch import Patch
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from app.canvas.document import InpaintOutcome, MaskLayer
     from app.canvas.session import EditSession
 
@@ -156,8 +158,12 @@ class ApplyResultCommand(QUndoCommand):
         self._session, self._outcome = session, outcome
         self._photo_patch, self._mask_patches = photo_patch, mask_patches
 
+        self._deep_before: np.ndarray | None = None  # the photo's 16-bit source the result's replaced
+
     @_reported
     def redo(self) -> None:
+        if self._outcome.deep is not None:  # first: the photo's listeners then read the new source
+            self._deep_before = self._session.swap_deep_source(self._outcome.deep)
         self._session.swap_photo_patch(self._photo_patch)
         for uid, patch in self._mask_patches.items():
             self._session.swap_mask_patch(uid, patch)
@@ -165,6 +171,8 @@ class ApplyResultCommand(QUndoCommand):
 
     @_reported
     def undo(self) -> None:
+        if self._outcome.deep is not None:
+            self._session.swap_deep_source(self._deep_before)
         self._session.swap_photo_patch(self._photo_patch)
         for uid, patch in self._mask_patches.items():
             self._session.swap_mask_patch(uid, patch)

@@ -60,6 +60,9 @@ class InpaintOutcome:
     # `settings` (None: the document's): Run Again repeats it so
     restricted: bool = False
     settings: InpaintSettings | None = None
+    # the result's 16-bit pixels (repairs of a 16-bit scan, made at 16 bits), read-only: Apply
+    # makes them the photo's 16-bit source (ImageMeta.deep), so exports keep 16 bits everywhere
+    deep: np.ndarray | None = None
 
 
 @dataclass(eq=False)

@@ -8,6 +8,7 @@ swap_photo_patch, set_result) are for the commands only: they change the model a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -284,6 +285,13 @@ class EditSession(QObject):
         layer = self._document.layer_by_uid(uid)
         rect = patch.swap(layer.mask)
         self.layer_pixels_changed.emit(uid, rect)
+
+    def swap_deep_source(self, deep: np.ndarray | None) -> np.ndarray | None:
+        """Make `deep` the photo's 16-bit source (ImageMeta.deep, replaced, never edited: a
+        project being saved may hold the old one); returns the one it replaces."""
+        before = self._document.meta.deep
+        self._document.meta = dataclasses.replace(self._document.meta, deep=deep)
+        return before
 
     def swap_photo_patch(self, patch: Patch) -> None:
         rect = patch.swap(self._document.photo)

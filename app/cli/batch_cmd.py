@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         for text in result.notes:
             if "fell back" in text:
                 warn(f"{photo.name}: {text}")
-        for lost in write_result(target, photo, loaded, result.image, args.quality, not mask.any()):
+        for lost in write_result(target, photo, loaded.meta, result.image, args.quality, not mask.any()):
             warn(f"{target.name}: {lost}")
         return {flag for flag, on in ((CUT_OFF_FILE, CUT_OFF in loaded.meta.notes), (EMPTY_MASK, not mask.any())) if on}
 

@@ -168,11 +168,11 @@ def _run_one(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
     bar = ProgressBar(Path(args.photo).name)
     try:
         result = restore(loaded.rgb, kinds, args.sensitivity, steps, FILL_SETTINGS, mask=mask,
-                         detector=args.detector, progress=bar)
+                         detector=args.detector, progress=bar, deep=loaded.meta.deep)
     finally:
         bar.done()
     _warn_notes(result)
-    for lost in write_image(args.output, result.image, loaded.meta, args.quality):
+    for lost in write_image(args.output, result.image, result.meta_of(loaded.meta), args.quality):
         warn(f"{Path(args.output).name}: {lost}")
     if args.save_mask:
         write_mask(args.save_mask, result.mask)
@@ -235,13 +235,13 @@ def _run_folder(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
         loaded = load_photo(photo, FILL_SETTINGS.max_megapixels)
         mask = None if given is None else load_mask_for(given, loaded.rgb, False, masks.one)
         result = restore(loaded.rgb, kinds, args.sensitivity, steps, FILL_SETTINGS, mask=mask, detector=detector,
-                         model=model, backend=backend, progress=progress)
+                         model=model, backend=backend, progress=progress, deep=loaded.meta.deep)
         _warn_notes(result, photo.name)
         if mask_file is not None:  # first: a result without its mask would be taken for done
             write_mask(mask_file, result.mask)
             mask_names.keep(mask_file, photo)
         unchanged = not result.mask.any() and not steps.any
-        for lost in write_result(target, photo, loaded, result.image, args.quality, unchanged):
+        for lost in write_result(target, photo, result.meta_of(loaded.meta), result.image, args.quality, unchanged):
             warn(f"{target.name}: {lost}")
         say(f"{target}: {100.0 * (result.mask > 0).mean():.2f} % of pixels filled as damage ({result.method})")
         flags = {CUT_OFF_FILE} if CUT_OFF in loaded.meta.notes else set()

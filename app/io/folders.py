@@ -16,7 +16,6 @@ from app.io.images import (
     ROTATED_UPRIGHT,
     SAVE_FORMATS,
     ImageMeta,
-    LoadedImage,
     encode_image,
     format_for,
     write_image,
@@ -73,19 +72,20 @@ def result_name(photo: Path, suffix: str) -> str:
     return photo.stem + (suffix or own)
 
 
-def write_result(target: Path, photo: Path, loaded: LoadedImage, image, quality: int | None, unchanged: bool) -> list[str]:
-    """Write a photo's result; one the run left unchanged is the photo's own file, copied (a
-    JPEG is not encoded again) when it goes to the same format at the default quality. Returns
-    what the file could not keep (write_image)."""
+def write_result(target: Path, photo: Path, meta: ImageMeta, image, quality: int | None, unchanged: bool) -> list[str]:
+    """Write a photo's result with the photo's `meta` (its 16-bit pixels the result's, when
+    repaired at 16 bits); one the run left unchanged is the photo's own file, copied (a JPEG is
+    not encoded again) when it goes to the same format at the default quality. Returns what the
+    file could not keep (write_image)."""
     same_format = photo.suffix.lower() in SAVE_FORMATS and format_for(photo) == format_for(target)
     # a photo turned upright from its EXIF tag is written upright, as every other result
-    as_read = CUT_OFF not in loaded.meta.notes and ROTATED_UPRIGHT not in loaded.meta.notes
+    as_read = CUT_OFF not in meta.notes and ROTATED_UPRIGHT not in meta.notes
     if unchanged and same_format and quality is None and as_read:
         data = photo.read_bytes()
         with atomic_write(target) as handle:
             handle.write(data)
         return []
-    return write_image(target, image, loaded.meta, quality)
+    return write_image(target, image, meta, quality)
 
 
 class Names:

@@ -7,7 +7,8 @@ back on export, and an alpha channel is re-attached where the format keeps it.
 
 A 16-bit PNG or TIFF is edited in 8 bits, but its 16-bit pixels are kept (`ImageMeta.deep`):
 a PNG or TIFF export writes 16 bits, the source's value wherever the edits left a pixel as
-it was read and the 8-bit value scaled up where they changed it (`deep_pixels`). OpenCV
+it was read and the 8-bit value scaled up where they changed it (`deep_pixels`); applied
+repairs, made at 16 bits, replace them (app.restore.pipeline.repair_deep). OpenCV
 decodes them (Pillow reduces them to 8 bits); they are adopted only where they agree with
 Pillow's reading, so an odd layout (premultiplied alpha, planar strips) stays 8-bit, as noted.
 """
@@ -34,8 +35,9 @@ READ_EXTENSIONS = tuple(SAVE_FORMATS) + (".bmp",)
 DEFAULT_MAX_MEGAPIXELS = 100.0
 # the notes of a 16-bit photo: edited in 8 bits per channel, its 16-bit pixels kept for export
 # (short: the editor shows them in its status bar)
-KEPT_16_BIT = "16-bit colour, edited in 8 bits; PNG and TIFF exports keep 16 bits where unchanged"
-KEPT_16_BIT_GRAY = "16-bit grayscale, edited in 8 bits; PNG and TIFF exports keep 16 bits where unchanged"
+KEPT_16_BIT = "16-bit colour, edited in 8 bits (repairs in 16); PNG and TIFF exports keep 16 bits where unchanged"
+KEPT_16_BIT_GRAY = ("16-bit grayscale, edited in 8 bits (repairs in 16); PNG and TIFF exports keep 16 bits where "
+                    "unchanged")
 # ... and of one whose 16-bit pixels could not be decoded (exported with 8 bits per channel)
 REDUCED_16_BIT = "16-bit colour reduced to 8-bit RGB (edited and exported with 8 bits per channel)"
 REDUCED_16_BIT_GRAY = "16-bit grayscale reduced to 8-bit RGB"
@@ -101,7 +103,7 @@ class ImageMeta:
     lossless_webp: bool = False  # the photo was a lossless WebP: a WebP export stays lossless by default
     dpi: tuple[float, float] | None = None  # the file's resolution (a scan's, for printing), carried to exports
     # a 16-bit source's pixels, upright, read-only uint16 HxWxC (C = 1 gray, 3 RGB, 4 RGBA); never
-    # edited: `deep_pixels` combines it with the edited 8-bit photo
+    # edited in place (applied repairs replace it): `deep_pixels` combines it with the edited 8-bit photo
     deep: np.ndarray | None = None
 
 

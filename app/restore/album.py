@@ -180,7 +180,7 @@ def _restore_one(photo: Path, out_dir: Path, mask_dir: Path | None, inputs: set[
                 mask_file = None
         loaded = read_image(photo, max_megapixels=settings.max_megapixels, partial=True)
         result = restore(loaded.rgb, choices.kinds, choices.sensitivity, steps, settings, detector=detector,
-                         model=model, backend=backend, progress=progress, cancel=cancel)
+                         model=model, backend=backend, progress=progress, cancel=cancel, deep=loaded.meta.deep)
         unchanged = not result.mask.any() and not steps.any
         notes += _write(photo, target, mask_file, loaded, result, unchanged)
         written.keep(target, photo)
@@ -208,7 +208,8 @@ def _write(photo: Path, target: Path, mask_file: Path | None, loaded, result, un
     if mask_file is not None:
         write_mask(mask_file, result.mask)
     try:
-        return [f"{target.name}: {lost}" for lost in write_result(target, photo, loaded, result.image, None, unchanged)]
+        lost = write_result(target, photo, result.meta_of(loaded.meta), result.image, None, unchanged)
+        return [f"{target.name}: {what}" for what in lost]
     except BaseException:
         if mask_file is not None:
             mask_file.unlink(missing_ok=True)

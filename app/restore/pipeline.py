@@ -6,11 +6,14 @@ the user can edit the proposed mask before the fill.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import cv2
 import numpy as np
 
 from app.engine import Cancelled, InpaintSettings, inpaint
+from app.engine.pipeline import is_gray
+from app.io.images import ImageMeta, deep_pixels, to_8_bit
 from app.restore.detect import DEFAULT_DETECTOR, DEFAULT_SENSITIVITY, KINDS, analyse_damage, parse_kinds, propose_damage
 from app.restore.repair import RepairSteps, apply_repairs
 
@@ -29,6 +32,34 @@ class RestoreResult:
     mask: np.ndarray  # the damage that was filled, uint8 0/255
     method: str = ""
     notes: list[str] = field(default_factory=list)
+    # the result's 16-bit pixels (a 16-bit scan repaired at 16 bits; `repair_deep`), else None
+    deep: np.ndarray | None = None
+
+    def meta_of(self, meta: ImageMeta) -> ImageMeta:
+        """The photo's `meta` for writing this result: with the repaired 16-bit pixels."""
+        return meta if self.deep is None else replace(meta, deep=self.deep)
+
+
+def repair_deep(rgb: np.ndarray, deep: np.ndarray | None, steps: RepairSteps) -> tuple[np.ndarray, np.ndarray | None]:
+    """`apply_repairs` of the photo `rgb` (RGB uint8) whose 16-bit source is `deep`
+    (ImageMeta.deep, or None): the steps run on its 16-bit pixels (`deep_pixels`: the source's
+    value wherever `rgb` still holds it), and the result comes back in 8 bits with its 16-bit
+    pixels, which become the photo's 16-bit source (the same layout: one channel for a gray scan
+    that stays gray, the source's alpha kept). Without a 16-bit source: (apply_repairs, None)."""
+    sixteen = deep_pixels(rgb, ImageMeta(deep=deep))
+    if sixteen is None:
+        return apply_repairs(rgb, steps), None
+    colour = cv2.cvtColor(sixteen, cv2.COLOR_GRAY2RGB) if sixteen.shape[2] == 1 else sixteen[:, :, :3]
+    repaired = apply_repairs(np.ascontiguousarray(colour), steps)
+    if deep.shape[2] == 1 and is_gray(repaired):
+        kept = repaired[:, :, :1]
+    elif deep.shape[2] == 4:
+        kept = np.dstack([repaired, deep[:, :, 3]])
+    else:
+        kept = repaired
+    kept = np.ascontiguousarray(kept)
+    kept.flags.writeable = False  # a source is never edited (ImageMeta.deep)
+    return to_8_bit(repaired), kept
 
 
 def fill_damage(rgb: np.ndarray, mask: np.ndarray, settings: InpaintSettings = FILL_SETTINGS,
@@ -54,10 +85,12 @@ def restore(
     backend=None,
     progress=None,
     cancel=None,
+    deep: np.ndarray | None = None,
 ) -> RestoreResult:
     """The whole restore. `mask` (given) replaces detection; `detector` and `model`: see
     analyse_damage (when "auto" falls back to the hand-made filters, the notes say why);
-    `backend`: the fill's (many photos share one loaded model)."""
+    `backend`: the fill's (many photos share one loaded model); `deep`: the photo's 16-bit
+    source (ImageMeta.deep), which the repairs then work on (`repair_deep`)."""
     detection_notes = []
     fill_progress = progress
     if mask is None:
@@ -80,5 +113,5 @@ def restore(
             raise Cancelled("Restore cancelled.")
     filled, method, notes = fill_damage(rgb, mask, settings, fill_progress, cancel, backend)
     notes = detection_notes + notes
-    out = apply_repairs(filled, steps) if steps is not None and steps.any else filled
-    return RestoreResult(image=out, mask=mask, method=method, notes=notes)
+    out, out_deep = repair_deep(filled, deep, steps) if steps is not None and steps.any else (filled, None)
+    return RestoreResult(image=out, mask=mask, method=method, notes=notes, deep=out_deep)

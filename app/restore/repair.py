@@ -1,4 +1,7 @@
-"""Tone and noise repair for old photos: pure functions, RGB uint8 in, RGB uint8 out.
+"""Tone and noise repair for old photos: pure functions, RGB in, RGB of the same depth out.
+Every step takes 8-bit (uint8) or 16-bit (uint16) RGB; parameters are in 8-bit levels either
+way, and a 16-bit scan is repaired at 16 bits (a levels stretch of a faded scan in 8 bits
+leaves gaps in its histogram, the banding a 16-bit scan is made to avoid).
 
 - `estimate_noise`: Immerkaer's fast noise sigma on the luminance;
 - `denoise`: non-local means on L of Lab, only when the estimate says the photo is noisy
@@ -27,16 +30,58 @@ NOISE_FLOOR = 3.0
 DENOISE_MAX = 30.0
 
 
+#: 8-bit levels -> 16-bit levels
+DEEP_SCALE = 257.0
+#: NL-means on 16 bits weighs patches by their L1 distance (OpenCV has no L2 there): this h (in
+#: proportion to the 8-bit h) gave the 8-bit result within 0.3-0.7 levels at noise sigma 4-20
+DEEP_NLM_H = 0.8
+
+
 def _check(rgb: np.ndarray) -> np.ndarray:
-    if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
-        raise ValueError("expected an RGB uint8 HxWx3 image")
+    if not (isinstance(rgb, np.ndarray) and rgb.dtype in (np.uint8, np.uint16) and rgb.ndim == 3
+            and rgb.shape[2] == 3):
+        raise ValueError("expected an RGB HxWx3 image of 8 or 16 bits per channel")
     return np.ascontiguousarray(rgb)
+
+
+def _deep(rgb: np.ndarray) -> bool:
+    return rgb.dtype == np.uint16
+
+
+def _to_lab(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(Lab, L): 8-bit Lab as OpenCV scales it (L 0..255) for uint8; for uint16 float32 Lab and
+    L as uint16 0..65535. Write the new L back with `_from_lab`."""
+    if not _deep(rgb):
+        lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
+        return lab, lab[:, :, 0].copy()
+    lab = cv2.cvtColor(rgb.astype(np.float32) * np.float32(1.0 / 65535.0), cv2.COLOR_RGB2LAB)
+    return lab, np.round(lab[:, :, 0] * np.float32(655.35)).astype(np.uint16)
+
+
+def _from_lab(lab: np.ndarray, L: np.ndarray) -> np.ndarray:
+    """RGB of `lab` with its L replaced by `L` (as `_to_lab` gave it, maybe float), at Lab's depth."""
+    if lab.dtype == np.uint8:
+        lab[:, :, 0] = L
+        return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+    lab[:, :, 0] = L.astype(np.float32) * np.float32(1.0 / 655.35)
+    rgb = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+    return np.round(np.clip(rgb, 0.0, 1.0) * np.float32(65535.0)).astype(np.uint16)
+
+
+def _lut(rgb: np.ndarray, channel: int, curve: np.ndarray) -> np.ndarray:
+    """One channel through `curve(levels)`, levels 0..255 (or 0..65535), rounded and clipped."""
+    peak = 65535 if _deep(rgb) else 255
+    table = np.round(np.clip(curve(np.arange(peak + 1, dtype=np.float32)), 0, peak)).astype(rgb.dtype)
+    return table[rgb[:, :, channel]]
 
 
 def estimate_noise(rgb: np.ndarray) -> float:
     """Gaussian noise sigma in grey levels (Immerkaer 1996: a Laplacian-difference mask that
     cancels image structure to second order, mean absolute response scaled)."""
-    gray = cv2.cvtColor(_check(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    rgb = _check(rgb)
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    if _deep(rgb):
+        gray *= np.float32(1.0 / DEEP_SCALE)
     h, w = gray.shape
     if h < 3 or w < 3:
         return 0.0
@@ -57,19 +102,91 @@ def denoise(rgb: np.ndarray, strength: float | None = None, *, template: int = 7
         strength = 1.2 * sigma
     if strength <= 0:
         return rgb.copy()
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
-    lab[:, :, 0] = cv2.fastNlMeansDenoising(lab[:, :, 0], None, h=float(strength),
-                                            templateWindowSize=template, searchWindowSize=search)
-    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+    lab, L = _to_lab(rgb)
+    if _deep(rgb):
+        L = cv2.fastNlMeansDenoising(L, [float(strength) * DEEP_SCALE * DEEP_NLM_H], None,
+                                     templateWindowSize=template, searchWindowSize=search, normType=cv2.NORM_L1)
+    else:
+        L = cv2.fastNlMeansDenoising(L, None, h=float(strength), templateWindowSize=template, searchWindowSize=search)
+    return _from_lab(lab, L)
 
 
 def clahe_l(rgb: np.ndarray, clip_limit: float = 1.5, tiles: int = 8) -> np.ndarray:
     """Contrast-limited adaptive histogram equalisation on L of Lab (hue kept)."""
     rgb = _check(rgb)
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
-    clahe = cv2.createCLAHE(clipLimit=float(clip_limit), tileGridSize=(int(tiles), int(tiles)))
-    lab[:, :, 0] = clahe.apply(lab[:, :, 0])
-    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+    lab, L = _to_lab(rgb)
+    if _deep(rgb):
+        L = clahe_16(L, clip_limit, tiles)
+    else:
+        L = cv2.createCLAHE(clipLimit=float(clip_limit), tileGridSize=(int(tiles), int(tiles))).apply(L)
+    return _from_lab(lab, L)
+
+
+def clahe_16(L: np.ndarray, clip_limit: float = 1.5, tiles: int = 8) -> np.ndarray:
+    """OpenCV's 8-bit CLAHE carried to 16 bits: the same tiles, clipped histograms (of the
+    levels rounded to 8 bits) and lookup tables as `cv2.createCLAHE(...).apply`, each table read
+    between its entries at the 16-bit level. OpenCV's own 16-bit CLAHE counts 65536 bins, so
+    its clip limit (at least 1 per bin) clips nearly everything: another, much harsher curve."""
+    h, w = L.shape
+    tables, th, tw = _clahe_tables(to_8_bit_levels(L), clip_limit, tiles)
+    flat = tables.reshape(-1)
+    # each pixel between the centres of its four nearest tiles, as OpenCV interpolates
+    x1, x2, xa = _tile_weights(w, tw, tiles)
+    out = np.empty((h, w), np.uint16)
+    for y0 in range(0, h, 256):
+        y1, y2, ya = _tile_weights(min(y0 + 256, h), th, tiles, start=y0)
+        y1, y2, ya = y1[:, None], y2[:, None], ya[:, None]
+        level = L[y0:y0 + 256].astype(np.float32) * np.float32(1.0 / DEEP_SCALE)
+        entry = np.minimum(level.astype(np.int64), 255)
+        frac = level - entry
+        row1 = (1 - ya) * ((1 - xa) * _read(flat, y1 * tiles + x1, entry, frac) + xa * _read(flat, y1 * tiles + x2, entry, frac))
+        row2 = ya * ((1 - xa) * _read(flat, y2 * tiles + x1, entry, frac) + xa * _read(flat, y2 * tiles + x2, entry, frac))
+        out[y0:y0 + 256] = np.round(np.clip((row1 + row2) * np.float32(DEEP_SCALE), 0, 65535))
+    return out
+
+
+def _clahe_tables(L8: np.ndarray, clip_limit: float, tiles: int) -> tuple[np.ndarray, int, int]:
+    """(tiles x tiles x 257 float32 lookup tables, the last entry repeated; tile height, width),
+    as OpenCV's CLAHE builds them (its padding, clip limit and spread of the clipped counts)."""
+    h, w = L8.shape
+    pad_y, pad_x = (0, 0) if h % tiles == 0 and w % tiles == 0 else (tiles - h % tiles, tiles - w % tiles)
+    padded = cv2.copyMakeBorder(L8, 0, pad_y, 0, pad_x, cv2.BORDER_REFLECT_101) if pad_y or pad_x else L8
+    th, tw = padded.shape[0] // tiles, padded.shape[1] // tiles
+    area = th * tw
+    limit = max(int(float(clip_limit) * area / 256), 1) if clip_limit > 0 else 0
+    tables = np.empty((tiles, tiles, 257), np.float32)
+    for ty in range(tiles):
+        for tx in range(tiles):
+            hist = np.bincount(padded[ty * th:(ty + 1) * th, tx * tw:(tx + 1) * tw].ravel(), minlength=256)
+            if limit:
+                clipped = int(np.maximum(hist - limit, 0).sum())
+                hist = np.minimum(hist, limit) + clipped // 256
+                residual = clipped % 256
+                if residual:  # OpenCV's spread of the remainder: one each, every (256 // residual)th bin
+                    hist[np.arange(0, 256, max(256 // residual, 1))[:residual]] += 1
+            tables[ty, tx, :256] = np.clip(np.round(np.cumsum(hist) * np.float32(255.0 / area)), 0, 255)
+            tables[ty, tx, 256] = tables[ty, tx, 255]
+    return tables, th, tw
+
+
+def _tile_weights(stop: int, size: int, tiles: int, start: int = 0):
+    """For positions start..stop-1: the tiles whose centres lie before and after, and the weight
+    of the one after (clamped at the edges), as OpenCV's CLAHE interpolates."""
+    pos = np.arange(start, stop, dtype=np.float32) / np.float32(size) - np.float32(0.5)
+    first = np.floor(pos).astype(np.int64)
+    weight = (pos - first).astype(np.float32)
+    return np.maximum(first, 0), np.minimum(first + 1, tiles - 1), weight
+
+
+def _read(flat: np.ndarray, tile: np.ndarray, entry: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """Tables `tile` read at the fractional level entry + frac."""
+    index = tile * 257 + entry
+    return flat[index] * (1 - frac) + flat[index + 1] * frac
+
+
+def to_8_bit_levels(values: np.ndarray) -> np.ndarray:
+    """uint16 levels rounded to uint8 (x / 257)."""
+    return np.round(values.astype(np.float32) * np.float32(1.0 / DEEP_SCALE)).astype(np.uint8)
 
 
 #: colour statistics (cast, levels) are read from a copy no larger than this (px, long side)
@@ -78,12 +195,14 @@ BALANCE_ESTIMATE_SIDE = 1024
 
 def _statistics_copy(rgb: np.ndarray) -> np.ndarray:
     """float32 copy for colour statistics: at most BALANCE_ESTIMATE_SIDE px (enough for them,
-    fast on 12 MP) and blurred (sigma 1) so that pixel noise does not pass for colour."""
+    fast on 12 MP) and blurred (sigma 1) so that pixel noise does not pass for colour; in
+    8-bit levels whatever the photo's depth."""
     h, w = rgb.shape[:2]
     scale = min(1.0, BALANCE_ESTIMATE_SIDE / max(h, w))
     small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
                        interpolation=cv2.INTER_AREA) if scale < 1 else rgb
-    return cv2.GaussianBlur(small.astype(np.float32), (0, 0), 1.0)
+    levels = small.astype(np.float32) * np.float32(1.0 / DEEP_SCALE) if _deep(rgb) else small.astype(np.float32)
+    return cv2.GaussianBlur(levels, (0, 0), 1.0)
 
 
 def auto_levels(rgb: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
@@ -95,14 +214,14 @@ def auto_levels(rgb: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.nda
     # luminance-only denoise green keeps the least noise, so its raw tails were the narrowest,
     # it was stretched the most and a print turned magenta
     stats = _statistics_copy(rgb)
+    scale = DEEP_SCALE if _deep(rgb) else 1.0
     for c in range(3):
-        ch = rgb[:, :, c]
         lo, hi = np.percentile(stats[:, :, c], [low, high])
         if hi - lo < 1.0:
-            out[:, :, c] = ch
+            out[:, :, c] = rgb[:, :, c]
             continue
-        lut = np.clip((np.arange(256, dtype=np.float32) - lo) * (255.0 / (hi - lo)), 0, 255)
-        out[:, :, c] = np.round(lut).astype(np.uint8)[ch]
+        lo, gain = lo * scale, 255.0 / (hi - lo)
+        out[:, :, c] = _lut(rgb, c, lambda levels, lo=lo, gain=gain: (levels - lo) * gain)
     return out
 
 
@@ -144,8 +263,7 @@ def balanced_by(rgb: np.ndarray, cast: np.ndarray, strength: float = 1.0) -> np.
     if np.any(cast < 0.05):
         return rgb.copy()
     gains = 1.0 + float(np.clip(strength, 0.0, 1.0)) * (1.0 / cast - 1.0)
-    luts = [np.round(np.clip(np.arange(256) * g, 0, 255)).astype(np.uint8) for g in gains]
-    return np.dstack([luts[c][rgb[:, :, c]] for c in range(3)])
+    return np.dstack([_lut(rgb, c, lambda levels, g=g: levels.astype(np.float64) * g) for c, g in enumerate(gains)])
 
 
 def repair_fade(
@@ -175,12 +293,12 @@ def sharpen(rgb: np.ndarray, amount: float = 0.6, radius: float = 1.5, threshold
     rgb = _check(rgb)
     if amount <= 0:
         return rgb.copy()
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
-    L = lab[:, :, 0].astype(np.float32)
+    lab, L = _to_lab(rgb)
+    L = L.astype(np.float32)
+    peak, scale = (65535, DEEP_SCALE) if _deep(rgb) else (255, 1.0)
     detail = L - cv2.GaussianBlur(L, (0, 0), float(radius))
-    detail[np.abs(detail) <= threshold] = 0.0
-    lab[:, :, 0] = np.clip(np.round(L + float(amount) * detail), 0, 255).astype(np.uint8)
-    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+    detail[np.abs(detail) <= threshold * scale] = 0.0
+    return _from_lab(lab, np.clip(np.round(L + float(amount) * detail), 0, peak).astype(rgb.dtype))
 
 
 @dataclass(frozen=True)
@@ -227,6 +345,6 @@ def apply_repairs(rgb: np.ndarray, steps: RepairSteps, progress=None) -> np.ndar
             progress("sharpen")
         out = sharpen(out, steps.sharpen_amount, steps.sharpen_radius)
     if gray and out is not rgb and not is_gray(out):
-        level = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)  # the steps' own gray, channels joined again
+        level = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)  # (uint16 too)  # the steps' own gray, channels joined again
         out = cv2.merge([level, level, level])
     return out.copy() if out is rgb else out

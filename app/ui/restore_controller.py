@@ -221,7 +221,7 @@ class RestoreController(QObject):
         self._previewed = None
         self.panel.set_repair_source(None if result is None else result.image)
 
-    def on_repair_preview(self, steps: RepairSteps, image: np.ndarray) -> None:
+    def on_repair_preview(self, steps: RepairSteps, image: np.ndarray, deep: np.ndarray | None = None) -> None:
         doc = self.session.document
         if image.shape != doc.photo.shape:
             return
@@ -237,9 +237,9 @@ class RestoreController(QObject):
         if base is not None:
             outcome = InpaintOutcome(image=image, method=f"{base.method} + {method}", backend=base.backend,
                                      mask=base.mask, notes=list(base.notes), layers=base.layers,
-                                     restricted=base.restricted, settings=base.settings)
+                                     restricted=base.restricted, settings=base.settings, deep=deep)
         else:
-            outcome = InpaintOutcome(image=image, method=method, backend="cpu")
+            outcome = InpaintOutcome(image=image, method=method, backend="cpu", deep=deep)
         self._preview_of[outcome] = (steps, base)
         self.session.set_result(outcome)
         self._previewed = steps
@@ -294,7 +294,7 @@ class RestoreController(QObject):
         placeholder = doc.source_path is None and doc.photo.shape[:2] == (1, 1)  # the window before any photo
         if new_document:  # its own choices (a project's, or the last photo's carried over)
             self.panel.show_choices(doc.restore)
-        self.panel.set_photo(None if placeholder else doc.photo, new_document=new_document)
+        self.panel.set_photo(None if placeholder else doc.photo, new_document=new_document, deep=doc.meta.deep)
         if new_document:  # a project reopened with its pending result (a fill, maybe repaired): built on
             self._adopt_base(self.session.document.result)
 

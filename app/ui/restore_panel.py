@@ -6,7 +6,8 @@ emits what the user asks for —
                            `proposal_gesture` says which user action it belongs to (all the
                            proposals of one slider drag share one, so they can be one undo step),
   `fill_requested()`       fill the damage layer with the engine,
-  `repair_preview(steps, image)` the photo (or the pending fill) with the chosen steps applied,
+  `repair_preview(steps, image, deep)` the photo (or the pending fill) with the chosen steps
+                           applied, and its 16-bit pixels when the photo has a 16-bit source,
   `repair_requested(steps)` apply those steps (the editor makes it an undo command).
 Nothing is detected until the user presses Detect; from then on, a change of any detect
 control restarts a short debounce timer. Detection is split in two (app.restore.detect):
@@ -47,7 +48,8 @@ from app.restore.detect import (
     analyse_damage,
     propose_damage,
 )
-from app.restore.repair import RepairSteps, apply_repairs
+from app.restore.pipeline import repair_deep
+from app.restore.repair import RepairSteps
 
 DEBOUNCE_MS = 250
 
@@ -161,7 +163,8 @@ class LatestOnly(QObject):
 class RestorePanel(QWidget):
     proposal_ready = Signal(object)  # uint8 HxW mask
     fill_requested = Signal()
-    repair_preview = Signal(object, object)  # RepairSteps, RGB uint8 with those steps applied
+    # RepairSteps, RGB uint8 with those steps applied, its 16-bit pixels (a 16-bit scan) or None
+    repair_preview = Signal(object, object, object)
     repair_requested = Signal(object)  # RepairSteps
     message = Signal(str)
     choices_changed = Signal()  # a detect control or a repair strength changed (`choices()`)
@@ -174,6 +177,7 @@ class RestorePanel(QWidget):
         self._generation = 0  # counts photos and detector changes: older analyses and progress are dropped
         self._analysis: DamageAnalysis | None = None  # of the current photo, once computed
         self._repair_source: np.ndarray | None = None
+        self._deep_source: np.ndarray | None = None  # the photo's 16-bit source (read-only), if any
         self.live = False  # after the first Detect, control changes update the proposal
         self._gesture = 0  # counts user actions on the detect controls; a slider drag is one
         self.proposal_gesture = 0  # the action the latest proposal answers
@@ -307,8 +311,10 @@ class RestorePanel(QWidget):
         return spin
 
     # ---- state
-    def set_photo(self, rgb: np.ndarray | None, live: bool = False, new_document: bool = True) -> None:
-        """The photo to work on (a snapshot is taken; None clears). `live` keeps updating
+    def set_photo(self, rgb: np.ndarray | None, live: bool = False, new_document: bool = True,
+                  deep: np.ndarray | None = None) -> None:
+        """The photo to work on (a snapshot is taken; None clears) and its 16-bit source (the
+        read-only ImageMeta.deep; repairs then work at 16 bits). `live` keeps updating
         the proposal (the same document's photo changed); a new document waits for Detect. A
         photo one pixel wide or high has nothing to detect (no neighbours to compare with). An
         analysis the user stopped stays stopped through edits of the same document."""
@@ -318,6 +324,7 @@ class RestorePanel(QWidget):
         self._generation += 1
         self._analysis = None
         self._repair_source = None
+        self._deep_source = None if self._photo is None else deep
         self.analyser.cancel()
         self.detector.cancel()
         # a ticked box promises a preview of *this* photo; the old one's is gone, and Apply must not
@@ -586,21 +593,21 @@ class RestorePanel(QWidget):
         image = self._photo if image is None else image
         if image is None:
             return
-        steps = self.repair_steps()
+        steps, deep = self.repair_steps(), self._deep_source
 
         def job(cancel):
-            out = apply_repairs(image, steps)
-            return steps, out, np.array_equal(out, image)  # compared here, off the GUI thread
+            out, out_deep = repair_deep(image, deep, steps)
+            return steps, out, out_deep, np.array_equal(out, image)  # compared here, off the GUI thread
         self.repairer.submit(job)
 
-    def _on_repaired(self, result: tuple[RepairSteps, np.ndarray, bool]) -> None:
-        steps, image, unchanged = result
+    def _on_repaired(self, result: tuple[RepairSteps, np.ndarray, np.ndarray | None, bool]) -> None:
+        steps, image, deep, unchanged = result
         self.last_preview_unchanged = unchanged and steps.any
         if self.last_preview_unchanged:
             why = (": auto denoise finds too little noise here (set a strength to denoise anyway)"
                    if steps.denoise and steps.denoise_strength is None else "")
             self.message.emit(f"The repairs ticked change nothing on this photo{why}.")
-        self.repair_preview.emit(steps, image)
+        self.repair_preview.emit(steps, image, deep)
 
     def shutdown(self) -> None:
         self._detect_timer.stop()
