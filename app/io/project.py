@@ -149,7 +149,7 @@ def save_project(
                 _Step("photo", 6.0, photo),
             ]
             if doc.result is not None:
-                steps.append(_Step("result", 6.0, lambda: put(RESULT_SRC, _rgb_png(doc.result.image, photo_level))))
+                steps.append(_Step("result", 6.0, lambda: put(RESULT_SRC, _result_png(doc.result, photo_level))))
                 if doc.result.mask is not None:
                     steps.append(_Step("result mask", 0.5, lambda: put(RESULT_MASK, _gray_png(doc.result.mask, mask_level))))
             for i, layer in enumerate(layers):
@@ -219,7 +219,8 @@ def snapshot(doc: Document) -> Document:
     if doc.result is not None:
         r = doc.result
         result = InpaintOutcome(r.image.copy(), r.method, r.backend, None if r.mask is None else r.mask.copy(),
-                                list(r.notes), r.confined, r.layers, r.restricted, r.settings)
+                                list(r.notes), r.confined, r.layers, r.restricted, r.settings,
+                                deep=r.deep)  # read-only: shared
     layers = [
         MaskLayer(name=x.name, mask=x.mask.copy(), kind=x.kind, visible=x.visible, locked=x.locked,
                   color=tuple(x.color), opacity=x.opacity, uid=x.uid)
@@ -263,6 +264,17 @@ def _encode_png(img: Image.Image, level: int, **options) -> bytes:
 
 def _rgb_png(rgb: np.ndarray, level: int) -> bytes:
     return _encode_png(Image.fromarray(np.ascontiguousarray(rgb), "RGB"), level)
+
+
+def _result_png(result: InpaintOutcome, level: int) -> bytes:
+    """The pending result; repairs of a 16-bit scan at their 16 bits (colour only: an alpha is
+    the photo's), so Apply after reopening keeps them."""
+    deep = result.deep
+    if deep is None:
+        return _rgb_png(result.image, level)
+    colour = np.ascontiguousarray(deep[:, :, :3] if deep.shape[2] >= 3 else deep)
+    bgr = np.ascontiguousarray(colour[:, :, ::-1]) if colour.shape[2] == 3 else colour  # OpenCV writes BGR
+    return encode_png16(bgr, level=level)
 
 
 def _gray_png(mask: np.ndarray, level: int) -> bytes:
@@ -875,7 +887,7 @@ def _read_pixels(zf, label, info: ProjectInfo, progress: Progress | None, cancel
         state["photo"] = read_rgb(photo_entry)
 
     def result() -> None:
-        state["result"] = read_rgb(result_entry)[0]
+        state["result"] = read_rgb(result_entry)
         if RESULT_MASK in zf.namelist():
             entry = LayerEntry("result mask", RESULT_MASK, 0, 0, 1.0, False, "result mask")
             data = _read_entry(zf, RESULT_MASK, _png_limit(w, h), label)
@@ -921,9 +933,10 @@ def _read_pixels(zf, label, info: ProjectInfo, progress: Progress | None, cancel
     doc = Document(photo=rgb, meta=meta, settings=info.settings, restore=info.restore)
     if result_entry is not None:
         notes = extras_all.get("result_notes") if isinstance(extras_all.get("result_notes"), list) else []
+        result_rgb, result_meta = state["result"]
         doc.result = InpaintOutcome(
-            state["result"], result_entry.method, result_entry.backend, mask=state.get("result_mask"),
-            notes=[str(n)[:300] for n in notes[:50]],
+            result_rgb, result_entry.method, result_entry.backend, mask=state.get("result_mask"),
+            notes=[str(n)[:300] for n in notes[:50]], deep=_result_deep(result_meta.deep, meta.deep),
         )
     # document order is bottom to top; fresh uids are handed out in the saved creation order
     bottom_up = list(reversed(mask_entries))
@@ -950,6 +963,19 @@ def _read_pixels(zf, label, info: ProjectInfo, progress: Progress | None, cancel
         if isinstance(extras_all.get("result_settings"), dict):
             doc.result.settings = _settings_from(extras_all["result_settings"], [])
     return doc
+
+
+def _result_deep(result_deep: np.ndarray | None, photo_deep: np.ndarray | None) -> np.ndarray | None:
+    """A 16-bit result layer's pixels as the photo's next 16-bit source (`_result_png`): with the
+    photo's alpha, in the photo's layout; None when the photo has no 16-bit source."""
+    if result_deep is None or photo_deep is None or result_deep.shape[:2] != photo_deep.shape[:2]:
+        return None
+    if photo_deep.shape[2] == 4 and result_deep.shape[2] == 3:
+        result_deep = np.dstack([result_deep, photo_deep[:, :, 3]])
+        result_deep.flags.writeable = False
+    elif (photo_deep.shape[2] == 1) != (result_deep.shape[2] == 1):
+        return None  # not a layout this editor wrote
+    return result_deep
 
 
 def _extras(zf, label) -> dict:

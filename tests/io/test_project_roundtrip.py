@@ -138,6 +138,34 @@ def test_sixteen_bit_photo_keeps_its_sixteen_bits_through_a_project(tmp_path, al
     assert back.meta.notes[0] == KEPT_16_BIT
 
 
+@pytest.mark.parametrize("layout", [1, 3, 4])
+def test_a_pending_16_bit_repair_keeps_its_16_bits_through_a_project(tmp_path, layout):
+    """Repairs previewed on a 16-bit scan (gray, colour, with alpha), saved pending: reopened,
+    the result still carries its 16-bit pixels in the photo's layout, for Apply to keep."""
+    from app.canvas.document import InpaintOutcome
+    from app.io.images import to_8_bit
+    from app.restore.pipeline import repair_deep
+    from app.restore.repair import RepairSteps
+
+    doc = make_doc(result=False)
+    h, w = doc.photo.shape[:2]
+    rng = np.random.default_rng(layout)
+    deep = rng.integers(9000, 40000, (h, w, layout)).astype(np.uint16)
+    deep.flags.writeable = False
+    doc.meta.deep = deep
+    doc.photo = to_8_bit(np.repeat(deep, 3, axis=2) if layout == 1 else deep[:, :, :3])
+    if layout == 4:
+        doc.meta.alpha = to_8_bit(deep[:, :, 3])
+    image, repaired = repair_deep(doc.photo, deep, RepairSteps(fade=True))
+    assert repaired.shape == deep.shape
+    doc.result = InpaintOutcome(image, "repair: fade", "cpu", deep=repaired)
+    save_project(doc, tmp_path / "scan.ora")
+    back = load_project(tmp_path / "scan.ora")
+    assert np.array_equal(back.result.image, image)
+    assert back.result.deep is not None and np.array_equal(back.result.deep, repaired)
+    assert not back.result.deep.flags.writeable
+
+
 def test_restore_choices_round_trip_and_damaged_ones_fall_back(tmp_path):
     """The Restore panel's choices are kept; a hand-edited project.json with values of the wrong
     kind or out of range opens with defaults (named in the notes) and clamped numbers."""
