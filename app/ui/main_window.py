@@ -155,9 +155,15 @@ class MainWindow(QMainWindow):
         menu = self.menus.get(spec.menu)
         if menu is None:
             menu = self.menus[spec.menu] = self.menuBar().addMenu(spec.menu.capitalize())
+        # Quit stays last in its menu, below its separator
+        entries = menu.actions()
+        at = entries.index(self.actions.quit) if self.actions.quit in entries else len(entries)
+        if 0 < at < len(entries) and entries[at - 1].isSeparator():
+            at -= 1
+        before = entries[at] if at < len(entries) else None
         if spec.separator_before:
-            menu.addSeparator()
-        menu.addAction(action)
+            menu.insertSeparator(before) if before is not None else menu.addSeparator()
+        menu.insertAction(before, action) if before is not None else menu.addAction(action)
         return action
 
     def add_panel(self, title: str, widget: QWidget, tab_with: str | None = None) -> QDockWidget:
@@ -183,8 +189,10 @@ class MainWindow(QMainWindow):
         undo = self.session.undo_stack.createUndoAction(self, "&Undo")
         undo.setShortcuts(QKeySequence.StandardKey.Undo)
         redo = self.session.undo_stack.createRedoAction(self, "&Redo")
-        # the platform's redo (Ctrl+Shift+Z here) and Ctrl+Y, which many editors use
-        redo.setShortcuts([*QKeySequence.keyBindings(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Y")])
+        # the platform's redo (Ctrl+Shift+Z here) and Ctrl+Y, which many editors use; where the
+        # platform's has it already (Windows), twice would make it ambiguous: Qt then does nothing
+        keys = QKeySequence.keyBindings(QKeySequence.StandardKey.Redo)
+        redo.setShortcuts(keys if QKeySequence("Ctrl+Y") in keys else [*keys, QKeySequence("Ctrl+Y")])
         for action, name in ((undo, "Undo"), (redo, "Redo")):
             action.setIconText(name)  # the menu text names the step; the tool bar stays short
             action.setProperty("guide_name", name)  # and the guide's list of shortcuts too

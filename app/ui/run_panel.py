@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QMainWindow,
     QProgressBar,
     QSlider,
     QToolButton,
@@ -135,6 +136,11 @@ class RunPanel(QWidget):
         self.progress.setFormat(f"{stage} – {fraction * 100:.0f} %")
 
     def _on_running(self, running: bool) -> None:
+        window = self.window()
+        if running and isinstance(window, QMainWindow) and (self.method.hasFocus() or self.texture.hasFocus()):
+            # disabled, a focused control hands its focus on down the chain, to the tool bar's size
+            # box, which then swallowed the single-key shortcuts (E, [, ]): back to the photo instead
+            window.centralWidget().setFocus(Qt.FocusReason.OtherFocusReason)
         self.method.setEnabled(not running)
         self.texture.setEnabled(not running)
         if running:
