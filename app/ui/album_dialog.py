@@ -211,15 +211,18 @@ class AlbumDialog(QDialog):
             self.start_failed.emit(str(exc))
             return False
         if in_the_way:
-            self._ask_replace(in_the_way, lambda skip: self._launch(scans, results, choices, steps, settings, skip))
+            self._ask_replace(in_the_way, results,
+                              lambda skip: self._launch(scans, results, choices, steps, settings, skip))
             return False
         self._launch(scans, results, choices, steps, settings, False)
         return True
 
-    def _ask_replace(self, files: list[Path], launch) -> None:
+    def _ask_replace(self, files: list[Path], results: Path, launch) -> None:
         """Replace the files already there, skip the scans whose results are there (an album stopped
         and started again goes on where it was), or cancel. `launch(skip)` runs the album."""
-        names = ", ".join(f.name for f in files[:6]) + (f" and {len(files) - 6} more" if len(files) > 6 else "")
+        # as found in the results folder: a mask "masks/a.png" is not the result "a.png"
+        shown = [f.relative_to(results).as_posix() if f.is_relative_to(results) else f.name for f in files[:6]]
+        names = ", ".join(shown) + (f" and {len(files) - 6} more" if len(files) > 6 else "")
         box = QMessageBox(QMessageBox.Icon.Question, "Replace files in the results folder?",
                           f"{len(files)} file(s) in the results folder would be replaced by this album's results: "
                           f"{names}. Skip those scans to keep their results (an album stopped before goes on "

@@ -46,6 +46,8 @@ from app.ui.run_controller import RunController, default_worker
 from app.ui.run_panel import RunPanel
 from app.ui.status_bar import StatusBar
 
+RUN_FAILED = "The run failed; nothing was changed."
+
 
 class _PanelScroll(QScrollArea):
     """A panel that scrolls up and down rather than demanding its full height (the window must
@@ -268,6 +270,7 @@ class MainWindow(QMainWindow):
         self.runner.cancelled.connect(lambda: st.showMessage("Run cancelled; nothing was changed.", 6000))
         self.runner.finished.connect(st.show_engine)
         self.runner.running_changed.connect(lambda _r: self._update_enabled())
+        self.runner.running_changed.connect(self._forget_failure)
         self.runner.progress.connect(st.show_run)
         self.runner.running_changed.connect(st.end_run)
         s.result_changed.connect(self._update_enabled)
@@ -285,8 +288,13 @@ class MainWindow(QMainWindow):
         return [action for top in self.menuBar().actions() if top.menu() is not None
                 for action in top.menu().actions() if not action.isSeparator() and action.menu() is None]
 
+    def _forget_failure(self, running: bool) -> None:
+        """The next run makes the last one's failure old news (it stayed up to 6 s, under "Done")."""
+        if running and self.status.currentMessage() == RUN_FAILED:
+            self.status.clearMessage()
+
     def _on_run_failed(self, message: str) -> None:
-        self.status.showMessage("The run failed; nothing was changed.", 6000)
+        self.status.showMessage(RUN_FAILED, 6000)
         show_error(self, "The fill did not run", message)
 
     def _update_enabled(self) -> None:

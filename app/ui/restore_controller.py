@@ -104,6 +104,10 @@ class RestoreController(QObject):
             return  # a proposal for a photo that is no longer open
         layer = self.damage_layer()
         gesture = self.panel.proposal_gesture
+        if layer is None and not mask.any():  # an empty layer would be an undo step and an unsaved change
+            self._fill_gesture = None
+            self.notice.emit("No damage found at this sensitivity; move the slider right to find fainter damage.")
+            return
         if layer is None:
             self.session.add_layer(LAYER_NAME, LayerKind.FILL, mask.copy())
         else:

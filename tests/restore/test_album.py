@@ -222,6 +222,25 @@ def test_a_question_left_open_starts_nothing_once_the_dialog_is_closed(album, qt
     assert not dialog.start() and "could not be restored" in dialog.summary.text()
 
 
+def test_the_replace_question_tells_masks_from_results(album, qtbot, tmp_path):
+    from app.ui.album_dialog import AlbumDialog
+
+    dialog = AlbumDialog(lambda: HAND)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    (tmp_path / "out" / "masks").mkdir(parents=True)
+    (tmp_path / "out" / "a.png").write_bytes(b"an earlier result")
+    (tmp_path / "out" / "masks" / "b.png").write_bytes(b"an earlier mask")
+    dialog.scans_edit.setText(str(album))
+    dialog.results_edit.setText(str(tmp_path / "out"))
+    dialog.masks_box.setChecked(True)
+    dialog.sharpen_box.setChecked(True)
+    assert not dialog.start()
+    text = dialog.findChild(QMessageBox, "replace_box").text()
+    assert "a.png, masks/b.png." in text
+    dialog.close()
+
+
 def test_the_damage_is_filled_with_the_settings_given(album, tmp_path):
     """The editor passes its Run panel's method and texture: the fill follows them."""
     from app.engine.settings import InpaintSettings

@@ -515,3 +515,18 @@ def test_apply_repairs_on_a_fill_whose_damage_layer_changed_asks_first(window, q
     box = win.findChild(QMessageBox, "stale_box")
     assert box is not None and box.isVisible() and np.array_equal(doc.photo, photo)
     box.reject()
+
+
+def test_detecting_nothing_adds_no_layer_and_no_undo_step(window, qtbot):
+    """A clean photo: Detect says so, and leaves no empty layer, undo step or unsaved change."""
+    win = window
+    clean = Document(photo=np.full((120, 160, 3), 128, np.uint8))
+    clean.layers.append(clean.new_layer("Mask 1"))
+    win.set_document(clean)
+    msgs = []
+    win.restore.notice.connect(msgs.append)
+    steps = win.session.undo_stack.count()
+    detect(win, qtbot)
+    assert win.restore.damage_layer() is None and [lay.name for lay in clean.layers] == ["Mask 1"]
+    assert win.session.undo_stack.count() == steps and not win.isWindowModified()
+    assert "No damage found" in msgs[-1]

@@ -193,6 +193,13 @@ def test_engine_error_is_a_message_and_changes_nothing(window, qtbot, tmp_path):
     assert "missing.onnx" in win.property("last_message")
     assert doc.result is None and np.array_equal(doc.photo, photo) and np.array_equal(doc.layers[0].mask, mask)
     assert win.actions.run.isEnabled()
+    assert "failed" in win.status.currentMessage()
+    # the next run, a good one, takes the failure's message down (it stayed under "Done")
+    win.runner.method = "telea"
+    doc.settings = InpaintSettings()
+    with qtbot.waitSignal(win.runner.finished, timeout=60000):
+        win.actions.run.trigger()
+    assert "failed" not in win.status.currentMessage()
 
 
 def test_canvas_stays_usable_during_a_run(window, qtbot):
