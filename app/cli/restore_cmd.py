@@ -92,6 +92,9 @@ def register(sub) -> None:
                    "(default when given without S: only if the photo measures as noisy)")
     p.add_argument("--auto-levels", action="store_true",
                    help="fade repair: per-channel auto levels, then CLAHE on L")
+    p.add_argument("--keep-tone", action="store_true",
+                   help="with --auto-levels: stretch the channels together, so a sepia or toned print keeps its "
+                   "colour (per channel also takes out a fading cast)")
     p.add_argument("--gray-world", action="store_true",
                    help="gray-world colour balance, judged on the edges (removes a cast; leave it off to keep a sepia tone)")
     p.add_argument("--sharpen", type=float, nargs="?", const=0.6, default=0.0, metavar="AMOUNT",
@@ -111,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--quality must be between 1 and 100.")
         if not 0.0 <= args.sharpen <= 3.0:  # also refuses nan and inf (inf turned pixels black)
             raise UsageError("--sharpen must be between 0 and 3 (the Restore panel's range).")
+        if args.keep_tone and not args.auto_levels:
+            raise UsageError("--keep-tone goes with --auto-levels (it is how the levels are stretched).")
         try:
             kinds = parse_kinds(args.detect)
         except ValueError as exc:
@@ -136,6 +141,7 @@ def _steps(args: argparse.Namespace) -> RepairSteps:
         denoise=args.denoise is not False,
         denoise_strength=None if args.denoise is False else args.denoise,
         fade=args.auto_levels,
+        keep_tone=args.keep_tone,
         balance=args.gray_world,
         sharpen=args.sharpen > 0,
         sharpen_amount=args.sharpen or 0.6,

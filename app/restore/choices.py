@@ -28,13 +28,15 @@ class RestoreChoices:
     clip_limit: float = _STEPS.clip_limit
     balance_strength: float = _STEPS.balance_strength
     sharpen_amount: float = _STEPS.sharpen_amount
+    keep_tone: bool = _STEPS.keep_tone  # fade repair's levels stretch the channels together
 
     def steps(self, *, denoise: bool = False, fade: bool = False, balance: bool = False,
               sharpen: bool = False) -> RepairSteps:
         """The repair steps with these strengths and the given boxes ticked."""
         return replace(_STEPS, denoise=denoise, fade=fade, balance=balance, sharpen=sharpen,
                        denoise_strength=self.denoise_strength, clip_limit=self.clip_limit,
-                       balance_strength=self.balance_strength, sharpen_amount=self.sharpen_amount)
+                       balance_strength=self.balance_strength, sharpen_amount=self.sharpen_amount,
+                       keep_tone=self.keep_tone)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -60,6 +62,8 @@ class RestoreChoices:
                 value = tuple(k for k in KINDS if k in raw) if ok else None
             elif f.name == "detector":
                 value = raw if raw in DETECTORS else None
+            elif f.name == "keep_tone":
+                value = raw if isinstance(raw, bool) else None
             elif f.name == "denoise_strength" and raw is None:
                 values[f.name] = None
                 continue

@@ -205,9 +205,12 @@ def _statistics_copy(rgb: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(levels, (0, 0), 1.0)
 
 
-def auto_levels(rgb: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
+def auto_levels(rgb: np.ndarray, low: float = 0.5, high: float = 99.5, linked: bool = False) -> np.ndarray:
     """Per-channel percentile stretch: the `low` percentile goes to 0 and `high` to 255
-    (also removes a colour cast from fading, since each channel is stretched on its own)."""
+    (also removes a colour cast from fading, since each channel is stretched on its own).
+    `linked`: one stretch for all three channels, from the lowest channel's `low` percentile to
+    the highest one's `high`, so a sepia or toned print keeps its colour (per channel, a sepia
+    print's colour spread fell to a fifth)."""
     rgb = _check(rgb)
     out = np.empty_like(rgb)
     # the ends are read from a smoothed copy: single noisy pixels must not set them. After the
@@ -215,8 +218,11 @@ def auto_levels(rgb: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.nda
     # it was stretched the most and a print turned magenta
     stats = _statistics_copy(rgb)
     scale = DEEP_SCALE if _deep(rgb) else 1.0
+    ends = [np.percentile(stats[:, :, c], [low, high]) for c in range(3)]
+    if linked:
+        ends = [(min(lo for lo, _ in ends), max(hi for _, hi in ends))] * 3
     for c in range(3):
-        lo, hi = np.percentile(stats[:, :, c], [low, high])
+        lo, hi = ends[c]
         if hi - lo < 1.0:
             out[:, :, c] = rgb[:, :, c]
             continue
@@ -276,11 +282,13 @@ def repair_fade(
     high: float = 99.5,
     balance: bool = True,
     balance_strength: float = 1.0,
+    keep_tone: bool = False,
 ) -> np.ndarray:
-    """Faded-print repair: auto levels, gray-world balance, then CLAHE on L."""
+    """Faded-print repair: auto levels (the channels together with `keep_tone`), gray-world
+    balance, then CLAHE on L."""
     out = _check(rgb)
     if levels:
-        out = auto_levels(out, low, high)
+        out = auto_levels(out, low, high, linked=keep_tone)
     if balance:
         out = gray_world(out, balance_strength)
     if clahe:
@@ -311,6 +319,7 @@ class RepairSteps:
     clahe: bool = True
     clip_limit: float = 1.5
     levels: bool = True
+    keep_tone: bool = False  # auto levels stretch the channels together: a sepia or toned print keeps its colour
     balance: bool = False  # gray-world balance, a toggle of its own (runs between levels and CLAHE)
     balance_strength: float = 1.0
     sharpen: bool = False
@@ -339,7 +348,7 @@ def apply_repairs(rgb: np.ndarray, steps: RepairSteps, progress=None) -> np.ndar
                     progress(name)
         out = repair_fade(out, clahe=steps.fade and steps.clahe, clip_limit=steps.clip_limit,
                           levels=steps.fade and steps.levels, balance=steps.balance,
-                          balance_strength=steps.balance_strength)
+                          balance_strength=steps.balance_strength, keep_tone=steps.keep_tone)
     if steps.sharpen:
         if progress:
             progress("sharpen")

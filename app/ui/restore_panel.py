@@ -272,14 +272,20 @@ class RestorePanel(QWidget):
         self.denoise_strength = self._spin(*RANGES["denoise_strength"], 0.0, 0.5, "auto", "Strength in grey levels; auto = from the noise estimate")
         self.fade_box = QCheckBox("Fade repair (auto levels, CLAHE)")
         self.clahe_clip = self._spin(*RANGES["clip_limit"], 1.5, 0.25, None, "CLAHE clip limit")
+        self.keep_tone_box = QCheckBox("Keep the tone")
+        self.keep_tone_box.setToolTip("Auto levels stretch the colours together, so a sepia or toned print keeps "
+                                      "its colour (off: each on its own, which also takes out a fading cast)")
+        self.keep_tone_box.toggled.connect(lambda: self.fade_box.isChecked() and self.schedule_preview())
         self.balance_box = QCheckBox("Gray-world balance")
         self.balance_box.setToolTip("Remove a colour cast, judged by the colour of the photo's edges so a big coloured "
-                                    "area is not taken for one (off keeps a sepia or a wanted tone)")
+                                    "area is not taken for one (off, with Keep the tone, keeps a sepia or a wanted "
+                                    "tone)")
         self.balance_strength = self._spin(*RANGES["balance_strength"], 1.0, 0.1, None, "How much of the cast is removed (1 = all of it)")
         self.sharpen_box = QCheckBox("Sharpen (unsharp mask)")
         self.sharpen_amount = self._spin(*RANGES["sharpen_amount"], 0.6, 0.1, None, "Unsharp mask amount")
         rf.addRow(self.denoise_box, self.denoise_strength)
         rf.addRow(self.fade_box, self.clahe_clip)
+        rf.addRow("", self.keep_tone_box)
         rf.addRow(self.balance_box, self.balance_strength)
         rf.addRow(self.sharpen_box, self.sharpen_amount)
         for box in (self.denoise_box, self.fade_box, self.balance_box, self.sharpen_box):
@@ -297,7 +303,8 @@ class RestorePanel(QWidget):
         layout.addWidget(self.album_button)
         layout.addStretch(1)
         self._on_sensitivity(self.sensitivity_slider.value())
-        for signal in (self.scratches_box.toggled, self.dust_box.toggled, self.detector_combo.currentIndexChanged,
+        for signal in (self.scratches_box.toggled, self.dust_box.toggled, self.keep_tone_box.toggled,
+                       self.detector_combo.currentIndexChanged,
                        self.sensitivity_slider.valueChanged, self.denoise_strength.valueChanged,
                        self.clahe_clip.valueChanged, self.balance_strength.valueChanged,
                        self.sharpen_amount.valueChanged):
@@ -448,7 +455,7 @@ class RestorePanel(QWidget):
         return RestoreChoices(kinds=self.kinds(), detector=self.detector_name(), sensitivity=self.sensitivity(),
                               denoise_strength=None if strength <= 0 else strength,
                               clip_limit=self.clahe_clip.value(), balance_strength=self.balance_strength.value(),
-                              sharpen_amount=self.sharpen_amount.value())
+                              sharpen_amount=self.sharpen_amount.value(), keep_tone=self.keep_tone_box.isChecked())
 
     def show_choices(self, choices: RestoreChoices) -> None:
         """Set the controls from a document's choices (a project opened) without detecting or
@@ -457,7 +464,8 @@ class RestorePanel(QWidget):
         values = ((self.scratches_box, "scratches" in choices.kinds), (self.dust_box, "dust" in choices.kinds),
                   (self.sensitivity_slider, round(choices.sensitivity * 100)),
                   (self.denoise_strength, choices.denoise_strength or 0.0), (self.clahe_clip, choices.clip_limit),
-                  (self.balance_strength, choices.balance_strength), (self.sharpen_amount, choices.sharpen_amount))
+                  (self.balance_strength, choices.balance_strength), (self.sharpen_amount, choices.sharpen_amount),
+                  (self.keep_tone_box, choices.keep_tone))
         for widget, value in values:
             widget.blockSignals(True)
             if isinstance(widget, QCheckBox):

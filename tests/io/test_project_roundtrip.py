@@ -176,7 +176,7 @@ def test_restore_choices_round_trip_and_damaged_ones_fall_back(tmp_path):
 
     doc = make_doc(seed=3, w=40, h=30, layers=1)
     doc.restore = RestoreChoices(kinds=("scratches",), detector="hybrid", sensitivity=0.25, denoise_strength=None,
-                                 clip_limit=2.5, balance_strength=0.3, sharpen_amount=0.9)
+                                 clip_limit=2.5, balance_strength=0.3, sharpen_amount=0.9, keep_tone=True)
     save_project(doc, tmp_path / "p.ora")
     assert load_project(tmp_path / "p.ora").restore == doc.restore
     assert inspect_project(tmp_path / "p.ora").restore == doc.restore
@@ -187,7 +187,7 @@ def test_restore_choices_round_trip_and_damaged_ones_fall_back(tmp_path):
     extras["restore"] = {"kinds": ["scratches", "mould"], "detector": "psychic", "sensitivity": 7,
                          "denoise_strength": 10**400,  # no float holds it
                          "clip_limit": "high", "sharpen_amount": float("nan"),
-                         "balance_strength": 0.01, "future_option": 1}
+                         "balance_strength": 0.01, "future_option": 1, "keep_tone": "yes"}
     entries["inpaint-studio/project.json"] = json.dumps(extras).encode()
     with zipfile.ZipFile(tmp_path / "bad.ora", "w") as zf:
         for name, data in entries.items():
@@ -198,7 +198,8 @@ def test_restore_choices_round_trip_and_damaged_ones_fall_back(tmp_path):
     assert (info.restore.kinds, info.restore.detector, info.restore.clip_limit) == (
         default.kinds, default.detector, default.clip_limit)
     assert info.restore.denoise_strength is None and info.restore.sharpen_amount == default.sharpen_amount
-    assert any("kinds, detector, denoise_strength, clip_limit, sharpen_amount" in note for note in info.notes)
+    assert any("kinds, detector, denoise_strength, clip_limit, sharpen_amount, keep_tone" in note
+               for note in info.notes)
     assert load_project(tmp_path / "bad.ora").restore == info.restore
     # an older project has no restore choices at all: the defaults, without a note
     del extras["restore"]

@@ -86,6 +86,7 @@ def test_restore_with_repairs_and_detect_choice(damaged, tmp_path):
         (["--sharpen", "nan"], "--sharpen must be between 0 and 3"),
         (["--save-mask", "m.gif"], "name the mask .png, .tif or .webp"),
         (["--detect", ","], "name the kinds"),
+        (["--keep-tone"], "--keep-tone goes with --auto-levels"),
     ],
 )
 def test_restore_bad_arguments_give_a_message(damaged, tmp_path, capsys, monkeypatch, args, text):
@@ -93,7 +94,7 @@ def test_restore_bad_arguments_give_a_message(damaged, tmp_path, capsys, monkeyp
     monkeypatch.chdir(tmp_path)  # relative names in `args` are beside the photo
     argv = ["restore", str(path), "-o", str(tmp_path / "o.png")] + args
     # a wrong value is a usage error (2, as argparse's); a file problem 1
-    assert main(argv) == (2 if any(w in text for w in ("between", "kind", "name the mask")) else 1)
+    assert main(argv) == (2 if any(w in text for w in ("between", "kind", "name the mask", "goes with")) else 1)
     assert text in capsys.readouterr().err
     assert not (tmp_path / "o.png").exists()
 
@@ -124,3 +125,25 @@ def test_gray_world_flag_removes_a_cast(tmp_path):
     original = clean.reshape(-1, 3).mean(axis=0) / clean.mean()
     assert np.abs(colour["plain"] - original).max() > 0.15
     assert np.abs(colour["balanced"] - original).max() < 0.04
+
+
+def sepia_spread(rgb):
+    """How far apart the colour channels are: a sepia print's tone."""
+    values = rgb.reshape(-1, 3).astype(float)
+    return float((values[:, 0] - values[:, 2]).mean())
+
+
+def test_keep_tone_keeps_a_sepia_print_sepia_through_auto_levels(tmp_path):
+    gray = read_image(SAMPLE).rgb[96:352, 128:448].mean(axis=2, keepdims=True) / 255.0
+    sepia = np.clip((0.25 + 0.5 * gray) * np.array([1.0, 0.85, 0.62]) * 255, 0, 255).astype(np.uint8)
+    path = tmp_path / "sepia.png"
+    Image.fromarray(sepia).save(path)
+    spread = {}
+    for name, extra in (("per-channel", []), ("kept", ["--keep-tone"])):
+        out = tmp_path / f"{name}.png"
+        assert main(["restore", str(path), "-o", str(out), "--detect", "none", "--auto-levels"] + extra) == 0
+        result = np.asarray(Image.open(out).convert("RGB"))
+        spread[name] = sepia_spread(result)
+        assert result.min() < 20 and result.max() > 235  # stretched either way
+    assert spread["per-channel"] < 0.35 * sepia_spread(sepia)  # the tone was taken out
+    assert spread["kept"] > 1.2 * sepia_spread(sepia)  # kept, and stretched with the rest

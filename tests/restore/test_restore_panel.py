@@ -315,3 +315,17 @@ def test_stop_ends_the_analysis_and_nothing_restarts_it_until_detect(qtbot, pane
     with qtbot.waitSignal(panel.proposal_ready, timeout=20000) as sig:
         panel.detect_button.click()
     assert np.array_equal(sig.args[0], detect_damage(damaged, ("scratches", "dust"), 0.7))
+
+
+def test_keep_the_tone_previews_linked_levels_and_is_a_choice(qtbot, panel, damaged):
+    from app.restore.choices import RestoreChoices
+
+    panel.set_photo(damaged)
+    with qtbot.waitSignal(panel.repair_preview, timeout=10000):
+        panel.fade_box.setChecked(True)
+    with qtbot.waitSignal(panel.choices_changed), qtbot.waitSignal(panel.repair_preview, timeout=10000) as sig:
+        panel.keep_tone_box.setChecked(True)
+    assert sig.args[0] == RepairSteps(fade=True, keep_tone=True) and panel.choices().keep_tone
+    assert np.array_equal(sig.args[1], apply_repairs(damaged, RepairSteps(fade=True, keep_tone=True)))
+    panel.show_choices(RestoreChoices())  # another photo's (a project's) choices
+    assert not panel.keep_tone_box.isChecked()
