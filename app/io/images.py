@@ -10,7 +10,8 @@ a PNG or TIFF export writes 16 bits, the source's value wherever the edits left 
 it was read and the 8-bit value scaled up where they changed it (`deep_pixels`); applied
 repairs, made at 16 bits, replace them (app.restore.pipeline.repair_deep). OpenCV
 decodes them (Pillow reduces them to 8 bits); they are adopted only where they agree with
-Pillow's reading, so an odd layout (premultiplied alpha, planar strips) stays 8-bit, as noted.
+Pillow's reading, so an odd layout (premultiplied alpha) stays 8-bit, as noted; a TIFF whose colours are
+separate planes, which both misread, is read by tifffile.
 """
 
 from __future__ import annotations
@@ -170,6 +171,8 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
                 )
             # Pillow's TIFF decoder turns the pixels upright itself and drops the tag: read it first
             declared_orientation = img.tag_v2.get(274, 1) if img.format == "TIFF" else 1
+            # each colour a plane of its own (a one-sample TIFF may say so too: it reads as any other)
+            planar = img.format == "TIFF" and img.tag_v2.get(284, 1) == 2 and img.tag_v2.get(277, 1) > 1
             cut_off = load_pixels(img, partial)
     except ImageReadError:
         raise
@@ -219,7 +222,13 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
         meta.exif = None
         meta.notes.append("its EXIF data is damaged and was left out")
     rgb, alpha = _to_rgb8(img, meta)
-    if sixteen and img.mode in DEEP_MODES:
+    if sixteen and planar:
+        # Pillow and OpenCV both read a 16-bit planar TIFF's planes wrongly (stripes, false colours)
+        deep = _planar_deep_source(data, declared_orientation, label)
+        meta.deep, rgb, alpha = deep
+        meta.notes = [KEPT_16_BIT_GRAY if deep[0].shape[2] == 1 else KEPT_16_BIT] + [
+            n for n in meta.notes if n not in (REDUCED_16_BIT_GRAY, GRAY_AS_RGB)]
+    elif sixteen and img.mode in DEEP_MODES:
         deep = _deep_source(data, (orientation, declared_orientation), rgb, alpha)
         if deep is not None:
             meta.deep, rgb, alpha = deep
@@ -272,6 +281,26 @@ def _deep_source(data: bytes, orientations: tuple[int, int], rgb: np.ndarray,
         rgb8 = colour8 if colour8.shape[2] == 3 else np.ascontiguousarray(np.broadcast_to(colour8, rgb.shape))
         return deep, rgb8, alpha8
     return None
+
+
+def _planar_deep_source(data: bytes, orientation: int, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """`_deep_source` of a 16-bit TIFF whose colours are separate planes, read by tifffile."""
+    import tifffile
+
+    try:
+        arr = tifffile.imread(io.BytesIO(data), key=0)
+    except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds; each means the same here
+        raise ImageReadError(f"{label} is a 16-bit TIFF with separate colour planes that could not be "
+                             f"decoded ({exc}).") from exc
+    if arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[0] not in (3, 4):
+        raise ImageReadError(f"{label} is a TIFF with separate colour planes in a layout this program cannot "
+                             f"read ({arr.dtype}, {arr.shape}); save it with interleaved colours.")
+    deep = np.ascontiguousarray(_upright(np.moveaxis(arr, 0, 2), orientation))
+    if deep.shape[2] == 4 and deep[:, :, 3].min() == 65535:
+        deep = np.ascontiguousarray(deep[:, :, :3])
+    deep.flags.writeable = False
+    alpha8 = to_8_bit(deep[:, :, 3]) if deep.shape[2] == 4 else None
+    return deep, to_8_bit(deep[:, :, :3]), alpha8
 
 
 def _dpi(value) -> tuple[float, float] | None:

@@ -28,6 +28,7 @@ from app.io.images import (
     read_image,
     read_mask,
     reduced_from_16_bit,
+    to_8_bit,
     write_image,
 )
 
@@ -658,3 +659,23 @@ def test_an_8_bit_tiff_keeps_the_photos_resolution_profile_and_text_tags(tmp_pat
         tags = tif.pages[0].tags
         assert tags["Make"].value == "Nikon" and tags["Model"].value == "F3"
         assert tags["SamplesPerPixel"].value == 3 and tags["Compression"].value != 1
+
+
+@pytest.mark.parametrize("orientation, samples", [(1, 3), (6, 3), (1, 4)])
+def test_a_sixteen_bit_tiff_with_separate_colour_planes_reads_right(tmp_path, orientation, samples):
+    """Pillow and OpenCV both misread 16-bit planar TIFFs (stripes, false colours): QA got one
+    back scrambled with exit code 0. tifffile reads them; the 16 bits are kept and turned upright."""
+    import tifffile
+
+    rng = np.random.default_rng(samples)
+    pixels = rng.integers(0, 65536, (30, 40, samples)).astype(np.uint16)
+    path = tmp_path / "planar.tif"
+    tifffile.imwrite(path, np.moveaxis(pixels, 2, 0), photometric="rgb", planarconfig="separate",
+                     extrasamples=[2] if samples == 4 else None, extratags=[(274, "H", 1, orientation, True)])
+    loaded = read_image(path)
+    upright = np.rot90(pixels, -1) if orientation == 6 else pixels
+    assert np.array_equal(loaded.meta.deep, upright)
+    assert np.array_equal(loaded.rgb, to_8_bit(upright[:, :, :3]))
+    if samples == 4:
+        assert np.array_equal(loaded.meta.alpha, to_8_bit(upright[:, :, 3]))
+    assert loaded.meta.notes[0] == KEPT_16_BIT
