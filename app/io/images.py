@@ -289,7 +289,7 @@ def _planar_deep_source(data: bytes, orientation: int, label: str) -> tuple[np.n
 
     try:
         arr = tifffile.imread(io.BytesIO(data), key=0)
-    except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds; each means the same here
+    except Exception as exc:  # tifffile raises many kinds; each means the same here
         raise ImageReadError(f"{label} is a 16-bit TIFF with separate colour planes that could not be "
                              f"decoded ({exc}).") from exc
     if arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[0] not in (3, 4):
