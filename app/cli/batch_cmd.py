@@ -24,13 +24,16 @@ from app.cli.folder import (
     CUT_OFF_FILE,
     EMPTY_MASK,
     MaskSource,
+    add_replace_options,
     check_folder,
     folder_photos,
     input_paths,
     output_suffix,
+    photos_to_work,
     prepare_output_folder,
     refuse_same_folder,
     run_over_photos,
+    say_skipped,
 )
 from app.engine import EngineError, inpaint
 from app.engine.pipeline import resolve_coarse
@@ -50,6 +53,7 @@ def register(sub) -> None:
     p.add_argument("--format", default="", metavar="EXT",
                    help="output extension, e.g. png or jpg (default: the photo's own)")
     p.add_argument("--invert-mask", action="store_true", help="black = fill")
+    add_replace_options(p)
     add_engine_options(p)
     p.set_defaults(run=run)
 
@@ -61,12 +65,13 @@ def run(args: argparse.Namespace) -> int:
         masks = MaskSource.open(Path(args.masks), photos_dir)
         refuse_same_folder(("-o", out_dir), ("--masks", masks.folder))
         settings = settings_from(args)
-        photos = folder_photos(photos_dir, masks)
+        every = folder_photos(photos_dir, masks)
         suffix = output_suffix(args.format)
+        photos = photos_to_work(every, out_dir, suffix, args)
         # one backend and one loaded model for the whole batch (a bad model: said before the folder is made)
         stage, backend, backend_note, _owned = resolve_coarse(settings, None)
         try:
-            prepare_output_folder(out_dir, photos, suffix)
+            prepare_output_folder(out_dir, every, suffix)
         except CliError:
             backend.close()
             raise
@@ -75,7 +80,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if backend_note:
         note(backend_note)
-    inputs = input_paths(photos, masks)
+    if not photos:
+        backend.close()
+        print(f"all {len(every)} photos have their results in {out_dir} already; nothing to do")
+        return 0
+    inputs = input_paths(every, masks)
 
     def fill(photo: Path, target: Path, progress) -> set[str]:
         mask_file = masks.for_photo(photo)  # before the photo's decode: a missing mask costs nothing
@@ -94,4 +103,5 @@ def run(args: argparse.Namespace) -> int:
     finally:
         backend.close()
     print(f"{done.done} of {done.total} photos filled with {stage.label} on {backend.name}; written to {out_dir}")
+    say_skipped(len(every) - len(photos), out_dir)
     return done.print_lists()

@@ -69,6 +69,41 @@ def output_suffix(fmt: str) -> str:
     return suffix
 
 
+def add_replace_options(parser) -> None:
+    """--force and --skip-existing: what to do with files of an earlier run in the output folders."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--force", action="store_true",
+                       help="for a folder: replace the files already in the output folders (an earlier run's)")
+    group.add_argument("--skip-existing", action="store_true",
+                       help="for a folder: leave each photo whose result is in the output folder already as it "
+                       "is (a stopped run goes on where it was)")
+
+
+def photos_to_work(photos: list[Path], out_dir: Path, suffix: str, args, mask_dir: Path | None = None) -> list[Path]:
+    """The photos to work, checked before any work: with --skip-existing those whose result is
+    in `out_dir` already are left out; files of an earlier run in the way (results, masks in
+    `mask_dir`, perhaps trimmed by hand since) are refused unless --force."""
+    photos = [p for p in photos if not (args.skip_existing and (out_dir / result_name(p, suffix)).exists())]
+    if args.force:
+        return photos
+    in_the_way = [out_dir / result_name(p, suffix) for p in photos]
+    if mask_dir is not None:
+        in_the_way += [mask_dir / (p.stem + ".png") for p in photos]
+    inputs = {p.resolve() for p in photos}  # one of them in the way fails on its own, with its own message
+    in_the_way = [t for t in dict.fromkeys(in_the_way) if t.exists() and t.resolve() not in inputs]
+    if in_the_way:
+        names = ", ".join(str(t) for t in in_the_way[:4]) + (f" and {len(in_the_way) - 4} more" if len(in_the_way) > 4
+                                                             else "")
+        raise UsageError(f"{len(in_the_way)} file(s) of an earlier run would be replaced: {names}. Add --force to "
+                         "replace them, or --skip-existing to keep each result there and skip its photo.")
+    return photos
+
+
+def say_skipped(skipped: int, out_dir: Path) -> None:
+    if skipped:
+        print(f"{skipped} skipped, their results being in {out_dir} already (--skip-existing)")
+
+
 def prepare_output_folder(out_dir: Path, photos: list[Path], suffix: str) -> None:
     """Refuse, before any photo is worked, an output folder whose every result would replace its
     own photo, or that cannot be made or written; make it if missing."""

@@ -22,14 +22,17 @@ from app.cli.folder import (
     CUT_OFF_FILE,
     EMPTY_MASK,
     MaskSource,
+    add_replace_options,
     folder_photos,
     input_paths,
     make_output_folder,
     output_suffix,
+    photos_to_work,
     prepare_output_folder,
     refuse_same_folder,
     run_over_photos,
     say,
+    say_skipped,
 )
 from app.engine import EngineError
 from app.engine.pipeline import resolve_coarse
@@ -103,6 +106,7 @@ def register(sub) -> None:
                    help="also write the damage mask (white = filled); for a folder of photos, a folder "
                    "(created if missing) that gets one mask per photo, named as the photo with .png")
     p.add_argument("--quality", type=int, default=None, metavar="Q", help=QUALITY_HELP)
+    add_replace_options(p)
     p.set_defaults(run=run)
 
 
@@ -200,9 +204,13 @@ def _run_folder(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
                          "(each is written as <file name without extension>.png).")
     refuse_same_folder(("the photos", photos_dir), ("-o", out_dir), ("--save-mask", mask_dir),
                        ("--mask", masks.folder if masks is not None else None))
-    photos = folder_photos(photos_dir, masks)
+    every = folder_photos(photos_dir, masks)
     suffix = output_suffix(args.format)
-    inputs = input_paths(photos, masks)
+    photos = photos_to_work(every, out_dir, suffix, args, mask_dir)
+    if not photos:
+        print(f"all {len(every)} photos have their results in {out_dir} already; nothing to do")
+        return 0
+    inputs = input_paths(every, masks)
     # once for the album, before any folder is made: the detector's note (when "auto" falls back)
     # is said once, and a model that does not load is one message
     try:
@@ -221,7 +229,7 @@ def _run_folder(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
         if backend_note:
             note(backend_note)
     try:
-        prepare_output_folder(out_dir, photos, suffix)
+        prepare_output_folder(out_dir, every, suffix)
         if mask_dir is not None:
             make_output_folder(mask_dir)
     except CliError:
@@ -261,4 +269,5 @@ def _run_folder(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
         if backend is not None:
             backend.close()
     print(f"{done.done} of {done.total} photos restored; written to {out_dir}")
+    say_skipped(len(every) - len(photos), out_dir)
     return done.print_lists("no damage found or left in their masks, and no repair asked for")

@@ -242,3 +242,17 @@ def test_batch_results_among_the_masks_are_refused_and_an_unreadable_folder_is_o
     monkeypatch.setattr(type(photos), "iterdir", iterdir)
     code, _, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", out, *FAST)
     assert code == 2 and f"cannot read the photos folder {photos}: permission denied" in stderr
+
+
+def test_a_second_batch_into_the_same_folder_asks_for_force(capsys, tmp_path):
+    photos, masks, out = _folders(tmp_path)
+    Image.fromarray(_photo(1)).save(photos / "a.png")
+    Image.fromarray(_mask()).save(masks / "a.png")
+    assert run_cli(capsys, "batch", photos, "--masks", masks, "-o", out, *FAST)[0] == 0
+    (out / "a.png").write_bytes(b"retouched by hand since")
+    code, _out, err = run_cli(capsys, "batch", photos, "--masks", masks, "-o", out, *FAST)
+    assert code == 2 and "would be replaced" in err and (out / "a.png").read_bytes() == b"retouched by hand since"
+    code, stdout, _err = run_cli(capsys, "batch", photos, "--masks", masks, "-o", out, "--skip-existing", *FAST)
+    assert code == 0 and "nothing to do" in stdout and (out / "a.png").read_bytes() == b"retouched by hand since"
+    assert run_cli(capsys, "batch", photos, "--masks", masks, "-o", out, "--force", *FAST)[0] == 0
+    assert np.array_equal(np.asarray(Image.open(out / "a.png"))[_mask() == 0], _photo(1)[_mask() == 0])

@@ -198,3 +198,29 @@ def test_a_stopped_run_says_what_was_written_before_the_stop(album, tmp_path, ca
     assert main(["restore", str(scans), "-o", str(out), "--detect", "none"]) == 130
     assert "stopped at b.png; written before it: a.png" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["a.png"]
+
+
+def test_a_second_run_replaces_nothing_unasked(album, tmp_path, capsys):
+    """Masks trimmed by hand since the first run, and its results, are not replaced without
+    --force (QA: a second run with the same --save-mask folder destroyed the trimmed masks);
+    --skip-existing goes on where a run stopped."""
+    scans, *_ = album
+    out, masks = tmp_path / "out", tmp_path / "masks"
+    assert main(["restore", str(scans), "-o", str(out), "--save-mask", str(masks), "--detect", "dust"]) == 1
+    (masks / "a.png").write_bytes(trimmed := (masks / "b.png").read_bytes())  # "trimmed by hand"
+    capsys.readouterr()
+    second = tmp_path / "second"
+    assert main(["restore", str(scans), "-o", str(second), "--save-mask", str(masks), "--detect", "dust"]) == 2
+    err = capsys.readouterr().err
+    assert "2 file(s) of an earlier run would be replaced" in err and "--force" in err and "--skip-existing" in err
+    assert (masks / "a.png").read_bytes() == trimmed and not second.exists()
+    # a stopped run: one result is there already, and is kept; the others are worked
+    (out / "b.png").unlink()
+    kept = (out / "a.png").read_bytes()
+    assert main(["restore", str(scans), "-o", str(out), "--detect", "dust", "--skip-existing"]) == 1  # c.jpg fails
+    said = capsys.readouterr()
+    assert "1 of 2 photos restored" in said.out and "1 skipped" in said.out
+    assert (out / "a.png").read_bytes() == kept and (out / "b.png").is_file()
+    assert main(["restore", str(scans), "-o", str(out), "--save-mask", str(masks), "--detect", "dust",
+                 "--force"]) == 1
+    assert (masks / "a.png").read_bytes() != trimmed
