@@ -18,7 +18,7 @@ from app.cli.common import (
 )
 from app.engine import EngineError, inpaint
 from app.io.atomic import SaveError
-from app.io.images import write_image
+from app.io.folders import write_result
 
 
 def register(sub) -> None:
@@ -61,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
             bar.done()
         for note in result.notes:
             warn(note) if "unchanged" in note or "fell back" in note else print(note, file=sys.stderr)
-        for lost in write_image(args.output, result.image, loaded.meta, args.quality):
+        # an empty mask: the photo's own file when the format stays (a JPEG is not encoded again)
+        unchanged = result.regions == 0
+        for lost in write_result(Path(args.output), Path(args.photo), loaded.meta, result.image, args.quality,
+                                 unchanged):
             warn(f"{Path(args.output).name}: {lost}")
     except (CliError, EngineError, SaveError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

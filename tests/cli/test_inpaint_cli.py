@@ -165,6 +165,11 @@ def test_empty_mask_writes_the_photo_unchanged_and_says_so(capsys, files):
     assert code == 0 and "empty" in stderr and "unchanged" in stderr
     assert "nothing to fill" in stdout and "none on none" not in stdout
     assert np.array_equal(_read_rgb(out), _photo())
+    # a JPEG too: its own file, not encoded again (QA: "unchanged" changed 60 % of its pixels)
+    jpeg = tmp / "photo.jpg"
+    Image.fromarray(_photo()).save(jpeg, quality=90)
+    assert run_cli(capsys, "inpaint", jpeg, "--mask", mask, "-o", tmp / "o.jpg", *FAST)[0] == 0
+    assert (tmp / "o.jpg").read_bytes() == jpeg.read_bytes()
 
 
 def test_whole_photo_mask_is_refused(capsys, files):
