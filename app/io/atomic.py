@@ -32,9 +32,14 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     """Yield a binary file in the target's folder; on success fsync it and os.replace it
     over `path`. On any failure the temp file is removed and `path` is left untouched."""
     path = Path(path)
+    if path.is_symlink():  # saved through the link, as editors do: replacing the link itself left
+        path = Path(os.path.realpath(path))  # the file it points to as it was
     folder = path.parent if str(path.parent) else Path(".")
-    _remove_stale_temps(folder, path.name)
     existed = path.is_file()
+    if existed and not _writable(path):  # made read-only to keep it: os.replace would not ask
+        raise SaveError(f"{path.name} is read-only, so it was not replaced; make it writable or choose "
+                        "another name.")
+    _remove_stale_temps(folder, path.name)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
@@ -75,6 +80,15 @@ def _remove_stale_temps(folder: Path, name: str) -> None:
         with contextlib.suppress(OSError):
             if now - os.stat(leftover).st_mtime > STALE_TEMP_SECONDS:
                 os.unlink(leftover)
+
+
+def _writable(path: Path) -> bool:
+    """Whether the file may be written: by this user, and by anyone at all (root may write a
+    file with no write bit, but its owner meant it to stay)."""
+    try:
+        return os.access(path, os.W_OK) and bool(path.stat().st_mode & 0o222)
+    except OSError:
+        return True  # gone meanwhile: nothing to keep
 
 
 def _target_mode(path: Path) -> int:

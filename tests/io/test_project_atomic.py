@@ -167,6 +167,24 @@ def test_a_file_that_cannot_be_replaced_is_named_not_the_temp_file(tmp_path, mon
     assert locked.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["locked.png", "photo.png"]
 
 
+def test_a_read_only_file_is_kept_and_a_link_is_saved_through(tmp_path):
+    """QA: a file made read-only (chmod 444) was replaced without a word (os.replace asks only
+    the folder), and a symlink was replaced by a plain file, the file it points to left as it was."""
+    kept = tmp_path / "kept.png"
+    kept.write_bytes(b"old")
+    kept.chmod(0o444)
+    with pytest.raises(atomic.SaveError, match=r"kept\.png is read-only"), atomic.atomic_write(kept) as handle:
+        handle.write(b"new")
+    assert kept.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["kept.png"]
+    real = tmp_path / "real.png"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.png"
+    link.symlink_to(real)
+    with atomic.atomic_write(link) as handle:
+        handle.write(b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
+
+
 def test_unwritable_folder_message(tmp_path):
     with pytest.raises(ProjectError, match="Cannot write in"):
         save_project(make_doc(), tmp_path / "missing" / "p.ora")
