@@ -244,7 +244,8 @@ def test_without_a_model_auto_falls_back_to_the_hand_filters(tmp_path, monkeypat
         detect.analyse_damage(photo, detector="magic")
 
 
-def test_hybrid_is_the_hand_scratch_filter_and_the_nets_dust_map(model):
+def test_hybrid_is_the_hand_scratch_filter_and_the_nets_dust_map(model, monkeypatch):
+    monkeypatch.setattr(learned, "WIDE_MODEL", learned.WIDE_MODEL.with_name("missing.onnx"))  # the shipped file alone
     dmg = add_damage(photo_like(seed=9), np.random.default_rng(9))
     analysis = detect.analyse_damage(dmg.image, detector="hybrid", model=model)
     assert analysis.detector == "hybrid" and analysis.kinds == detect.KINDS
@@ -280,6 +281,7 @@ def test_damage_under_a_colour_cast_is_found_in_the_balanced_look(model, monkeyp
     """A warm cast over the whole scan, damage included (a yellowed print): the white marks turn
     yellow and the nets, which learned neutral marks, miss them; the second look at the photo
     with the cast divided out finds them (and a photo without a cast gets one look only)."""
+    monkeypatch.setattr(learned, "WIDE_MODEL", learned.WIDE_MODEL.with_name("missing.onnx"))  # one detector's looks
     dmg = add_damage(photo_like(seed=5), np.random.default_rng(8))
     gains = np.array([1.06, 0.98, 0.72], np.float32)
     cast = np.clip(dmg.image.astype(np.float32) * gains + 0.5, 0, 255).astype(np.uint8)
@@ -297,9 +299,10 @@ def test_damage_under_a_colour_cast_is_found_in_the_balanced_look(model, monkeyp
 
 
 def test_a_big_scan_is_also_looked_at_by_the_nets_trained_on_wider_damage(tmp_path, monkeypatch):
-    """From WIDE_FROM_SIDE on, the photo is looked at by the shipped file and by its sibling trained
-    with wider damage (models/damage_detector_wide.onnx); a pixel is proposed where either proposes
-    it at its own calibrated threshold, at every sensitivity. A model the user chose is used alone;
+    """Every photo is looked at by the shipped file and by its sibling trained with wider damage
+    (models/damage_detector_wide.onnx); a pixel is proposed where either proposes it, at every
+    sensitivity: from WIDE_FROM_SIDE on each at its own calibrated threshold, below it the wide
+    file at a threshold SMALL_PHOTO_MARGIN logits higher. A model the user chose is used alone;
     without the wide file the shipped one does it all."""
     monkeypatch.setattr(learned, "WIDE_FROM_SIDE", 150)  # these test photos count as big scans
     small = add_damage(photo_like(seed=3)[:120, :140].copy(), np.random.default_rng(3)).image
@@ -308,14 +311,19 @@ def test_a_big_scan_is_also_looked_at_by_the_nets_trained_on_wider_damage(tmp_pa
     shutil.copy(learned.DEFAULT_MODEL, tmp_path / "mine.onnx")
     shutil.copy(learned.DEFAULT_MODEL.with_suffix(".json"), tmp_path / "mine.json")
     mine, wide = learned.load_detector(tmp_path / "mine.onnx"), learned.load_detector(learned.WIDE_MODEL)
-    assert detect.analyse_damage(small).model_path == str(learned.DEFAULT_MODEL)
-    analysis = detect.analyse_damage(big)
-    assert analysis.model_path == f"{learned.DEFAULT_MODEL}+{learned.WIDE_MODEL}"
-    for sensitivity in (0.25, 0.5, 0.75):
-        either = (detect.detect_damage(big, sensitivity=sensitivity, model=mine) > 0) | (
-            detect.detect_damage(big, sensitivity=sensitivity, model=wide) > 0)
-        joined = detect.propose_damage(analysis, sensitivity=sensitivity) > 0
-        assert either.any() and (joined != either).mean() < 0.002  # the same up to 8-bit rounding at the edge
+    strict = learned.stricter(wide, learned.SMALL_PHOTO_MARGIN)
+    assert strict.threshold_for("scratches") > wide.threshold_for("scratches")
+    for photo, wide_as in ((big, wide), (small, strict)):
+        analysis = detect.analyse_damage(photo)
+        assert analysis.model_path == f"{learned.DEFAULT_MODEL}+{learned.WIDE_MODEL}"
+        for sensitivity in (0.25, 0.5, 0.75):
+            either = (detect.detect_damage(photo, sensitivity=sensitivity, model=mine) > 0) | (
+                detect.detect_damage(photo, sensitivity=sensitivity, model=wide_as) > 0)
+            joined = detect.propose_damage(analysis, sensitivity=sensitivity) > 0
+            assert either.any() and (joined != either).mean() < 0.002  # the same up to 8-bit rounding at the edge
+    big_alone = detect.propose_damage(detect.analyse_damage(big, model=wide)) > 0
+    strict_alone = detect.propose_damage(detect.analyse_damage(big, model=strict)) > 0
+    assert strict_alone.sum() < big_alone.sum()  # the margin proposes less
     assert detect.analyse_damage(big, model=mine).model_path == str(mine.path)  # the user's own: alone
     monkeypatch.setattr(learned, "WIDE_MODEL", tmp_path / "missing.onnx")
     assert detect.analyse_damage(big).model_path == str(learned.DEFAULT_MODEL)
