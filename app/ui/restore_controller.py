@@ -214,9 +214,12 @@ class RestoreController(QObject):
                 self.panel.clear_repairs()
         else:
             self._adopt_base(result)
-            if self.panel.repair_steps().any:  # boxes ticked before the fill: their steps on top of it
+            steps = self.panel.repair_steps()
+            if steps.any:  # boxes ticked before the fill: their steps on top of it
                 self.panel.repairer.cancel()  # a preview of the photo before would land on this base
                 self.panel.schedule_preview()
+                # said: until it arrives the result on screen has no repairs, though their boxes are ticked
+                self.notice.emit(f"Adding the repairs ticked ({describe(steps)}) to the result…")
 
     def _adopt_base(self, result: InpaintOutcome | None) -> None:
         """Repair previews build on `result` (a fill, or any pending result: one reopened from a

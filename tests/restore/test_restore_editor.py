@@ -387,9 +387,12 @@ def test_repairs_ticked_before_the_fill_are_previewed_on_the_fill(window, qtbot)
     panel = win.restore.panel
     tick_and_preview(panel, qtbot, panel.sharpen_box)
     detect(win, qtbot)
+    msgs = []
+    win.restore.notice.connect(msgs.append)
     with qtbot.waitSignal(win.runner.finished, timeout=60000) as finished:
         win.restore.panel.fill_button.click()
     fill = finished.args[0]
+    assert any("Adding the repairs ticked (sharpen)" in m for m in msgs)  # QA: the boxes looked ignored
     qtbot.waitUntil(lambda: doc.result is not fill and not panel.preview_pending(), timeout=20000)
     assert panel.sharpen_box.isChecked() and "repair: sharpen" in doc.result.method
     assert np.array_equal(doc.result.image, apply_repairs(fill.image, RepairSteps(sharpen=True)))
