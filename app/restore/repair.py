@@ -17,12 +17,14 @@ and the editor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from app.engine.pipeline import is_gray
+from app.io.images import to_8_bit
 
 #: below this estimated sigma (grey levels) an automatic denoise does nothing
 NOISE_FLOOR = 3.0
@@ -68,7 +70,7 @@ def _from_lab(lab: np.ndarray, L: np.ndarray) -> np.ndarray:
     return np.round(np.clip(rgb, 0.0, 1.0) * np.float32(65535.0)).astype(np.uint16)
 
 
-def _lut(rgb: np.ndarray, channel: int, curve: np.ndarray) -> np.ndarray:
+def _lut(rgb: np.ndarray, channel: int, curve: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """One channel through `curve(levels)`, levels 0..255 (or 0..65535), rounded and clipped."""
     peak = 65535 if _deep(rgb) else 255
     table = np.round(np.clip(curve(np.arange(peak + 1, dtype=np.float32)), 0, peak)).astype(rgb.dtype)
@@ -128,7 +130,7 @@ def clahe_16(L: np.ndarray, clip_limit: float = 1.5, tiles: int = 8) -> np.ndarr
     between its entries at the 16-bit level. OpenCV's own 16-bit CLAHE counts 65536 bins, so
     its clip limit (at least 1 per bin) clips nearly everything: another, much harsher curve."""
     h, w = L.shape
-    tables, th, tw = _clahe_tables(to_8_bit_levels(L), clip_limit, tiles)
+    tables, th, tw = _clahe_tables(to_8_bit(L), clip_limit, tiles)
     flat = tables.reshape(-1)
     # each pixel between the centres of its four nearest tiles, as OpenCV interpolates
     x1, x2, xa = _tile_weights(w, tw, tiles)
@@ -184,11 +186,6 @@ def _read(flat: np.ndarray, tile: np.ndarray, entry: np.ndarray, frac: np.ndarra
     return flat[index] * (1 - frac) + flat[index + 1] * frac
 
 
-def to_8_bit_levels(values: np.ndarray) -> np.ndarray:
-    """uint16 levels rounded to uint8 (x / 257)."""
-    return np.round(values.astype(np.float32) * np.float32(1.0 / DEEP_SCALE)).astype(np.uint8)
-
-
 #: colour statistics (cast, levels) are read from a copy no larger than this (px, long side)
 BALANCE_ESTIMATE_SIDE = 1024
 
@@ -210,7 +207,7 @@ def auto_levels(rgb: np.ndarray, low: float = 0.5, high: float = 99.5, linked: b
     (also removes a colour cast from fading, since each channel is stretched on its own).
     `linked`: one stretch for all three channels, from the lowest channel's `low` percentile to
     the highest one's `high`, so a sepia or toned print keeps its colour (per channel, a sepia
-    print's colour spread fell to a fifth)."""
+    print's red-over-blue spread fell from 47 levels to 0.2)."""
     rgb = _check(rgb)
     out = np.empty_like(rgb)
     # the ends are read from a smoothed copy: single noisy pixels must not set them. After the
