@@ -275,7 +275,7 @@ class RestorePanel(QWidget):
         self.keep_tone_box = QCheckBox("Keep the tone")
         self.keep_tone_box.setToolTip("Auto levels stretch the colours together, so a sepia or toned print keeps "
                                       "its colour (off: each on its own, which also takes out a fading cast)")
-        self.keep_tone_box.toggled.connect(lambda: self.fade_box.isChecked() and self.schedule_preview())
+        self.keep_tone_box.toggled.connect(self._on_keep_tone)
         self.balance_box = QCheckBox("Gray-world balance")
         self.balance_box.setToolTip("Remove a colour cast, judged by the colour of the photo's edges so a big coloured "
                                     "area is not taken for one (off, with Keep the tone, keeps a sepia or a wanted "
@@ -590,6 +590,10 @@ class RestorePanel(QWidget):
         self.stop_button.setVisible(self.analyser.busy() or self.detector.busy())
 
     # ---- repair preview
+    def _on_keep_tone(self) -> None:
+        if self.fade_box.isChecked():  # else the box changes no preview on screen
+            self.schedule_preview()
+
     def schedule_preview(self) -> None:
         if self._photo is not None:
             self._repair_timer.start()
