@@ -166,6 +166,7 @@ def _run(image, hole, source, settings, stage, backend, backend_note, report, ca
     work = np.array([float(r.side) * r.side + overhead for r in regions])
     starts = np.concatenate([[0.0], np.cumsum(work)[:-1]]) / work.sum()
     shares = work / work.sum()
+    textured = False  # some region's box was larger than the detail split: Texture had something to do
     for index, region in enumerate(regions):
 
         def sub(stage_name: str, k: int, total: int, within: float, _base=starts[index], _share=shares[index]) -> None:
@@ -174,7 +175,7 @@ def _run(image, hole, source, settings, stage, backend, backend_note, report, ca
         if cancel is not None and cancel():
             raise Cancelled("Cancelled.")
         # pieces of one long hole go in order (see `known`)
-        _fill_region(out, remaining, source, known, region, settings, stage, backend, out, sub, cancel)
+        textured |= _fill_region(out, remaining, source, known, region, settings, stage, backend, out, sub, cancel)
         own = _own_mask(region)
         known[own] |= remaining[own]
         remaining[own] = False
@@ -182,6 +183,10 @@ def _run(image, hole, source, settings, stage, backend, backend_note, report, ca
         filled = out[hole].astype(np.float32)
         out[hole] = np.rint(filled.mean(axis=1, keepdims=True)).astype(np.uint8)
     report("paste", n, n, 1.0)
+    if n and not textured and settings.cra and settings.texture != InpaintSettings().texture:
+        # QA: texture 0, 1 and 2 gave the same file on a 512 px photo, without a word
+        notes.append("Texture made no difference here: each hole with its surroundings fits the model's own input, "
+                     "so there was no finer detail of the photo to carry in.")
     return InpaintResult(out, stage.label, backend.name, n, notes)
 
 
@@ -211,7 +216,9 @@ def _crop_padded(arr: np.ndarray, region: Region, fill_reflect: bool) -> np.ndar
     return cv2.copyMakeBorder(crop, *pads, border, value=0)
 
 
-def _fill_region(image, hole, source, known, region: Region, settings, stage, backend, out, report, cancel) -> None:
+def _fill_region(image, hole, source, known, region: Region, settings, stage, backend, out, report, cancel) -> bool:
+    """Fill one region's hole pixels in `out`; True when its box is larger than the detail split,
+    where Texture says how much of the photo's own detail is carried in."""
     grid = settings.attention_grid
     side = region.side
     box_img = _crop_padded(image, region, True).astype(np.float32)
@@ -274,6 +281,7 @@ def _fill_region(image, hole, source, known, region: Region, settings, stage, ba
     report("paste", 0, 1, 0.8)  # with the seam matched strip by strip: a long scratch's paste takes seconds
     _paste(image, hole, known, region, large, settings.feather_px, out,
            lambda done, rows: report("paste", 0, 1, 0.8 + 0.2 * done / rows))  # (k/n: of regions, not strips)
+    return work > detail
 
 
 #: the edge band is used where the coarse stage saw the box at half resolution or less: on

@@ -88,3 +88,20 @@ def test_detail_follows_the_local_texture_not_the_whole_photo():
     assert np.array_equal(out[mask == 0], image[mask == 0])
     assert _laplacian_energy(out, flat_part) < 0.02 * outside
     assert _laplacian_energy(out, grain_part) > 0.5 * outside
+
+
+def test_a_texture_with_nothing_to_do_says_so():
+    """A small hole in a small photo is filled by the model at full resolution: Texture has no
+    detail to carry in (QA: texture 0, 1 and 2 gave the same file, without a word)."""
+    photo = _brick()[:200, :200].copy()
+    hole = np.zeros(photo.shape[:2], bool)
+    hole[80:120, 80:120] = True
+    plain = inpaint(photo, hole, InpaintSettings())  # the bundled model: its input is 384 px
+    smooth = inpaint(photo, hole, InpaintSettings(texture=0.0))
+    assert np.array_equal(plain.image, smooth.image)
+    assert any("Texture made no difference" in note for note in smooth.notes)
+    assert not any("Texture" in note for note in plain.notes)  # the default: nothing was asked of it
+    big = _brick()
+    hole = np.zeros(big.shape[:2], bool)
+    hole[500:700, 500:700] = True
+    assert not any("Texture" in note for note in inpaint(big, hole, InpaintSettings(texture=0.0)).notes)
