@@ -75,9 +75,9 @@ def run(args: argparse.Namespace) -> int:
         except CliError:
             backend.close()
             raise
-    except (CliError, EngineError) as exc:
+    except (CliError, EngineError) as exc:  # 2 for a wrong option or value; 1 for a file or model that failed
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "code", 1)
     if backend_note:
         note(backend_note)
     if not photos:

@@ -29,11 +29,11 @@ EMPTY_MASK = "empty mask"  # written unchanged: nothing to fill
 
 
 def photo_files(folder: Path, what: str = "photos folder") -> list[Path]:
-    """The images of `folder` (folders.photo_files); one that cannot be read is a usage error."""
+    """The images of `folder` (folders.photo_files); one that cannot be read fails (exit 1)."""
     try:
         return folders.photo_files(folder, what)
     except FolderError as exc:
-        raise UsageError(str(exc)) from exc
+        raise CliError(str(exc)) from exc
 
 
 def check_folder(folder: Path, what: str) -> None:
@@ -114,11 +114,12 @@ def prepare_output_folder(out_dir: Path, photos: list[Path], suffix: str) -> Non
 
 
 def make_output_folder(out_dir: Path) -> None:
-    """Make the folder if missing; refuse one that cannot be made or written."""
+    """Make the folder if missing; refuse one that cannot be made or written (exit 1, as a file
+    that cannot be written)."""
     try:
         folders.make_folder(out_dir)
     except FolderError as exc:
-        raise UsageError(str(exc)) from exc
+        raise CliError(str(exc)) from exc
 
 
 @dataclass
@@ -136,7 +137,7 @@ class MaskSource:
             try:  # read once, now: a broken mask is one message, not one failure per photo
                 return cls(path, one=read_image(path))
             except ImageReadError as exc:
-                raise UsageError(f"the mask {exc}") from exc
+                raise CliError(f"the mask {exc}") from exc
         check_folder(path, "masks folder or file")
         if same_file(photos_dir, path):  # every photo would be its own mask
             raise UsageError(f"the photos and the masks are both in {photos_dir}; put the masks in a folder of "

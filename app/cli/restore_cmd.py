@@ -216,8 +216,8 @@ def _run_folder(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
     try:
         detector, model, detector_note = choose_detector(args.detector, None) if masks is None and kinds else (
             args.detector, None, "")
-    except EngineError as exc:
-        raise UsageError(str(exc)) from exc
+    except EngineError as exc:  # a model that does not load: exit 1, as for one photo
+        raise CliError(str(exc)) from exc
     if detector_note:
         warn(detector_note)
     backend = None
@@ -225,7 +225,7 @@ def _run_folder(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
         try:
             _stage, backend, backend_note, _owned = resolve_coarse(FILL_SETTINGS, None)
         except EngineError as exc:
-            raise UsageError(str(exc)) from exc
+            raise CliError(str(exc)) from exc
         if backend_note:
             note(backend_note)
     try:

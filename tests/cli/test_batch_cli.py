@@ -111,7 +111,7 @@ def test_batch_output_folder_that_cannot_be_made_is_one_line(capsys, tmp_path):
     Image.fromarray(_mask()).save(masks / "a.png")
     (tmp_path / "file").write_text("a file, not a folder")
     code, _, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", tmp_path / "file" / "out", *FAST)
-    assert code == 2 and "cannot create the output folder" in stderr
+    assert code == 1 and "cannot create the output folder" in stderr  # a file that cannot be written: 1
 
 
 def test_batch_unknown_format_is_refused_before_any_photo(capsys, tmp_path):
@@ -222,7 +222,7 @@ def test_batch_lists_a_cut_off_photo_and_exits_non_zero_and_refuses_a_broken_sin
     broken = tmp_path / "stamp.png"
     broken.write_bytes(b"not a png")
     code, _, stderr = run_cli(capsys, "batch", photos, "--masks", broken, "-o", tmp_path / "out2", *FAST)
-    assert code == 2 and "stamp.png is not an image" in stderr and not (tmp_path / "out2").exists()
+    assert code == 1 and "stamp.png is not an image" in stderr and not (tmp_path / "out2").exists()
 
 
 def test_batch_results_among_the_masks_are_refused_and_an_unreadable_folder_is_one_line(capsys, tmp_path, monkeypatch):
@@ -241,7 +241,7 @@ def test_batch_results_among_the_masks_are_refused_and_an_unreadable_folder_is_o
 
     monkeypatch.setattr(type(photos), "iterdir", iterdir)
     code, _, stderr = run_cli(capsys, "batch", photos, "--masks", masks, "-o", out, *FAST)
-    assert code == 2 and f"cannot read the photos folder {photos}: permission denied" in stderr
+    assert code == 1 and f"cannot read the photos folder {photos}: permission denied" in stderr
 
 
 def test_a_second_batch_into_the_same_folder_asks_for_force(capsys, tmp_path):
