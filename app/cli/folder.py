@@ -76,7 +76,7 @@ def add_replace_options(parser) -> None:
                        help="for a folder: replace the files already in the output folders (an earlier run's)")
     group.add_argument("--skip-existing", action="store_true",
                        help="for a folder: leave each photo whose result is in the output folder already as it "
-                       "is (a stopped run goes on where it was)")
+                       "is (a stopped run goes on where it was; a mask it wrote without its result is replaced)")
 
 
 def photos_to_work(photos: list[Path], out_dir: Path, suffix: str, args, mask_dir: Path | None = None) -> list[Path]:
@@ -87,7 +87,7 @@ def photos_to_work(photos: list[Path], out_dir: Path, suffix: str, args, mask_di
     if args.force:
         return photos
     in_the_way = [out_dir / result_name(p, suffix) for p in photos]
-    if mask_dir is not None:
+    if mask_dir is not None and not args.skip_existing:  # resuming: a mask without its result is a stopped run's
         in_the_way += [mask_dir / (p.stem + ".png") for p in photos]
     inputs = {p.resolve() for p in photos}  # one of them in the way fails on its own, with its own message
     in_the_way = [t for t in dict.fromkeys(in_the_way) if t.exists() and t.resolve() not in inputs]

@@ -99,7 +99,8 @@ def register(sub) -> None:
                    help="with --auto-levels: stretch the channels together, so a sepia or toned print keeps its "
                    "colour (per channel also takes out a fading cast)")
     p.add_argument("--gray-world", action="store_true",
-                   help="gray-world colour balance, judged on the edges (removes a cast; leave it off to keep a sepia tone)")
+                   help="gray-world colour balance, judged on the edges (removes a cast; to keep a sepia tone "
+                   "leave it off and add --keep-tone to --auto-levels)")
     p.add_argument("--sharpen", type=float, nargs="?", const=0.6, default=0.0, metavar="AMOUNT",
                    help="finish with an unsharp mask (default amount 0.6)")
     p.add_argument("--save-mask", metavar="MASK.png",

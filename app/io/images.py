@@ -226,8 +226,7 @@ def decode_image(data: bytes, label: str = "image", max_megapixels: float = DEFA
         # Pillow and OpenCV both read a 16-bit planar TIFF's planes wrongly (stripes, false colours)
         deep = _planar_deep_source(data, declared_orientation, label)
         meta.deep, rgb, alpha = deep
-        meta.notes = [KEPT_16_BIT_GRAY if deep[0].shape[2] == 1 else KEPT_16_BIT] + [
-            n for n in meta.notes if n not in (REDUCED_16_BIT_GRAY, GRAY_AS_RGB)]
+        meta.notes = [KEPT_16_BIT] + [n for n in meta.notes if n not in (REDUCED_16_BIT_GRAY, GRAY_AS_RGB)]
     elif sixteen and img.mode in DEEP_MODES:
         deep = _deep_source(data, (orientation, declared_orientation), rgb, alpha)
         if deep is not None:

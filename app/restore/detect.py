@@ -667,7 +667,7 @@ def analyse_damage(
     kinds = parse_kinds(kinds)
     name, loaded, note = choose_detector(detector, model)
     looks: tuple = ()
-    if loaded is not None:  # a big scan: also the shipped nets' sibling trained with wider damage
+    if loaded is not None:  # the shipped nets, and their sibling trained with wider damage
         from app.restore.learned import detectors_for
 
         looks = detectors_for(loaded, rgb.shape)

@@ -50,14 +50,25 @@ def _deep(rgb: np.ndarray) -> bool:
     return rgb.dtype == np.uint16
 
 
+#: rows per pass of the 16-bit Lab conversions: float copies of a strip, not of a 100 MP photo
+LAB_ROWS = 512
+
+
 def _to_lab(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(Lab, L): 8-bit Lab as OpenCV scales it (L 0..255) for uint8; for uint16 float32 Lab and
     L as uint16 0..65535. Write the new L back with `_from_lab`."""
     if not _deep(rgb):
         lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
         return lab, lab[:, :, 0].copy()
-    lab = cv2.cvtColor(rgb.astype(np.float32) * np.float32(1.0 / 65535.0), cv2.COLOR_RGB2LAB)
-    return lab, np.round(lab[:, :, 0] * np.float32(655.35)).astype(np.uint16)
+    lab = np.empty(rgb.shape, np.float32)
+    L = np.empty(rgb.shape[:2], np.uint16)
+    for y in range(0, rgb.shape[0], LAB_ROWS):
+        rows = slice(y, y + LAB_ROWS)
+        part = rgb[rows].astype(np.float32)
+        part *= np.float32(1.0 / 65535.0)
+        lab[rows] = cv2.cvtColor(part, cv2.COLOR_RGB2LAB)
+        L[rows] = np.round(lab[rows, :, 0] * np.float32(655.35))
+    return lab, L
 
 
 def _from_lab(lab: np.ndarray, L: np.ndarray) -> np.ndarray:
@@ -65,9 +76,15 @@ def _from_lab(lab: np.ndarray, L: np.ndarray) -> np.ndarray:
     if lab.dtype == np.uint8:
         lab[:, :, 0] = L
         return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
-    lab[:, :, 0] = L.astype(np.float32) * np.float32(1.0 / 655.35)
-    rgb = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
-    return np.round(np.clip(rgb, 0.0, 1.0) * np.float32(65535.0)).astype(np.uint16)
+    out = np.empty(lab.shape, np.uint16)
+    for y in range(0, lab.shape[0], LAB_ROWS):
+        rows = slice(y, y + LAB_ROWS)
+        lab[rows, :, 0] = L[rows] * np.float32(1.0 / 655.35)
+        part = cv2.cvtColor(lab[rows], cv2.COLOR_LAB2RGB)
+        np.clip(part, 0.0, 1.0, out=part)
+        part *= np.float32(65535.0)
+        out[rows] = np.round(part)
+    return out
 
 
 def _lut(rgb: np.ndarray, channel: int, curve: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -351,6 +368,6 @@ def apply_repairs(rgb: np.ndarray, steps: RepairSteps, progress=None) -> np.ndar
             progress("sharpen")
         out = sharpen(out, steps.sharpen_amount, steps.sharpen_radius)
     if gray and out is not rgb and not is_gray(out):
-        level = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)  # (uint16 too)  # the steps' own gray, channels joined again
+        level = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)  # the steps' own gray (uint16 too), channels joined again
         out = cv2.merge([level, level, level])
     return out.copy() if out is rgb else out

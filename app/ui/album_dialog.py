@@ -61,7 +61,8 @@ def describe_choices(choices: RestoreChoices, settings: InpaintSettings) -> str:
     method = dict(METHOD_CHOICES).get(settings.method, settings.method)
     return (f"Detect {kinds} with the {DETECTOR_LABELS.get(choices.detector, choices.detector)} detector "
             f"at sensitivity {choices.sensitivity:.2f} (as set in the Restore panel); fill with "
-            f"{method} at Texture {settings.texture * 100:.0f} % (as set in the Run panel)")
+            f"{method} at Texture {settings.texture * 100:.0f} % (as set in the Run panel)"
+            + ("; Fade repair keeps the tone (as set in the Restore panel)" if choices.keep_tone else ""))
 
 
 class AlbumDialog(QDialog):

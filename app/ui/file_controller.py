@@ -6,6 +6,7 @@ about a second. Errors come back as messages; nothing is lost (writes are atomic
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import re
@@ -206,9 +207,12 @@ class FileController(QObject):
 
     # ---------------------------------------------------------------- export
     def export_image(self) -> tuple:
-        """What Export writes: the pending result if there is one, else the working photo."""
-        doc = self.session.document
-        return (doc.result.image if doc.result is not None else doc.photo), doc.meta
+        """What Export writes: the pending result if there is one (with its 16-bit pixels, repairs
+        of a 16-bit scan), else the working photo."""
+        doc, result = self.session.document, self.session.document.result
+        if result is None:
+            return doc.photo, doc.meta
+        return result.image, doc.meta if result.deep is None else dataclasses.replace(doc.meta, deep=result.deep)
 
     def export_dialog(self) -> None:
         doc = self.session.document

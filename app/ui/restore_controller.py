@@ -205,7 +205,7 @@ class RestoreController(QObject):
         result = self.session.document.result
         if result in self._preview_of:  # a preview back on screen (undo of Apply repairs): its boxes too
             self._previewed, self._base = self._preview_of[result]
-            self.panel.set_repair_source(None if self._base is None else self._base.image)
+            self._show_base_to_panel()
             self.panel.show_repairs(self._previewed)
         elif result is None:
             self._adopt_base(None)
@@ -226,7 +226,11 @@ class RestoreController(QObject):
         project may hold repairs already), or on the photo."""
         self._base = result
         self._previewed = None
-        self.panel.set_repair_source(None if result is None else result.image)
+        self._show_base_to_panel()
+
+    def _show_base_to_panel(self) -> None:
+        base = self._base  # with its own 16-bit pixels, if it has them (a 16-bit repair reopened)
+        self.panel.set_repair_source(None if base is None else base.image, None if base is None else base.deep)
 
     def on_repair_preview(self, steps: RepairSteps, image: np.ndarray, deep: np.ndarray | None = None) -> None:
         doc = self.session.document

@@ -178,6 +178,7 @@ class RestorePanel(QWidget):
         self._analysis: DamageAnalysis | None = None  # of the current photo, once computed
         self._repair_source: np.ndarray | None = None
         self._deep_source: np.ndarray | None = None  # the photo's 16-bit source (read-only), if any
+        self._repair_deep: np.ndarray | None = None  # the repair source's own 16-bit pixels, if any
         self.live = False  # after the first Detect, control changes update the proposal
         self._gesture = 0  # counts user actions on the detect controls; a slider drag is one
         self.proposal_gesture = 0  # the action the latest proposal answers
@@ -334,7 +335,7 @@ class RestorePanel(QWidget):
         self._stopped = self._stopped and not new_document
         self._generation += 1
         self._analysis = None
-        self._repair_source = None
+        self._repair_source = self._repair_deep = None
         self._deep_source = None if self._photo is None else deep
         self.analyser.cancel()
         self.detector.cancel()
@@ -392,10 +393,13 @@ class RestorePanel(QWidget):
             box.setChecked(False)
             box.blockSignals(False)
 
-    def set_repair_source(self, rgb: np.ndarray | None) -> None:
+    def set_repair_source(self, rgb: np.ndarray | None, deep: np.ndarray | None = None) -> None:
         """What the repair preview starts from (e.g. the pending fill result); None = the photo.
         A read-only view, not a copy: a result is never changed once made, and copying a 36 MP
-        one held the GUI thread for 0.03-0.4 s as it arrived."""
+        one held the GUI thread for 0.03-0.4 s as it arrived. `deep`: its 16-bit pixels, when
+        it has its own (repairs of a 16-bit scan, reopened from a project); else the photo's
+        16-bit source stands where the result kept the photo's pixels."""
+        self._repair_deep = None if rgb is None else deep
         if rgb is None:
             self._repair_source = None
         else:
@@ -435,7 +439,7 @@ class RestorePanel(QWidget):
         values = ((self.denoise_box, steps.denoise), (self.fade_box, steps.fade), (self.balance_box, steps.balance),
                   (self.sharpen_box, steps.sharpen), (self.denoise_strength, steps.denoise_strength or 0.0),
                   (self.clahe_clip, steps.clip_limit), (self.balance_strength, steps.balance_strength),
-                  (self.sharpen_amount, steps.sharpen_amount))
+                  (self.sharpen_amount, steps.sharpen_amount), (self.keep_tone_box, steps.keep_tone))
         for widget, value in values:
             widget.blockSignals(True)
             if isinstance(widget, QCheckBox):
@@ -609,7 +613,8 @@ class RestorePanel(QWidget):
         image = self._photo if image is None else image
         if image is None:
             return
-        steps, deep = self.repair_steps(), self._deep_source
+        own = source is None and self._repair_source is not None and self._repair_deep is not None
+        steps, deep = self.repair_steps(), self._repair_deep if own else self._deep_source
 
         def job(cancel):
             out, out_deep = repair_deep(image, deep, steps)

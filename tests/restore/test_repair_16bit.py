@@ -137,6 +137,9 @@ def test_applied_repairs_become_the_photos_16_bit_source_and_undo_brings_the_old
         panel.fade_box.setChecked(True)
     expected = apply_repairs(scan, RepairSteps(fade=True))
     assert np.array_equal(doc.result.deep, expected)
+    # exported before it is applied: its 16 bits too (the review found the photo's old ones used)
+    image, meta = window.files.export_image()
+    assert np.array_equal(deep_pixels(image, meta), expected)
     panel.apply_button.click()
     assert doc.meta.deep is not source and np.array_equal(doc.meta.deep, expected)
     assert np.array_equal(doc.photo, to_8_bit(expected))
@@ -146,3 +149,22 @@ def test_applied_repairs_become_the_photos_16_bit_source_and_undo_brings_the_old
     assert doc.meta.deep is source and np.array_equal(doc.photo, loaded.rgb)
     window.session.undo_stack.redo()
     assert np.array_equal(doc.meta.deep, expected)
+
+
+def test_repairs_on_a_result_with_its_own_16_bits_start_from_them(qtbot):
+    """A 16-bit repair reopened from a project is the base of the next repairs: they work on its
+    16-bit pixels, not on the photo's source with the result's 8-bit values scaled up."""
+    from app.ui.restore_panel import RestorePanel
+
+    panel = RestorePanel()
+    qtbot.addWidget(panel)
+    scan = faded_scan()
+    base, base_deep = repair_deep(to_8_bit(scan), scan, STEPS["fade"])
+    panel.set_photo(to_8_bit(scan), deep=scan)
+    panel.set_repair_source(base, base_deep)
+    with qtbot.waitSignal(panel.repair_preview, timeout=10000) as sig:
+        panel.sharpen_box.setChecked(True)
+    assert np.array_equal(sig.args[2], apply_repairs(base_deep, RepairSteps(sharpen=True)))
+    panel.show_repairs(RepairSteps(fade=True, keep_tone=True))  # an undo brings a preview back: all its boxes
+    assert panel.fade_box.isChecked() and panel.keep_tone_box.isChecked()
+    panel.shutdown()

@@ -215,12 +215,14 @@ def test_a_second_run_replaces_nothing_unasked(album, tmp_path, capsys):
     assert "2 file(s) of an earlier run would be replaced" in err and "--force" in err and "--skip-existing" in err
     assert (masks / "a.png").read_bytes() == trimmed and not second.exists()
     # a stopped run: one result is there already, and is kept; the others are worked
-    (out / "b.png").unlink()
+    (out / "b.png").unlink()  # its mask is there: written first, then the run stopped
     kept = (out / "a.png").read_bytes()
-    assert main(["restore", str(scans), "-o", str(out), "--detect", "dust", "--skip-existing"]) == 1  # c.jpg fails
+    assert main(["restore", str(scans), "-o", str(out), "--save-mask", str(masks), "--detect", "dust",
+                 "--skip-existing"]) == 1  # c.jpg fails
     said = capsys.readouterr()
     assert "1 of 2 photos restored" in said.out and "1 skipped" in said.out
     assert (out / "a.png").read_bytes() == kept and (out / "b.png").is_file()
+    assert (masks / "a.png").read_bytes() == trimmed  # the skipped photo's mask is left as it is
     assert main(["restore", str(scans), "-o", str(out), "--save-mask", str(masks), "--detect", "dust",
                  "--force"]) == 1
     assert (masks / "a.png").read_bytes() != trimmed
