@@ -131,7 +131,11 @@ class FileController(QObject):
                 self.add_recent(path)
             self.document_loaded.emit(doc)
             notes = "; ".join(doc.meta.notes)
-            self.notice.emit(f"Opened {name}" + (f" ({notes})" if notes else ""))
+            # Save Project suggests this name: the work saved on this photo is likely there (QA: Page Up
+            # back to a photo showed it without its layers, and no word of the project beside it)
+            project = Path(path).with_suffix(".ora")
+            beside = f"; the project {project.name} beside it may hold your layers for it" if project.is_file() else ""
+            self.notice.emit(f"Opened {name}" + (f" ({notes})" if notes else "") + beside)
 
         def failed(exc: Exception) -> None:
             self.busy_changed.emit(False)

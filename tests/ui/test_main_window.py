@@ -230,6 +230,20 @@ def test_a_run_started_from_the_method_box_leaves_the_keys_to_the_photo(window, 
     assert win.actions.erase_mode.isChecked()
 
 
+def test_a_project_beside_the_photo_opened_is_mentioned(window, qtbot, tmp_path):
+    """Save Project suggests scan.ora beside scan.png: opening the photo again (Page Up) showed it
+    without its layers and no word of the project (QA)."""
+    photo = tmp_path / "scan.png"
+    Image.fromarray(small_photo(40, 30)).save(photo)
+    with qtbot.waitSignal(window.document_changed, timeout=10000):
+        window.files.open_path(str(photo))
+    assert "scan.ora" not in window.status.currentMessage()
+    (tmp_path / "scan.ora").write_bytes(b"a project")
+    with qtbot.waitSignal(window.document_changed, timeout=10000):
+        window.files.open_path(str(photo))
+    assert "the project scan.ora beside it" in window.status.currentMessage()
+
+
 def write_photo(path, fmt="JPEG"):
     img = Image.fromarray(small_photo(120, 90))
     exif = Image.Exif()
