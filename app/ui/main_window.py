@@ -162,10 +162,10 @@ class MainWindow(QMainWindow):
         at = entries.index(self.actions.quit) if self.actions.quit in entries else len(entries)
         if 0 < at < len(entries) and entries[at - 1].isSeparator():
             at -= 1
-        before = entries[at] if at < len(entries) else None
+        before = entries[at] if at < len(entries) else None  # None: appended
         if spec.separator_before:
-            menu.insertSeparator(before) if before is not None else menu.addSeparator()
-        menu.insertAction(before, action) if before is not None else menu.addAction(action)
+            menu.insertSeparator(before)
+        menu.insertAction(before, action)
         return action
 
     def add_panel(self, title: str, widget: QWidget, tab_with: str | None = None) -> QDockWidget:
