@@ -20,6 +20,7 @@ from app import __version__ as app_version
 from app.engine.backends import npu_toolkit_installed
 from app.engine.model_spec import DEFAULT_MODEL, sidecar_path
 from app.restore.learned import DEFAULT_MODEL as DEFAULT_DETECTOR
+from app.restore.learned import WIDE_MODEL as WIDE_DETECTOR
 
 GUIDE = """
 <h3>Remove something from a photo</h3>
@@ -123,6 +124,7 @@ def about_html() -> str:
         "<ul>"
         + _model_line("Fill model", DEFAULT_MODEL)
         + _model_line("Damage detector", DEFAULT_DETECTOR)
+        + _model_line("Damage detector for wider damage (joined with it)", WIDE_DETECTOR)
         + "</ul>"
         "<p>The bundled models were trained by this project on research-only photo collections "
         "(BSDS500, Urban100, Sun-Hays80, NVIDIA irregular masks); the weights hold no image of "

@@ -50,5 +50,6 @@ def test_about_names_the_models_and_the_data_licence(window):
     steps = json.loads(sidecar_path(DEFAULT_MODEL).read_text())["steps_trained"]
     assert f"inpaint-studio-default, {steps:,} training steps" in text
     assert "inpaint-studio-damage-detector" in text
+    assert "Damage detector for wider damage (joined with it): inpaint-studio-damage-detector" in text
     assert "research-only" in text
     assert ("not installed" in text) != npu_toolkit_installed()
