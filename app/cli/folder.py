@@ -5,6 +5,7 @@ and a run over the photos that goes on past a bad file and lists every failure a
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,12 +84,18 @@ def photos_to_work(photos: list[Path], out_dir: Path, suffix: str, args, mask_di
     """The photos to work, checked before any work: with --skip-existing those whose result is
     in `out_dir` already are left out; files of an earlier run in the way (results, masks in
     `mask_dir`, perhaps trimmed by hand since) are refused unless --force."""
-    photos = [p for p in photos if not (args.skip_existing and (out_dir / result_name(p, suffix)).exists())]
+    # twins (a.jpg beside a.png) share a mask name, and a result name under --format: a file of
+    # that name may be the other twin's, so it says nothing of this photo being done (QA)
+    results, stems = Counter(result_name(p, suffix).casefold() for p in photos), Counter(p.stem.casefold() for p in photos)
+    twin = {p: results[result_name(p, suffix).casefold()] > 1 or (mask_dir is not None and stems[p.stem.casefold()] > 1)
+            for p in photos}
+    photos = [p for p in photos
+              if not (args.skip_existing and not twin[p] and (out_dir / result_name(p, suffix)).exists())]
     if args.force:
         return photos
     in_the_way = [out_dir / result_name(p, suffix) for p in photos]
-    if mask_dir is not None and not args.skip_existing:  # resuming: a mask without its result is a stopped run's
-        in_the_way += [mask_dir / (p.stem + ".png") for p in photos]
+    if mask_dir is not None:  # resuming: a mask without its result is a stopped run's, unless it may be a twin's
+        in_the_way += [mask_dir / (p.stem + ".png") for p in photos if not args.skip_existing or twin[p]]
     inputs = {p.resolve() for p in photos}  # one of them in the way fails on its own, with its own message
     in_the_way = [t for t in dict.fromkeys(in_the_way) if t.exists() and t.resolve() not in inputs]
     if in_the_way:

@@ -133,6 +133,9 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"Cannot read {args.photo}: there is no file or folder of that name.")
         if args.format:
             raise UsageError("--format is for a folder of photos; for one photo the extension of -o chooses.")
+        if args.force or args.skip_existing:  # a loop of single runs must not take them for honoured
+            raise UsageError("--force and --skip-existing are for a folder of photos; one photo's -o is replaced "
+                             "as any output file is.")
         return _run_one(args, kinds, _steps(args))
     except BrokenPipeError:
         raise  # the reader went away (`| head`): main ends quietly

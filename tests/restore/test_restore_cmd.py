@@ -87,6 +87,7 @@ def test_restore_with_repairs_and_detect_choice(damaged, tmp_path):
         (["--save-mask", "m.gif"], "name the mask .png, .tif or .webp"),
         (["--detect", ","], "name the kinds"),
         (["--keep-tone"], "--keep-tone goes with --auto-levels"),
+        (["--skip-existing"], "--force and --skip-existing are for a folder"),
     ],
 )
 def test_restore_bad_arguments_give_a_message(damaged, tmp_path, capsys, monkeypatch, args, text):
@@ -94,7 +95,8 @@ def test_restore_bad_arguments_give_a_message(damaged, tmp_path, capsys, monkeyp
     monkeypatch.chdir(tmp_path)  # relative names in `args` are beside the photo
     argv = ["restore", str(path), "-o", str(tmp_path / "o.png")] + args
     # a wrong value is a usage error (2, as argparse's); a file problem 1
-    assert main(argv) == (2 if any(w in text for w in ("between", "kind", "name the mask", "goes with")) else 1)
+    usage = ("between", "kind", "name the mask", "goes with", "are for a folder")
+    assert main(argv) == (2 if any(w in text for w in usage) else 1)
     assert text in capsys.readouterr().err
     assert not (tmp_path / "o.png").exists()
 

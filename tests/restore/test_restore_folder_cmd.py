@@ -226,3 +226,18 @@ def test_a_second_run_replaces_nothing_unasked(album, tmp_path, capsys):
     assert main(["restore", str(scans), "-o", str(out), "--save-mask", str(masks), "--detect", "dust",
                  "--force"]) == 1
     assert (masks / "a.png").read_bytes() != trimmed
+
+
+def test_skip_existing_does_not_take_a_twins_file_for_a_photos_own(album, tmp_path, capsys):
+    """a.jpg beside a.png: the mask a.png, and the result a.png under --format png, may be the
+    other twin's; --skip-existing must not skip a twin for it, nor replace it unasked (QA)."""
+    scans, *_ = album
+    Image.open(scans / "a.png").convert("RGB").rotate(90).save(scans / "a.jpg", quality=95)
+    out, masks = tmp_path / "out", tmp_path / "masks"
+    argv = ["restore", str(scans), "-o", str(out), "--save-mask", str(masks), "--detect", "dust", "--format", "png"]
+    assert main(argv) == 1  # a.png's result and mask: a.jpg wrote them first
+    first_mask, first_result = (masks / "a.png").read_bytes(), (out / "a.png").read_bytes()
+    capsys.readouterr()
+    assert main(argv + ["--skip-existing"]) == 2
+    assert "would be replaced" in capsys.readouterr().err
+    assert (masks / "a.png").read_bytes() == first_mask and (out / "a.png").read_bytes() == first_result
