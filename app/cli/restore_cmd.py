@@ -96,8 +96,8 @@ def register(sub) -> None:
     p.add_argument("--auto-levels", action="store_true",
                    help="fade repair: per-channel auto levels, then CLAHE on L")
     p.add_argument("--keep-tone", action="store_true",
-                   help="with --auto-levels: stretch the channels together, so a sepia or toned print keeps its "
-                   "colour (per channel also takes out a fading cast)")
+                   help="with --auto-levels: stretch the lightness alone, so a sepia or toned print keeps its "
+                   "colour (each colour on its own also takes out a fading cast)")
     p.add_argument("--gray-world", action="store_true",
                    help="gray-world colour balance, judged on the edges (removes a cast; to keep a sepia tone "
                    "leave it off and add --keep-tone to --auto-levels)")

@@ -28,7 +28,7 @@ class RestoreChoices:
     clip_limit: float = _STEPS.clip_limit
     balance_strength: float = _STEPS.balance_strength
     sharpen_amount: float = _STEPS.sharpen_amount
-    keep_tone: bool = _STEPS.keep_tone  # fade repair's levels stretch the channels together
+    keep_tone: bool = _STEPS.keep_tone  # fade repair's levels stretch the lightness alone
 
     def steps(self, *, denoise: bool = False, fade: bool = False, balance: bool = False,
               sharpen: bool = False) -> RepairSteps:

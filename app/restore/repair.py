@@ -222,19 +222,19 @@ def _statistics_copy(rgb: np.ndarray) -> np.ndarray:
 def auto_levels(rgb: np.ndarray, low: float = 0.5, high: float = 99.5, linked: bool = False) -> np.ndarray:
     """Per-channel percentile stretch: the `low` percentile goes to 0 and `high` to 255
     (also removes a colour cast from fading, since each channel is stretched on its own).
-    `linked`: one stretch for all three channels, from the lowest channel's `low` percentile to
-    the highest one's `high`, so a sepia or toned print keeps its colour (per channel, a sepia
-    print's red-over-blue spread fell from 47 levels to 0.2)."""
+    `linked`: the lightness (L of Lab) alone is stretched, so a sepia or toned print keeps its
+    colour, hue and strength (per channel, a sepia print's chroma fell from 18 to nothing; the
+    three channels stretched alike doubled it)."""
     rgb = _check(rgb)
-    out = np.empty_like(rgb)
     # the ends are read from a smoothed copy: single noisy pixels must not set them. After the
     # luminance-only denoise green keeps the least noise, so its raw tails were the narrowest,
     # it was stretched the most and a print turned magenta
     stats = _statistics_copy(rgb)
+    if linked:
+        return _stretch_lightness(rgb, stats, low, high)
+    out = np.empty_like(rgb)
     scale = DEEP_SCALE if _deep(rgb) else 1.0
     ends = [np.percentile(stats[:, :, c], [low, high]) for c in range(3)]
-    if linked:
-        ends = [(min(lo for lo, _ in ends), max(hi for _, hi in ends))] * 3
     for c in range(3):
         lo, hi = ends[c]
         if hi - lo < 1.0:
@@ -243,6 +243,19 @@ def auto_levels(rgb: np.ndarray, low: float = 0.5, high: float = 99.5, linked: b
         lo, gain = lo * scale, 255.0 / (hi - lo)
         out[:, :, c] = _lut(rgb, c, lambda levels, lo=lo, gain=gain: (levels - lo) * gain)
     return out
+
+
+def _stretch_lightness(rgb: np.ndarray, stats: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Levels on L of Lab alone (`auto_levels` with `linked`): the percentiles of the smoothed
+    copy's lightness go to black and white, a and b stay."""
+    lightness = cv2.cvtColor(stats * np.float32(1.0 / 255.0), cv2.COLOR_RGB2LAB)[:, :, 0]  # 0..100
+    lo, hi = np.percentile(lightness, [low, high])
+    if hi - lo < 0.5:
+        return rgb.copy()
+    lab, L = _to_lab(rgb)
+    peak = 65535 if _deep(rgb) else 255
+    stretched = (L.astype(np.float32) - np.float32(lo * peak / 100.0)) * np.float32(100.0 / (hi - lo))
+    return _from_lab(lab, np.round(np.clip(stretched, 0, peak)).astype(rgb.dtype))
 
 
 #: Minkowski order of the edge pooling in `cast_estimate` (4 and 6 measured equal, 1 and 2 worse)
@@ -298,7 +311,7 @@ def repair_fade(
     balance_strength: float = 1.0,
     keep_tone: bool = False,
 ) -> np.ndarray:
-    """Faded-print repair: auto levels (the channels together with `keep_tone`), gray-world
+    """Faded-print repair: auto levels (of the lightness alone with `keep_tone`), gray-world
     balance, then CLAHE on L."""
     out = _check(rgb)
     if levels:
@@ -333,7 +346,7 @@ class RepairSteps:
     clahe: bool = True
     clip_limit: float = 1.5
     levels: bool = True
-    keep_tone: bool = False  # auto levels stretch the channels together: a sepia or toned print keeps its colour
+    keep_tone: bool = False  # auto levels stretch the lightness alone: a sepia or toned print keeps its colour
     balance: bool = False  # gray-world balance, a toggle of its own (runs between levels and CLAHE)
     balance_strength: float = 1.0
     sharpen: bool = False

@@ -274,8 +274,8 @@ class RestorePanel(QWidget):
         self.fade_box = QCheckBox("Fade repair (auto levels, CLAHE)")
         self.clahe_clip = self._spin(*RANGES["clip_limit"], 1.5, 0.25, None, "CLAHE clip limit")
         self.keep_tone_box = QCheckBox("Keep the tone")
-        self.keep_tone_box.setToolTip("Auto levels stretch the colours together, so a sepia or toned print keeps "
-                                      "its colour (off: each on its own, which also takes out a fading cast)")
+        self.keep_tone_box.setToolTip("Auto levels stretch the lightness alone, so a sepia or toned print keeps "
+                                      "its colour (off: each colour on its own, which also takes out a fading cast)")
         self.keep_tone_box.toggled.connect(self._on_keep_tone)
         self.balance_box = QCheckBox("Gray-world balance")
         self.balance_box.setToolTip("Remove a colour cast, judged by the colour of the photo's edges so a big coloured "
