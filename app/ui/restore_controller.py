@@ -288,7 +288,9 @@ class RestoreController(QObject):
         self.session.apply_result()
         self._base = self._previewed = None
         self.panel.set_repair_source(None)
-        self.notice.emit(f"Applied the repairs ({describe(steps)}); Ctrl+Z takes them back.")
+        # a project reopened with a repaired result pending has no boxes ticked: "(none)" was said (QA)
+        what = f" ({describe(steps)})" if steps.any else ""
+        self.notice.emit(f"Applied the repairs{what}; Ctrl+Z takes them back.")
         return True
 
     # ---------------------------------------------------------------- document / shutdown
