@@ -144,6 +144,13 @@ def run(args: argparse.Namespace) -> int:
         return getattr(exc, "code", 1)
 
 
+def _repaired(steps: RepairSteps) -> str:
+    """The repairs a result had, for its line (a repair-only run said only "nothing to fill", QA)."""
+    names = [name for name, on in (("denoise", steps.denoise), ("auto levels", steps.fade),
+                                   ("gray-world", steps.balance), ("sharpen", steps.sharpen)) if on]
+    return f"; repaired: {', '.join(names)}" if names else ""
+
+
 def _steps(args: argparse.Namespace) -> RepairSteps:
     return RepairSteps(
         denoise=args.denoise is not False,
@@ -191,7 +198,7 @@ def _run_one(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
     if args.save_mask:
         write_mask(args.save_mask, result.mask)
     share = 100.0 * (result.mask > 0).mean()
-    print(f"{args.output}: {share:.2f} % of pixels filled as damage ({result.method})")
+    print(f"{args.output}: {share:.2f} % of pixels filled as damage ({result.method}){_repaired(steps)}")
     return 0
 
 
@@ -261,7 +268,8 @@ def _run_folder(args: argparse.Namespace, kinds, steps: RepairSteps) -> int:
         unchanged = not result.mask.any() and not steps.any
         for lost in write_result(target, photo, result.meta_of(loaded.meta), result.image, args.quality, unchanged):
             warn(f"{target.name}: {lost}")
-        say(f"{target}: {100.0 * (result.mask > 0).mean():.2f} % of pixels filled as damage ({result.method})")
+        say(f"{target}: {100.0 * (result.mask > 0).mean():.2f} % of pixels filled as damage ({result.method})"
+            + _repaired(steps))
         flags = {CUT_OFF_FILE} if CUT_OFF in loaded.meta.notes else set()
         if unchanged:
             flags.add(EMPTY_MASK)

@@ -136,7 +136,7 @@ def chroma(rgb):
     return float(np.hypot(lab[:, :, 1] - 128, lab[:, :, 2] - 128).mean())
 
 
-def test_keep_tone_keeps_a_sepia_print_sepia_through_auto_levels(tmp_path):
+def test_keep_tone_keeps_a_sepia_print_sepia_through_auto_levels(tmp_path, capsys):
     gray = read_image(SAMPLE).rgb[96:352, 128:448].mean(axis=2, keepdims=True) / 255.0
     sepia = np.clip((0.25 + 0.5 * gray) * np.array([1.0, 0.85, 0.62]) * 255, 0, 255).astype(np.uint8)
     path = tmp_path / "sepia.png"
@@ -145,6 +145,7 @@ def test_keep_tone_keeps_a_sepia_print_sepia_through_auto_levels(tmp_path):
     for name, extra in (("per-channel", []), ("kept", ["--keep-tone"])):
         out = tmp_path / f"{name}.png"
         assert main(["restore", str(path), "-o", str(out), "--detect", "none", "--auto-levels"] + extra) == 0
+        assert "; repaired: auto levels" in capsys.readouterr().out  # not only "nothing to fill"
         result = np.asarray(Image.open(out).convert("RGB"))
         tone[name] = chroma(result)
         lightness = cv2.cvtColor(result, cv2.COLOR_RGB2LAB)[:, :, 0]
