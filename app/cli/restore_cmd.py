@@ -144,11 +144,13 @@ def run(args: argparse.Namespace) -> int:
         return getattr(exc, "code", 1)
 
 
+#: the steps by the names of their options
+STEP_OPTIONS = {"denoise": "denoise", "fade": "auto levels", "balance": "gray-world", "sharpen": "sharpen"}
+
+
 def _repaired(steps: RepairSteps) -> str:
     """The repairs a result had, for its line (a repair-only run said only "nothing to fill", QA)."""
-    names = [name for name, on in (("denoise", steps.denoise), ("auto levels", steps.fade),
-                                   ("gray-world", steps.balance), ("sharpen", steps.sharpen)) if on]
-    return f"; repaired: {', '.join(names)}" if names else ""
+    return f"; repaired: {', '.join(STEP_OPTIONS[name] for name in steps.names)}" if steps.any else ""
 
 
 def _steps(args: argparse.Namespace) -> RepairSteps:

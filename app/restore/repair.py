@@ -357,6 +357,12 @@ class RepairSteps:
     def any(self) -> bool:
         return self.denoise or self.fade or self.balance or self.sharpen
 
+    @property
+    def names(self) -> list[str]:
+        """The steps ticked, in the order they run: "denoise", "fade", "balance", "sharpen"."""
+        return [name for name, on in (("denoise", self.denoise), ("fade", self.fade), ("balance", self.balance),
+                                      ("sharpen", self.sharpen)) if on]
+
 
 def apply_repairs(rgb: np.ndarray, steps: RepairSteps, progress=None) -> np.ndarray:
     """Run the enabled steps in order; `progress(name)` is called before each. A gray photo

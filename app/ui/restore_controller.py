@@ -41,9 +41,7 @@ def _digest(mask: np.ndarray) -> bytes:
 
 
 def describe(steps: RepairSteps) -> str:
-    names = [n for n, on in (("denoise", steps.denoise), ("fade", steps.fade), ("balance", steps.balance),
-                                 ("sharpen", steps.sharpen)) if on]
-    return ", ".join(names) or "none"
+    return ", ".join(steps.names) or "none"
 
 
 class RestoreController(QObject):
